@@ -1,0 +1,5 @@
+import sys
+
+from .cli import main_entry
+
+main_entry()

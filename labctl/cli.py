@@ -1,0 +1,323 @@
+"""labctl: bring the TLS wire lab up, look inside, and take it down.
+
+Every error is one line on stderr (`labctl: error: ...`) with a non-zero exit
+status; `--traceback` shows the Python traceback behind it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable, TextIO
+
+import docker.errors
+
+from . import __version__, capture, certs, images, render
+from .compose import find_tool
+from .errors import ExitStatus, LabError, UsageError
+from .lab import DEFAULT_PROJECT, SERVICES, Lab, check_service
+
+EPILOG = """\
+what the lab shows:
+  TLS hides what you say (URLs, passwords, cookies) but not who talks to whom,
+  on which port, which name was looked up, the SNI, or roughly how much was
+  said and when. The wire container sits on the path between client and
+  server and records every packet, so you can check each claim on real bytes.
+
+typical session:
+  labctl up                                  certs, images, containers, health
+  labctl status                              who is where
+  labctl capture start demo                  start recording on the wire
+  labctl client server.lab.test --secret hunter2
+  labctl capture stop demo --out demo.pcap   open it in Wireshark
+  labctl down                                remove containers and network
+
+environment:
+  LAB_PROJECT       lab name, as --project (default: tlslab)
+  LAB_CERTS_DIR     certificates folder (default: certs/ in the repository)
+  LAB_IMAGE_PREFIX  image name prefix (default: tlslab)
+  LAB_BASE_SOURCE   base image: auto (pull, else build locally), pull, local
+"""
+
+
+class Output:
+    """Where labctl writes; tests swap in buffers to read what a user would see."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None, quiet: bool = False) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.quiet = quiet
+
+    def result(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def progress(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=self.err, flush=True)
+
+
+def _lab(args: argparse.Namespace) -> Lab:
+    return Lab(project=args.project, base_source=getattr(args, "base_source", None))
+
+
+# -- commands ------------------------------------------------------------------
+
+def cmd_up(args: argparse.Namespace, io: Output) -> int:
+    lab = _lab(args)
+    tool = find_tool()
+    io.progress(f"bringing up lab '{lab.project}' with {tool.label}")
+    report = lab.up(io.progress, timeout=args.timeout)
+    io.result(render.up_json(report) if args.json else render.up_text(report))
+    return ExitStatus.OK
+
+
+def cmd_down(args: argparse.Namespace, io: Output) -> int:
+    lab = _lab(args)
+    if lab.down(volumes=args.volumes):
+        io.result(f"lab '{lab.project}' removed" + (" with its captures" if args.volumes else ""))
+    else:
+        io.result(f"lab '{lab.project}' is not up; nothing to remove")
+    return ExitStatus.OK
+
+
+def cmd_status(args: argparse.Namespace, io: Output) -> int:
+    lab = _lab(args)
+    states = lab.states()
+    running = any(s.state != "absent" for s in states)
+    network = lab.network()
+    net = lab.net() if network is not None else ""
+    if args.json:
+        io.result(render.status_json(lab.project, net, states if running else [], find_tool().label))
+    elif not running:
+        io.result(f"lab '{lab.project}' is not up — `labctl up` starts it")
+    else:
+        io.result(render.status_text(lab.project, net, states))
+    healthy = running and all(s.state == "running" and s.health == "healthy" for s in states)
+    return ExitStatus.OK if healthy else ExitStatus.ERROR
+
+
+def cmd_logs(args: argparse.Namespace, io: Output) -> int:
+    lab = _lab(args)
+    if args.service:
+        check_service(args.service)
+    if not lab.containers():
+        raise LabError(f"lab '{lab.project}' is not up; there are no logs — `labctl up` starts it")
+    argv = ["logs", "--no-color", f"--tail={args.tail}"]
+    if args.follow:
+        argv.append("--follow")
+    if args.service:
+        argv.append(args.service)
+    return lab.compose().stream(*argv)
+
+
+def cmd_shell(args: argparse.Namespace, io: Output) -> int:
+    lab = _lab(args)
+    container = lab.container(args.service)
+    docker_cli = shutil.which("docker")
+    if docker_cli is None:
+        raise UsageError("`labctl shell` needs the docker command-line tool on PATH")
+    command = args.command or ["/bin/bash"]
+    flags = ["-i", "-t"] if sys.stdin.isatty() and sys.stdout.isatty() else ["-i"]
+    user = ["--user", args.user] if args.user else []
+    os.execvp(docker_cli, [docker_cli, "exec", *flags, *user, container.name, *command])
+    return ExitStatus.ERROR  # not reached
+
+
+def cmd_certs(args: argparse.Namespace, io: Output) -> int:
+    lab = _lab(args)
+    if certs.exist(lab.certs_dir) and not args.force:
+        certs.check(lab.certs_dir)
+        made = certs.layout(lab.certs_dir)
+        verb = "present (use --force to make new ones)"
+    else:
+        made = certs.generate(lab.certs_dir)
+        certs.check(lab.certs_dir)
+        verb = "generated"
+    if args.json:
+        io.result(json.dumps({"schema": "tlslab.certs/1", "dir": str(lab.certs_dir), "status": verb.split()[0],
+                              "files": [{"path": str(f.path), "mounted_in": f.mounted_in,
+                                         "private": f.private} for f in made]}, indent=2))
+    else:
+        rows = [(str(f.path.relative_to(lab.certs_dir)), f.mounted_in,
+                 "private key (0600)" if f.private else "certificate") for f in made]
+        io.result(f"certificates {verb} in {lab.certs_dir}\n"
+                  + render.table(("FILE", "MOUNTED IN", "WHAT"), rows))
+    if lab.containers() and verb == "generated":
+        io.progress("the running lab still uses the old certificates: `labctl down && labctl up`")
+    return ExitStatus.OK
+
+
+def cmd_build(args: argparse.Namespace, io: Output) -> int:
+    lab = _lab(args)
+    base, how = images.ensure_base(lab.docker, lab.image_prefix, lab.root / "services",
+                                   lab.base_source, progress=lambda m: io.progress(f"  {m}"))
+    io.progress(render.dotted("base image", f"{base} ({how})"))
+    tags, built = lab.ensure_images(base, io.progress)
+    rows = [(service, f"{lab.image_prefix}-{service}:{tag}", "built" if service in built else "present")
+            for service, tag in tags.items()]
+    io.result(render.table(("SERVICE", "IMAGE", "STATUS"), [("base", base, how), *rows]))
+    return ExitStatus.OK
+
+
+def cmd_client(args: argparse.Namespace, io: Output) -> int:
+    lab = _lab(args)
+    client_args = args.client_args[1:] if args.client_args[:1] == ["--"] else args.client_args
+    if not client_args:
+        raise UsageError("say which server to talk to, e.g. `labctl client server.lab.test --secret hunter2` "
+                         "(`labctl client --help-client` lists the client's options)")
+    status, out, err = lab.exec("client", ["python3", "/app/client.py", *client_args], user="lab", timeout=60)
+    if status == 2 or not out.strip():
+        raise UsageError(f"client: {(err.strip().splitlines() or ['no output'])[-1]}")
+    report = json.loads(out.strip().splitlines()[-1])
+    io.result(json.dumps(report, indent=2) if args.json else render.client_text(report))
+    return ExitStatus.OK if report.get("ok") else ExitStatus.ERROR
+
+
+def cmd_client_help(args: argparse.Namespace, io: Output) -> int:
+    lab = _lab(args)
+    _, out, _ = lab.exec("client", ["python3", "/app/client.py", "--help"], user="lab")
+    io.result(out.rstrip())
+    return ExitStatus.OK
+
+
+def cmd_capture(args: argparse.Namespace, io: Output) -> int:
+    lab = _lab(args)
+    if args.action == "start":
+        capture.start(lab, args.name)
+        io.result(f"capturing on the wire of lab '{lab.project}' as {args.name!r}; "
+                  f"`labctl capture stop {args.name}` ends it")
+        return ExitStatus.OK
+    if args.action == "stop":
+        stats = capture.stop(lab, args.name)
+        saved = str(capture.save(capture.read(lab, args.name), Path(args.out))) if args.out else None
+        if args.json:
+            io.result(json.dumps({"schema": "tlslab.capture/1", **stats.__dict__, "saved_to": saved}, indent=2))
+        else:
+            io.result(render.capture_text(stats, saved))
+        return ExitStatus.OK if stats.complete else ExitStatus.ERROR
+    if args.action == "get":
+        saved = capture.save(capture.read(lab, args.name), Path(args.out))
+        io.result(f"saved {saved}")
+        return ExitStatus.OK
+    rows = [(c["name"], str(c["bytes"]), "running" if c["running"] else "stopped") for c in capture.listing(lab)]
+    if args.json:
+        io.result(json.dumps({"schema": "tlslab.captures/1", "captures": capture.listing(lab)}, indent=2))
+    else:
+        io.result(render.table(("NAME", "BYTES", "STATE"), rows) if rows else "no captures on the wire yet")
+    return ExitStatus.OK
+
+
+# -- parser --------------------------------------------------------------------
+
+def add_common(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """Options accepted before or after the command (`labctl -q up` = `labctl up -q`)."""
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--project", "-p", default=default(os.environ.get("LAB_PROJECT") or DEFAULT_PROJECT),
+                        help="lab name (compose project); labs with different names run side by side "
+                             "(default: $LAB_PROJECT or tlslab)")
+    parser.add_argument("--traceback", action="store_true", default=default(False),
+                        help="show the Python traceback behind an error")
+    parser.add_argument("--quiet", "-q", action="store_true", default=default(False),
+                        help="no progress lines on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="labctl", description="Control the TLS wire lab: see what TLS protects and what it leaks.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"labctl {__version__}")
+    add_common(parser, defaults=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name: str, func: Callable[[argparse.Namespace, Output], int], help: str,
+            json_flag: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        add_common(p, defaults=False)
+        p.set_defaults(func=func)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print a JSON document instead of text")
+        return p
+
+    p = add("up", cmd_up, "certificates, images, containers and health checks: the whole lab, "
+                          "idempotently (a second `up` changes nothing)", json_flag=True)
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for health (default 60)")
+    p.add_argument("--base-source", choices=images.SOURCES,
+                   help="where the base image comes from: auto tries a registry, then builds "
+                        "locally from Debian packages (default: $LAB_BASE_SOURCE or auto)")
+
+    p = add("down", cmd_down, "remove the lab's containers and network (a no-op when it is not up)")
+    p.add_argument("--volumes", "-v", action="store_true", help="also delete the captures volume")
+
+    add("status", cmd_status, "services, addresses, roles and health; exit 0 only when all are healthy",
+        json_flag=True)
+
+    p = add("logs", cmd_logs, "show the services' logs (the server logs requests, dns logs queries)")
+    p.add_argument("service", nargs="?", help=f"one of: {', '.join(SERVICES)} (default: all)")
+    p.add_argument("--tail", type=int, default=100, help="lines per service (default 100)")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+
+    p = add("shell", cmd_shell, "open a shell (or run a command) inside a service's container")
+    p.add_argument("service", help=f"one of: {', '.join(SERVICES)}")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="command to run instead of a shell")
+    p.add_argument("--user", "-u", help="user to run as (default: root; the client runs as 'lab')")
+
+    p = add("certs", cmd_certs, "make the lab CA and the server's RSA and ECDSA certificates with trustme; "
+                                "say which container mounts each file", json_flag=True)
+    p.add_argument("--force", action="store_true", help="make a new set even if one exists")
+
+    p = add("build", cmd_build, "build the base image (pulled, or made from Debian packages) and the "
+                                "service images, without starting anything")
+    p.add_argument("--base-source", choices=images.SOURCES, help="as for `up`")
+
+    p = add("client", cmd_client, "run the lab's TLS client once in the client container and show what it "
+                                  "got; arguments go to client.py", json_flag=True)
+    p.add_argument("client_args", nargs=argparse.REMAINDER,
+                   help="e.g. server.lab.test --secret hunter2 [--plain] [--insecure] [--max-version 1.2]")
+    add("client-help", cmd_client_help, "show every option of the lab's client program")
+
+    p = add("capture", cmd_capture, "record packets on the wire: start NAME, stop NAME [--out FILE], "
+                                    "get NAME --out FILE, list", json_flag=True)
+    p.add_argument("action", choices=("start", "stop", "get", "list"), help="what to do")
+    p.add_argument("name", nargs="?", help="capture name (letters, digits, '.', '_', '-')")
+    p.add_argument("--out", "-o", help="copy the pcap to this file on the host (mode 0600)")
+    return parser
+
+
+def main(argv: list[str] | None = None, io: Output | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    io = io or Output(quiet=args.quiet)
+    if args.command == "capture":
+        if args.action != "list" and not args.name:
+            parser.error(f"capture {args.action} needs a NAME")
+        if args.action == "get" and not args.out:
+            parser.error("capture get needs --out FILE")
+    try:
+        return int(args.func(args, io))
+    except LabError as exc:
+        if args.traceback:
+            raise
+        print(f"labctl: error: {exc}", file=io.err)
+        for line in exc.details:
+            print(f"  {line}", file=io.err)
+        return int(exc.status)
+    except docker.errors.DockerException as exc:
+        if args.traceback:
+            raise
+        print(f"labctl: error: Docker said: {str(exc).splitlines()[0][:300]}", file=io.err)
+        return int(ExitStatus.ERROR)
+    except KeyboardInterrupt:
+        print("labctl: interrupted", file=io.err)
+        return int(ExitStatus.INTERRUPTED)
+
+
+def main_entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""Images with or without a registry.
+
+Every service image is built FROM one base image (a build arg). The base is
+found in this order:
+
+1. already present locally (tagged by a hash of its recipe, so a change to
+   the package list makes a new one);
+2. pulled: `debian:bookworm-slim` plus the packages, via services/base/Dockerfile;
+3. built offline from Debian packages: mmdebstrap writes a root filesystem
+   tarball and `docker import` turns it into an image (no registry needed;
+   this is what machines without one, like CI here, use).
+
+Service images are tagged by a hash of their build context and the base
+image, so `labctl up` rebuilds exactly what changed and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import docker
+import docker.errors
+
+from .errors import DockerUnavailable, ImageError
+
+SUITE = "bookworm"
+PULL_BASE = "debian:bookworm-slim"
+# What every lab container needs: Python's ssl and http.server, tcpdump and
+# iptables for the wire, iproute2 for routes, dnsmasq for the resolver.
+PACKAGES = ("python3-minimal", "libpython3.11-stdlib", "tcpdump", "iproute2", "iptables",
+            "dnsmasq-base", "ca-certificates")
+# Documentation and translations are a third of the image and never read here.
+EXCLUDES = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*", "/usr/share/info/*")
+# Run as root inside the new root filesystem, in both ways of making the base.
+# "lab" (uid 10001) is the unprivileged user the client and server run as;
+# /captures belongs to tcpdump, which drops to that user after opening eth0.
+SETUP = ("useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent "
+         "--shell /usr/sbin/nologin lab && mkdir -p /captures /app "
+         "&& chown tcpdump:tcpdump /captures && chmod 0750 /captures")
+SERVICES = ("wire", "server", "dns", "client")
+SOURCES = ("auto", "pull", "local")
+
+Progress = Callable[[str], None]
+
+
+def recipe_hash() -> str:
+    text = "\n".join([SUITE, *PACKAGES, *EXCLUDES, SETUP])
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def base_image_name(prefix: str) -> str:
+    return f"{prefix}-base:{SUITE}-{recipe_hash()}"
+
+
+def context_hash(services_dir: Path, service: str, base_id: str) -> str:
+    """Hash of what goes into one service image: its folder, the shared base/ folder, the base."""
+    digest = hashlib.sha256(base_id.encode())
+    for folder in (services_dir / "base", services_dir / service):
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(str(path.relative_to(services_dir)).encode())
+                digest.update(b"\0%o\0" % (path.stat().st_mode & 0o777))
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class ServiceImage:
+    service: str
+    name: str
+    tag: str
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+
+def service_images(services_dir: Path, prefix: str, base_id: str) -> list[ServiceImage]:
+    return [ServiceImage(s, f"{prefix}-{s}", context_hash(services_dir, s, base_id)) for s in SERVICES]
+
+
+def image_exists(client: docker.DockerClient, ref: str) -> bool:
+    try:
+        client.images.get(ref)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+@contextlib.contextmanager
+def _build_lock(name: str) -> Iterator[None]:
+    """One base build at a time per machine, even across parallel labs."""
+    lock_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tlslab"
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with open(lock_dir / f"{name.replace(':', '_').replace('/', '_')}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def ensure_base(client: docker.DockerClient, prefix: str, services_dir: Path,
+                source: str = "auto", progress: Progress = print) -> tuple[str, str]:
+    """Return (name, how) of the base image, building it if it is missing."""
+    name = base_image_name(prefix)
+    if image_exists(client, name):
+        return name, "present"
+    with _build_lock(name):
+        if image_exists(client, name):       # another labctl built it while we waited
+            return name, "present"
+        pull_error = ""
+        if source in ("auto", "pull"):
+            try:
+                _base_from_pull(client, name, services_dir, progress)
+                return name, f"built from {PULL_BASE}"
+            except ImageError as exc:
+                if source == "pull":
+                    raise
+                pull_error = str(exc)
+                progress(f"no registry: {pull_error}; building from Debian packages instead")
+        _base_from_packages(client, name, progress, pull_error)
+        return name, "built from Debian packages (mmdebstrap)"
+
+
+def _base_from_pull(client: docker.DockerClient, name: str, services_dir: Path,
+                    progress: Progress) -> None:
+    repo, tag = PULL_BASE.split(":")
+    try:
+        client.images.pull(repo, tag=tag)
+    except docker.errors.APIError as exc:
+        raise ImageError(f"cannot pull {PULL_BASE} ({exc.explanation or exc})") from None
+    progress(f"pulled {PULL_BASE}; installing {len(PACKAGES)} packages")
+    repository, tag = name.split(":")
+    try:
+        client.images.build(path=str(services_dir / "base"), tag=name, rm=True, forcerm=True,
+                            buildargs={"FROM_IMAGE": PULL_BASE, "PACKAGES": " ".join(PACKAGES),
+                                       "SETUP": SETUP},
+                            labels={"tlslab.recipe": recipe_hash()})
+    except (docker.errors.BuildError, docker.errors.APIError) as exc:
+        raise ImageError(f"building {name} from {PULL_BASE} failed: {exc}") from None
+
+
+def _base_from_packages(client: docker.DockerClient, name: str, progress: Progress,
+                        pull_error: str) -> None:
+    mmdebstrap = shutil.which("mmdebstrap")
+    if not mmdebstrap:
+        why = f"pulling {PULL_BASE} failed ({pull_error}) and " if pull_error else ""
+        raise DockerUnavailable(f"no base image: {why}mmdebstrap is not installed — "
+                                "install it (apt-get install mmdebstrap) or make a registry reachable")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="tlslab-base-") as tmp:
+        tarball = Path(tmp) / "base.tar"
+        argv = [mmdebstrap, "--variant=essential", "--include=" + ",".join(PACKAGES),
+                *[f"--dpkgopt=path-exclude={pattern}" for pattern in EXCLUDES],
+                f'--customize-hook=chroot "$1" sh -c "{SETUP}"',
+                SUITE, str(tarball)]
+        progress(f"mmdebstrap {SUITE} with {len(PACKAGES)} packages (about 40 s)")
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        tail: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            tail = (tail + [line.rstrip()])[-5:]
+            if line.startswith("I: ") and "ing " in line:
+                progress(line[3:].strip())
+        if proc.wait() != 0:
+            raise ImageError(f"mmdebstrap failed: {' / '.join(tail[-3:])}")
+        repository, tag = name.split(":")
+        progress(f"importing the root filesystem as {name}")
+        try:
+            client.api.import_image_from_file(str(tarball), repository=repository, tag=tag,
+                                              changes=[f"LABEL tlslab.recipe={recipe_hash()}"])
+        except docker.errors.APIError as exc:
+            raise ImageError(f"docker import of the base image failed: {exc.explanation or exc}") from None
+    if not image_exists(client, name):
+        raise ImageError(f"docker import reported success but {name} is not there")
+    progress(f"base image {name} ready in {time.monotonic() - started:.0f} s")
+
+
+def docker_client() -> docker.DockerClient:
+    """A Docker SDK client that has answered a ping, or a DockerUnavailable that says why."""
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+        return client
+    except docker.errors.DockerException as exc:
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        reason = str(exc).split(": ", 1)[-1][:160]
+        raise DockerUnavailable(f"cannot reach the Docker daemon at {where} ({reason}) — "
+                                "is it running? (`sudo systemctl start docker`, or check DOCKER_HOST)") from None

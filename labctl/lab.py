@@ -1,0 +1,312 @@
+"""One lab: a compose project, its network, its containers, and bringing it up.
+
+A lab is named by its compose project (`--project`, or LAB_PROJECT). Each lab
+gets its own /24 inside 10.77.0.0/16 (the default lab takes 10.77.0.0/24),
+so two labs run side by side without sharing a bridge, an address or a name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from . import certs, images
+from .compose import Compose, find_tool
+from .errors import LabError, NotHealthy, UsageError
+from .waiting import NotReady, wait_for
+
+DEFAULT_PROJECT = "tlslab"
+PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+LAB_RANGE = ipaddress.ip_network("10.77.0.0/16")
+# Host part of each service's address; the wire sits at .254, the resolver at .53.
+HOSTS = {"client": 10, "server": 20, "dns": 53, "wire": 254}
+SERVICES = ("wire", "server", "dns", "client")
+HEALTH_TIMEOUT = 60.0
+
+Progress = Callable[[str], None]
+
+
+def find_root() -> Path:
+    """The folder holding compose.yaml and services/ (LAB_HOME overrides)."""
+    candidates = [Path(os.environ["LAB_HOME"])] if os.environ.get("LAB_HOME") else []
+    candidates += [Path(__file__).resolve().parent.parent, Path.cwd()]
+    for root in candidates:
+        if (root / "compose.yaml").is_file() and (root / "services").is_dir():
+            return root
+    raise UsageError("cannot find the lab's compose.yaml and services/ — run labctl from the "
+                     "repository (pip install -e .) or set LAB_HOME to its folder")
+
+
+def check_project(name: str) -> str:
+    if not PROJECT_RE.match(name):
+        raise UsageError(f"project name {name!r} must be 1-40 lowercase letters, digits, '-' or '_', "
+                         "starting with a letter or digit")
+    return name
+
+
+def choose_net(project: str, taken: list[ipaddress.IPv4Network]) -> str:
+    """Pick a free /24 in 10.77.0.0/16 for a new lab; return its first three octets.
+
+    The default lab prefers 10.77.0.0/24 (the addresses in the README); other
+    projects start at a slot derived from their name, so labs started at the
+    same moment rarely race for the same subnet.
+    """
+    slots = list(LAB_RANGE.subnets(new_prefix=24))
+    start = 0 if project == DEFAULT_PROJECT else zlib.crc32(project.encode()) % len(slots)
+    for i in range(len(slots)):
+        candidate = slots[(start + i) % len(slots)]
+        if not any(candidate.overlaps(net) for net in taken):
+            return str(candidate.network_address).rsplit(".", 1)[0]
+    raise LabError("no free /24 left in 10.77.0.0/16 — `labctl down` some labs first")
+
+
+@dataclass
+class ServiceState:
+    service: str
+    role: str
+    address: str
+    state: str           # running, exited, created, ... or "absent"
+    health: str          # healthy, starting, unhealthy, "-" when none
+    container: str       # container name
+    exit_code: int | None = None
+
+
+@dataclass
+class UpReport:
+    project: str
+    net: str
+    steps: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    services: list[ServiceState] = field(default_factory=list)
+
+
+class Lab:
+    def __init__(self, project: str = DEFAULT_PROJECT, root: Path | None = None,
+                 certs_dir: Path | None = None, image_prefix: str | None = None,
+                 base_source: str | None = None) -> None:
+        self.project = check_project(project)
+        self.root = root or find_root()
+        self.certs_dir = (certs_dir or Path(os.environ.get("LAB_CERTS_DIR") or self.root / "certs")).resolve()
+        self.image_prefix = image_prefix or os.environ.get("LAB_IMAGE_PREFIX") or "tlslab"
+        self.base_source = base_source or os.environ.get("LAB_BASE_SOURCE") or "auto"
+        if self.base_source not in images.SOURCES:
+            raise UsageError(f"base image source {self.base_source!r} is not one of: {', '.join(images.SOURCES)}")
+        self._docker: docker.DockerClient | None = None
+        self._net: str | None = None
+
+    # -- Docker and compose -------------------------------------------------
+
+    @property
+    def docker(self) -> docker.DockerClient:
+        if self._docker is None:
+            self._docker = images.docker_client()
+        return self._docker
+
+    def compose(self, tags: dict[str, str] | None = None, base: str | None = None) -> Compose:
+        env = {"LAB_NET": self.net(), "LAB_CERTS_DIR": str(self.certs_dir),
+               "LAB_IMAGE_PREFIX": self.image_prefix}
+        if base:
+            env["LAB_BASE_IMAGE"] = base
+        for service, tag in (tags or {}).items():
+            env[f"LAB_{service.upper()}_TAG"] = tag
+        return Compose(self.root / "compose.yaml", self.project, env)
+
+    def network(self) -> docker.models.networks.Network | None:
+        found = self.docker.networks.list(filters={"label": [f"com.docker.compose.project={self.project}",
+                                                             "com.docker.compose.network=lab"]})
+        return found[0] if found else None
+
+    def net(self) -> str:
+        """First three octets of this lab's /24: the existing network's, or a free one."""
+        if self._net is None:
+            existing = self.network()
+            if existing is not None:
+                subnet = existing.attrs["IPAM"]["Config"][0]["Subnet"]
+                self._net = subnet.split("/")[0].rsplit(".", 1)[0]
+            else:
+                self._net = choose_net(self.project, self._taken_subnets())
+        return self._net
+
+    def _taken_subnets(self) -> list[ipaddress.IPv4Network]:
+        taken = []
+        for network in self.docker.networks.list():
+            network.reload()
+            for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
+                try:
+                    net = ipaddress.ip_network(config.get("Subnet", ""), strict=False)
+                except ValueError:
+                    continue
+                if isinstance(net, ipaddress.IPv4Network):
+                    taken.append(net)
+        return taken
+
+    def address(self, service: str) -> str:
+        return f"{self.net()}.{HOSTS[service]}"
+
+    def containers(self) -> dict[str, Container]:
+        found = self.docker.containers.list(
+            all=True, filters={"label": f"com.docker.compose.project={self.project}"})
+        return {c.labels.get("com.docker.compose.service", c.name): c for c in found}
+
+    def container(self, service: str) -> Container:
+        check_service(service)
+        found = self.containers().get(service)
+        if found is None or found.status != "running":
+            raise LabError(f"service '{service}' of lab '{self.project}' is not running — start the lab "
+                           f"with `labctl up`{'' if self.project == DEFAULT_PROJECT else ' --project ' + self.project}")
+        return found
+
+    # -- state ----------------------------------------------------------------
+
+    def states(self) -> list[ServiceState]:
+        found = self.containers()
+        states = []
+        for service in SERVICES:
+            c = found.get(service)
+            if c is None:
+                states.append(ServiceState(service, "", "", "absent", "-", ""))
+                continue
+            state = c.attrs["State"]
+            nets = c.attrs["NetworkSettings"]["Networks"] or {}
+            address = next((n.get("IPAddress") for n in nets.values() if n.get("IPAddress")), "")
+            states.append(ServiceState(
+                service=service, role=c.labels.get("tlslab.role", ""), address=address,
+                state=state.get("Status", "?"), health=(state.get("Health") or {}).get("Status", "-"),
+                container=c.name, exit_code=state.get("ExitCode") if state.get("Status") == "exited" else None))
+        return states
+
+    def is_up(self) -> bool:
+        return bool(self.containers()) or self.network() is not None
+
+    # -- up -----------------------------------------------------------------
+
+    def up(self, progress: Progress, timeout: float = HEALTH_TIMEOUT) -> UpReport:
+        """Certificates, images, containers, health: idempotent, bounded."""
+        started = time.monotonic()
+        report = UpReport(self.project, "")
+        client = self.docker
+
+        def step(name: str, outcome: str) -> None:
+            report.steps.append((name, outcome))
+            progress(f"{name:.<24} {outcome}")
+
+        if certs.exist(self.certs_dir):
+            certs.check(self.certs_dir)
+            step("certificates", f"present in {self.certs_dir}")
+        else:
+            certs.generate(self.certs_dir)
+            certs.check(self.certs_dir)
+            step("certificates", f"generated in {self.certs_dir}")
+
+        base, how = images.ensure_base(client, self.image_prefix, self.root / "services",
+                                       self.base_source, progress=lambda m: progress(f"  {m}"))
+        step("base image", f"{base} ({how})")
+        tags, built = self.ensure_images(base, progress)
+        step("service images", f"built {', '.join(built)}" if built else "present")
+
+        report.net = self.net()
+        compose = self.compose(tags, base)
+        compose.run("up", "--detach", "--no-build", "--remove-orphans", timeout=300)
+        step("containers", f"{self.project} on {report.net}.0/24")
+
+        report.services = self.wait_healthy(timeout)
+        step("health", "all services healthy")
+        report.seconds = time.monotonic() - started
+        return report
+
+    def ensure_images(self, base: str, progress: Progress) -> tuple[dict[str, str], list[str]]:
+        """Build the service images whose build context changed; return tags and what was built."""
+        base_id = self.docker.images.get(base).id
+        wanted = images.service_images(self.root / "services", self.image_prefix, base_id)
+        tags = {img.service: img.tag for img in wanted}
+        missing = [img for img in wanted if not images.image_exists(self.docker, img.ref)]
+        if missing:
+            names = [img.service for img in missing]
+            progress(f"  building {', '.join(names)} from {base}")
+            # v1 builds one image at a time unless told; v2 builds in parallel anyway.
+            parallel = ["--parallel"] if find_tool().version == 1 else []
+            self.compose(tags, base).run("build", *parallel, *names, timeout=900)
+        return tags, [img.service for img in missing]
+
+    def wait_healthy(self, timeout: float = HEALTH_TIMEOUT) -> list[ServiceState]:
+        """Wait until every service is running and healthy; fail fast if one exits."""
+        last: list[ServiceState] = []
+
+        def check() -> list[ServiceState]:
+            nonlocal last
+            last = self.states()
+            for s in last:
+                if s.state in ("exited", "dead"):
+                    raise self._unhealthy(s, f"exited with status {s.exit_code}")
+                if s.health == "unhealthy":
+                    raise self._unhealthy(s, "unhealthy")
+            waiting = [s.service for s in last if s.state != "running" or s.health not in ("healthy", "-")]
+            if waiting:
+                raise NotReady(f"waiting for {', '.join(waiting)}")
+            return last
+
+        try:
+            return wait_for(check, what=f"lab '{self.project}'", timeout=timeout, interval=0.1)
+        except NotHealthy:
+            slow = next((s for s in last if s.state != "running" or s.health != "healthy"), None)
+            if slow is None:
+                raise
+            raise self._unhealthy(slow, f"not healthy after {timeout:.0f} s (state {slow.state}, "
+                                        f"health {slow.health})") from None
+
+    def _unhealthy(self, s: ServiceState, why: str) -> NotHealthy:
+        error = NotHealthy(f"service '{s.service}' {why} — see `labctl logs {s.service}`")
+        error.details = self.log_tail(s.service, 10)
+        return error
+
+    def log_tail(self, service: str, lines: int) -> list[str]:
+        c = self.containers().get(service)
+        if c is None:
+            return []
+        try:
+            text = c.logs(tail=lines).decode(errors="replace")
+        except docker.errors.APIError:
+            return []
+        return [f"{service} | {line}" for line in text.splitlines()]
+
+    # -- down -----------------------------------------------------------------
+
+    def down(self, volumes: bool = False) -> bool:
+        """Remove the lab's containers and network (and captures with volumes); False if nothing was up."""
+        had_volume = volumes and bool(self.docker.volumes.list(
+            filters={"label": f"com.docker.compose.project={self.project}"}))
+        if not self.is_up() and not had_volume:
+            return False
+        args = ["down", "--timeout", "1", "--remove-orphans"]
+        if volumes:
+            args.append("--volumes")
+        self.compose().run(*args, timeout=120)
+        return True
+
+    # -- doing things inside ------------------------------------------------
+
+    def exec(self, service: str, argv: list[str], user: str = "root",
+             timeout: float | None = None) -> tuple[int, str, str]:
+        """Run argv in a service's container; return (status, stdout, stderr)."""
+        c = self.container(service)
+        if timeout is not None:
+            argv = ["timeout", "--kill-after=2", str(timeout), *argv]
+        result = c.exec_run(argv, user=user, demux=True)
+        out, err = result.output if result.output else (b"", b"")
+        return result.exit_code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
+
+
+def check_service(service: str) -> str:
+    if service not in SERVICES:
+        raise UsageError(f"unknown service {service!r}; the lab's services are: {', '.join(SERVICES)}")
+    return service

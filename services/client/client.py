@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""The lab's TLS client: the classic "safe TLS client", run on demand by labctl.
+
+It grows from the textbook pattern
+
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    raw = socket.create_connection((host, port))
+    tls = context.wrap_socket(raw, server_hostname=host)
+
+The name is resolved by the system resolver, whose resolv.conf points at the
+lab's DNS server, so the lookup crosses the wire like any real one would.
+
+It sends one HTTP/1.1 request that carries a secret (in a cookie, an
+Authorization header or a password form field), reads the reply, and prints
+one JSON object describing what happened: the address it connected to, the
+negotiated version and cipher, the peer certificate, the status and body
+size, or the exact error if the connection was refused.
+
+Exit status: 0 when the exchange completed, 1 when TLS or the network
+refused it (the JSON says why), 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import socket
+import ssl
+import sys
+import time
+import urllib.parse
+
+TLS_VERSIONS = {
+    "1.0": ssl.TLSVersion.TLSv1,
+    "1.1": ssl.TLSVersion.TLSv1_1,
+    "1.2": ssl.TLSVersion.TLSv1_2,
+    "1.3": ssl.TLSVersion.TLSv1_3,
+}
+SECRET_PLACES = ("cookie", "authorization", "form")
+
+
+def make_context(args: argparse.Namespace) -> ssl.SSLContext:
+    """The safe default context; --insecure is the careless client."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=args.cafile)
+    if args.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if args.min_version:
+        context.minimum_version = TLS_VERSIONS[args.min_version]
+    if args.max_version:
+        context.maximum_version = TLS_VERSIONS[args.max_version]
+    if args.ciphers:
+        context.set_ciphers(args.ciphers)
+    if args.cert:
+        context.load_cert_chain(args.cert, args.key)
+    if args.keylog:
+        context.keylog_filename = args.keylog
+    return context
+
+
+def build_request(args: argparse.Namespace) -> bytes:
+    """One HTTP/1.1 request with the secret where --secret-in says."""
+    headers = {"Host": args.host, "User-Agent": "tlslab-client/1", "Connection": "close"}
+    body = b""
+    method = "GET"
+    if args.secret:
+        if args.secret_in == "cookie":
+            headers["Cookie"] = f"session={args.secret}"
+        elif args.secret_in == "authorization":
+            token = base64.b64encode(f"student:{args.secret}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
+        else:
+            method = "POST"
+            body = urllib.parse.urlencode({"user": "student", "password": args.secret}).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+    if method == "POST":
+        headers["Content-Length"] = str(len(body))
+    lines = [f"{method} {args.path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def read_response(sock: socket.socket) -> tuple[str, int]:
+    """Read until the server closes; return the status line and body size."""
+    chunks = []
+    while True:
+        data = sock.recv(1 << 16)
+        if not data:
+            break
+        chunks.append(data)
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].decode("latin-1")
+    return status, len(body)
+
+
+def client(args: argparse.Namespace) -> dict:
+    report: dict = {"host": args.host, "port": args.port, "tls": not args.plain,
+                    "verify": not args.insecure}
+    try:
+        context = None if args.plain else make_context(args)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        report.update(ok=False, error=f"bad client settings: {exc}", error_kind="config")
+        return report
+    started = time.monotonic()
+    try:
+        addrinfo = socket.getaddrinfo(args.host, args.port, socket.AF_INET, socket.SOCK_STREAM)
+        address = addrinfo[0][4][0]
+        report["address"] = address
+        raw = socket.create_connection((address, args.port), timeout=args.timeout)
+        sock: socket.socket = raw
+        if context is not None:
+            sock = context.wrap_socket(raw, server_hostname=args.sni or args.host)
+            report["version"] = sock.version()
+            report["cipher"] = sock.cipher()[0]
+            report["peer_certificate"] = sock.getpeercert() or None
+        with sock:
+            sock.sendall(build_request(args))
+            report["status"], report["body_bytes"] = read_response(sock)
+        report["ok"] = True
+    except ssl.SSLCertVerificationError as exc:
+        report.update(ok=False, error=exc.verify_message or str(exc), error_kind="certificate")
+    except ssl.SSLError as exc:
+        report.update(ok=False, error=exc.reason or str(exc), error_kind="tls")
+    except socket.gaierror as exc:
+        report.update(ok=False, error=f"cannot resolve {args.host}: {exc.strerror}", error_kind="dns")
+    except OSError as exc:
+        report.update(ok=False, error=exc.strerror or str(exc), error_kind="network")
+    report["seconds"] = round(time.monotonic() - started, 4)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="The lab's safe TLS client: one HTTP request carrying a secret; prints a JSON report.")
+    parser.add_argument("host", help="server name to resolve, connect to and verify (e.g. server.lab.test)")
+    parser.add_argument("--port", type=int, help="server port (default 443, or 80 with --plain)")
+    parser.add_argument("--path", default="/", help="what to request, e.g. / or /bytes/4096")
+    parser.add_argument("--secret", help="the secret to send (a password or session token)")
+    parser.add_argument("--secret-in", choices=SECRET_PLACES, default="cookie", help="where the request carries it")
+    parser.add_argument("--cafile", default="/certs/ca.crt", help="CA certificate(s) to trust")
+    parser.add_argument("--sni", help="server name to send and verify, if not HOST")
+    parser.add_argument("--min-version", choices=TLS_VERSIONS, help="lowest TLS version to accept")
+    parser.add_argument("--max-version", choices=TLS_VERSIONS, help="highest TLS version to offer")
+    parser.add_argument("--ciphers", help="OpenSSL cipher string for TLS 1.2 and older")
+    parser.add_argument("--insecure", action="store_true", help="the careless client: no certificate or name check")
+    parser.add_argument("--cert", help="client certificate chain (PEM), for mutual TLS")
+    parser.add_argument("--key", help="private key of --cert")
+    parser.add_argument("--keylog", help="write the NSS key log here (lets Wireshark decrypt the capture)")
+    parser.add_argument("--plain", action="store_true", help="no TLS at all: the same request over plain TCP")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the network")
+    args = parser.parse_args(argv)
+    if args.port is None:
+        args.port = 80 if args.plain else 443
+    report = client(args)
+    json.dump(report, sys.stdout)
+    sys.stdout.write("\n")
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

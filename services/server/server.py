@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""The lab's TLS server: the classic "safe TLS server", speaking HTTP/1.1.
+
+It grows from the textbook pattern
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+
+and serves the same small site twice: over TLS on --tls-port and over plain
+TCP on --plain-port, so a scenario can show the same request with and without
+TLS on the wire.
+
+The site:
+
+    GET  /               a short HTML page
+    GET  /bytes/N        N bytes of body (0 <= N <= 1 GiB), for size and bulk tests
+    POST /login          a form with a password field; the reply says welcome
+    GET  /whoami         echoes the client certificate's subject (mutual TLS)
+
+Requests may carry a secret in a cookie, an Authorization header or a form
+field; the server never logs it (look for it on the wire, not in the logs).
+
+The key is read while the process still runs as root, then the process drops
+to an unprivileged user before it accepts a single connection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import os
+import pwd
+import socket
+import ssl
+import sys
+import threading
+
+TLS_VERSIONS = {
+    "1.0": ssl.TLSVersion.TLSv1,
+    "1.1": ssl.TLSVersion.TLSv1_1,
+    "1.2": ssl.TLSVersion.TLSv1_2,
+    "1.3": ssl.TLSVersion.TLSv1_3,
+}
+MAX_BODY = 1 << 30
+CHUNK = 1 << 16
+
+
+class LabHandler(http.server.BaseHTTPRequestHandler):
+    server_version = "tlslab-server/1"
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        if self.path == "/":
+            self._reply(200, b"<!doctype html><title>tlslab</title><p>Hello from the lab server.\n",
+                        "text/html; charset=utf-8")
+        elif self.path.startswith("/bytes/"):
+            self._send_bytes(self.path[len("/bytes/"):])
+        elif self.path == "/whoami":
+            self._reply(200, _peer_subject(self.connection).encode() + b"\n")
+        elif self.path == "/health":
+            self._reply(200, b"ok\n")
+        else:
+            self._reply(404, b"not found\n")
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(min(length, 1 << 20))
+        if self.path == "/login":
+            self._reply(200, b"welcome back\n")
+        else:
+            self._reply(404, b"not found\n")
+
+    def _send_bytes(self, count_text: str) -> None:
+        if not count_text.isdigit() or int(count_text) > MAX_BODY:
+            self._reply(400, b"usage: /bytes/N with 0 <= N <= 1073741824\n")
+            return
+        count = int(count_text)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(count))
+        self.end_headers()
+        block = b"x" * CHUNK
+        while count > 0:
+            self.wfile.write(block[:min(count, CHUNK)])
+            count -= CHUNK
+
+    def _reply(self, status: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        # One line per request, never the headers: the secret travels there.
+        sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+
+def _peer_subject(conn: socket.socket) -> str:
+    if not isinstance(conn, ssl.SSLSocket):
+        return "plain TCP: no client certificate"
+    cert = conn.getpeercert()
+    if not cert:
+        return "no client certificate"
+    return ", ".join(f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn)
+
+
+class TLSServer(http.server.ThreadingHTTPServer):
+    """A threading HTTP server that wraps each accepted socket in TLS.
+
+    The handshake runs in the handler's thread (do_handshake_on_connect), so
+    one slow or failing client never blocks the accept loop.
+    """
+
+    daemon_threads = True
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], context: ssl.SSLContext) -> None:
+        self.context = context
+        super().__init__(address, LabHandler)
+
+    def finish_request(self, request, client_address) -> None:  # type: ignore[override]
+        try:
+            tls = self.context.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            sys.stderr.write(f"{client_address[0]} TLS handshake failed: {exc}\n")
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            tls.close()
+
+
+def make_context(args: argparse.Namespace) -> ssl.SSLContext:
+    """The safe default context, narrowed only where a flag says so."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = TLS_VERSIONS[args.min_version]
+    context.maximum_version = TLS_VERSIONS[args.max_version]
+    if args.ciphers:
+        context.set_ciphers(args.ciphers)
+    if args.require_client_cert:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=args.client_ca)
+    context.load_cert_chain(args.cert, args.key)
+    return context
+
+
+def drop_privileges(user: str) -> None:
+    """Become USER for good (the certificate key is already in memory)."""
+    if os.getuid() != 0:
+        return
+    entry = pwd.getpwnam(user)
+    os.setgroups([])
+    os.setgid(entry.pw_gid)
+    os.setuid(entry.pw_uid)
+
+
+def server(args: argparse.Namespace) -> None:
+    context = make_context(args)
+    tls = TLSServer((args.host, args.tls_port), context)
+    plain = http.server.ThreadingHTTPServer((args.host, args.plain_port), LabHandler)
+    plain.daemon_threads = True
+    drop_privileges(args.user)
+    print(f"Serving TLS on :{args.tls_port} and plain HTTP on :{args.plain_port} "
+          f"as uid {os.getuid()}; TLS {args.min_version}..{args.max_version}", flush=True)
+    threading.Thread(target=plain.serve_forever, daemon=True).start()
+    tls.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="The lab's safe TLS server (HTTP/1.1 over TLS and over plain TCP).")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    parser.add_argument("--tls-port", type=int, default=443, help="port for HTTPS")
+    parser.add_argument("--plain-port", type=int, default=80, help="port for the same site without TLS")
+    parser.add_argument("--cert", default="/certs/server-rsa.crt", help="certificate chain (PEM)")
+    parser.add_argument("--key", default="/certs/server-rsa.key", help="its private key (PEM)")
+    parser.add_argument("--min-version", choices=TLS_VERSIONS, default="1.2", help="lowest TLS version accepted")
+    parser.add_argument("--max-version", choices=TLS_VERSIONS, default="1.3", help="highest TLS version offered")
+    parser.add_argument("--ciphers", help="OpenSSL cipher string for TLS 1.2 and older")
+    parser.add_argument("--require-client-cert", action="store_true", help="mutual TLS: refuse clients without a certificate")
+    parser.add_argument("--client-ca", default="/certs/ca.crt", help="CA that signs client certificates")
+    parser.add_argument("--user", default="lab", help="unprivileged user to become after loading the key")
+    args = parser.parse_args(argv)
+    try:
+        server(args)
+    except (OSError, ssl.SSLError) as exc:
+        parser.exit(1, f"server: error: {exc}\n")
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
