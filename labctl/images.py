@@ -136,7 +136,10 @@ def _base_from_pull(client: docker.DockerClient, name: str, services_dir: Path,
     try:
         client.images.pull(repo, tag=tag)
     except docker.errors.APIError as exc:
-        raise ImageError(f"cannot pull {PULL_BASE} ({exc.explanation or exc})") from None
+        detail = str(exc.explanation or exc)
+        if "no such host" in detail or "dial tcp" in detail or "connection refused" in detail:
+            detail = "no registry reachable"
+        raise ImageError(f"cannot pull {PULL_BASE} ({detail[:120]})") from None
     progress(f"pulled {PULL_BASE}; installing {len(PACKAGES)} packages")
     repository, tag = name.split(":")
     try:
@@ -193,6 +196,14 @@ def docker_client() -> docker.DockerClient:
         return client
     except docker.errors.DockerException as exc:
         where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        reason = str(exc).split(": ", 1)[-1][:160]
+        text = str(exc)
+        if "FileNotFoundError" in text or "No such file" in text:
+            reason = "no daemon socket there"
+        elif "PermissionError" in text or "Permission denied" in text:
+            reason = "permission denied; add your user to the docker group"
+        elif "Connection refused" in text:
+            reason = "connection refused"
+        else:
+            reason = text.split(": ", 1)[-1][:120]
         raise DockerUnavailable(f"cannot reach the Docker daemon at {where} ({reason}) — "
                                 "is it running? (`sudo systemctl start docker`, or check DOCKER_HOST)") from None

@@ -162,8 +162,9 @@ class Lab:
         check_service(service)
         found = self.containers().get(service)
         if found is None or found.status != "running":
+            flag = "" if self.project == DEFAULT_PROJECT else f" --project {self.project}"
             raise LabError(f"service '{service}' of lab '{self.project}' is not running — start the lab "
-                           f"with `labctl up`{'' if self.project == DEFAULT_PROJECT else ' --project ' + self.project}")
+                           f"with `labctl{flag} up`")
         return found
 
     # -- state ----------------------------------------------------------------

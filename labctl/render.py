@@ -73,8 +73,9 @@ def capture_text(stats: CaptureStats, saved: str | None) -> str:
 
 def client_text(report: dict) -> str:
     if not report.get("ok"):
-        return "\n".join([dotted("connected to", str(report.get("address", "-"))),
-                          dotted("refused", f"{report.get('error_kind')}: {report.get('error')}")])
+        lines = [dotted("server address", report["address"])] if report.get("address") else []
+        lines.append(dotted("refused", f"{report.get('error_kind')}: {report.get('error')}"))
+        return "\n".join(lines)
     lines = [dotted("connected to", f"{report['address']}:{report['port']}")]
     if report.get("tls"):
         cert = report.get("peer_certificate") or {}

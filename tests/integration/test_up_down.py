@@ -1,0 +1,68 @@
+"""`labctl up` from nothing, a second `up` that changes nothing, and `down` that leaves nothing."""
+
+from __future__ import annotations
+
+import docker
+import pytest
+
+from tests.conftest import LabHandle, unique
+
+pytestmark = pytest.mark.integration
+
+
+def project_leftovers(client: docker.DockerClient, project: str) -> dict[str, list[str]]:
+    label = {"label": f"com.docker.compose.project={project}"}
+    return {"containers": [c.name for c in client.containers.list(all=True, filters=label)],
+            "networks": [n.name for n in client.networks.list(filters=label)],
+            "volumes": [v.name for v in client.volumes.list(filters=label)]}
+
+
+def started(client: docker.DockerClient, project: str) -> dict[str, tuple[str, str]]:
+    label = {"label": f"com.docker.compose.project={project}"}
+    return {c.name: (c.id, c.attrs["State"]["StartedAt"]) for c in client.containers.list(all=True, filters=label)}
+
+
+@pytest.mark.cold
+def test_up_from_nothing_then_idempotent_then_down(tmp_path):
+    """No base image, no service images, no certs: one `up` makes everything healthy."""
+    client = docker.from_env()
+    prefix = unique("tlslabcold")
+    handle = LabHandle(unique("tc"), {"LAB_CERTS_DIR": str(tmp_path / "certs"), "LAB_IMAGE_PREFIX": prefix})
+    assert not [i for i in client.images.list() if any(t.startswith(prefix) for t in i.tags)]
+    try:
+        first = handle.run("up", "--json", timeout=900)
+        assert first.returncode == 0, first.stderr
+        report = first.json()
+        steps = {s["step"]: s["outcome"] for s in report["steps"]}
+        assert steps["certificates"].startswith("generated")
+        assert "built from" in steps["base image"]
+        assert steps["service images"].startswith("built")
+        assert {s["service"]: (s["state"], s["health"]) for s in report["services"]} == {
+            s: ("running", "healthy") for s in ("wire", "server", "dns", "client")}
+        assert (tmp_path / "certs" / "server" / "server-rsa.key").stat().st_mode & 0o777 == 0o600
+        before = started(client, handle.project)
+
+        second = handle.run("up", "--json")
+        assert second.returncode == 0, second.stderr
+        steps = {s["step"]: s["outcome"] for s in second.json()["steps"]}
+        assert steps["certificates"].startswith("present")
+        assert "(present)" in steps["base image"] and steps["service images"] == "present"
+        assert started(client, handle.project) == before, "a second up recreated or restarted containers"
+
+        # Captures survive `down` and go only with `down --volumes`.
+        assert handle.run("capture", "start", "keep").returncode == 0
+        assert handle.run("capture", "stop", "keep").returncode == 0
+        assert handle.run("down").returncode == 0
+        left = project_leftovers(client, handle.project)
+        assert left["containers"] == [] and left["networks"] == [] and len(left["volumes"]) == 1
+        assert handle.run("up").returncode == 0
+        listing = handle.run("capture", "list", "--json").json()
+        assert [c["name"] for c in listing["captures"]] == ["keep"]
+        down = handle.run("down", "--volumes")
+        assert down.returncode == 0
+        assert project_leftovers(client, handle.project) == {"containers": [], "networks": [], "volumes": []}
+    finally:
+        handle.run("down", "--volumes")
+        for image in client.images.list():
+            if any(tag.startswith(prefix) for tag in image.tags):
+                client.images.remove(image.id, force=True)
