@@ -89,6 +89,23 @@ def service_images(services_dir: Path, prefix: str, base_id: str) -> list[Servic
     return [ServiceImage(s, f"{prefix}-{s}", context_hash(services_dir, s, base_id)) for s in SERVICES]
 
 
+def prune_stale(client: docker.DockerClient, wanted: list[ServiceImage]) -> list[str]:
+    """Remove older builds of the service images (other tags, no container using them)."""
+    keep = {img.ref for img in wanted}
+    names = {img.name for img in wanted}
+    removed = []
+    for image in client.images.list():
+        for tag in image.tags:
+            name = tag.rsplit(":", 1)[0]
+            if name in names and tag not in keep:
+                try:
+                    client.images.remove(tag)
+                    removed.append(tag)
+                except docker.errors.APIError:
+                    pass   # still used by a container (another lab); leave it
+    return removed
+
+
 def image_exists(client: docker.DockerClient, ref: str) -> bool:
     try:
         client.images.get(ref)

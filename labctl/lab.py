@@ -237,6 +237,8 @@ class Lab:
             # v1 builds one image at a time unless told; v2 builds in parallel anyway.
             parallel = ["--parallel"] if find_tool().version == 1 else []
             self.compose(tags, base).run("build", *parallel, *names, timeout=900)
+            for stale in images.prune_stale(self.docker, wanted):
+                progress(f"  removed the older build {stale}")
         return tags, [img.service for img in missing]
 
     def wait_healthy(self, timeout: float = HEALTH_TIMEOUT) -> list[ServiceState]:

@@ -1,0 +1,142 @@
+"""The lab's certificates: made by trustme, checked before use, and they really work.
+
+The handshake tests run the service programs' own make_context functions
+(services/server/server.py and services/client/client.py) over a socket pair
+on this machine, so the trust chain is proven without Docker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import socket
+import ssl
+import threading
+from pathlib import Path
+
+import pytest
+
+from labctl import certs
+from labctl.errors import CertError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load(service: str):
+    spec = importlib.util.spec_from_file_location(f"lab_{service}", ROOT / "services" / service / f"{service}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def certs_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("certs")
+    certs.generate(path)
+    return path
+
+
+def handshake(certs_dir: Path, kind: str = "rsa", server_name: str = "server.lab.test",
+              cafile: Path | None = None, insecure: bool = False) -> str:
+    """One TLS handshake between the lab's server and client contexts; returns the cipher."""
+    server_mod, client_mod = load("server"), load("client")
+    server_ctx = server_mod.make_context(argparse.Namespace(
+        min_version="1.2", max_version="1.3", ciphers=None, require_client_cert=False, client_ca=None,
+        cert=str(certs_dir / "server" / f"server-{kind}.crt"), key=str(certs_dir / "server" / f"server-{kind}.key")))
+    client_ctx = client_mod.make_context(argparse.Namespace(
+        cafile=str(cafile or certs_dir / "client" / "ca.crt"), insecure=insecure, min_version=None,
+        max_version=None, ciphers=None, cert=None, key=None, keylog=None))
+    a, b = socket.socketpair()
+    errors: list[Exception] = []
+
+    def serve() -> None:
+        try:
+            with server_ctx.wrap_socket(b, server_side=True):
+                pass
+        except (ssl.SSLError, OSError) as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        with client_ctx.wrap_socket(a, server_hostname=server_name) as tls:
+            return tls.cipher()[0]
+    finally:
+        thread.join(5)
+        b.close()
+
+
+def test_generate_writes_every_file_with_tight_modes(certs_dir):
+    for f in certs.layout(certs_dir):
+        assert f.path.is_file(), f.path
+        assert f.path.stat().st_mode & 0o777 == (0o600 if f.private else 0o644), f.path
+    assert (certs_dir / "server").stat().st_mode & 0o777 == 0o700
+    assert (certs_dir / "ca").stat().st_mode & 0o777 == 0o700
+
+
+def test_client_folder_holds_no_private_key(certs_dir):
+    assert [p.name for p in (certs_dir / "client").iterdir()] == ["ca.crt"]
+    assert all(b"PRIVATE KEY" not in p.read_bytes() for p in (certs_dir / "client").iterdir())
+
+
+def test_ca_key_is_mounted_nowhere(certs_dir):
+    assert [f.mounted_in for f in certs.layout(certs_dir) if f.path.name == "ca.key"] == ["host only"]
+
+
+def test_check_accepts_a_fresh_set(certs_dir):
+    certs.check(certs_dir)
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ecdsa"])
+def test_client_trusts_lab_ca(certs_dir, kind):
+    assert handshake(certs_dir, kind)
+
+
+def test_client_rejects_wrong_hostname(certs_dir):
+    with pytest.raises(ssl.SSLCertVerificationError, match="Hostname mismatch"):
+        handshake(certs_dir, server_name="other.lab.test")
+
+
+def test_client_rejects_another_ca(certs_dir, tmp_path):
+    other = tmp_path / "other"
+    certs.generate(other)
+    with pytest.raises(ssl.SSLCertVerificationError, match="unable to get local issuer certificate"):
+        handshake(certs_dir, cafile=other / "client" / "ca.crt")
+
+
+def test_careless_client_accepts_anything(certs_dir):
+    assert handshake(certs_dir, server_name="other.lab.test", insecure=True)
+
+
+def copy_set(src: Path, dst: Path) -> Path:
+    import shutil
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_check_names_a_corrupt_key(certs_dir, tmp_path):
+    broken = copy_set(certs_dir, tmp_path / "c")
+    (broken / "server" / "server-ecdsa.key").write_text("garbage\n")
+    with pytest.raises(CertError, match=r"server-ecdsa.key is not a usable PEM private key — run `labctl certs --force`"):
+        certs.check(broken)
+
+
+def test_check_names_a_mismatched_key(certs_dir, tmp_path):
+    broken = copy_set(certs_dir, tmp_path / "c")
+    (broken / "server" / "server-rsa.key").write_bytes((broken / "server" / "server-ecdsa.key").read_bytes())
+    with pytest.raises(CertError, match=r"server-rsa.key does not belong to .*server-rsa.crt"):
+        certs.check(broken)
+
+
+def test_check_names_a_missing_certificate(certs_dir, tmp_path):
+    broken = copy_set(certs_dir, tmp_path / "c")
+    (broken / "client" / "ca.crt").unlink()
+    with pytest.raises(CertError, match=r"client/ca.crt is missing"):
+        certs.check(broken)
+
+
+def test_check_refuses_a_key_others_can_read(certs_dir, tmp_path):
+    broken = copy_set(certs_dir, tmp_path / "c")
+    (broken / "server" / "server-rsa.key").chmod(0o644)
+    with pytest.raises(CertError, match=r"readable by others \(mode 644\)"):
+        certs.check(broken)
