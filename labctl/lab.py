@@ -140,7 +140,6 @@ class Lab:
     def _taken_subnets(self) -> list[ipaddress.IPv4Network]:
         taken = []
         for network in self.docker.networks.list():
-            network.reload()
             for config in (network.attrs.get("IPAM") or {}).get("Config") or []:
                 try:
                     net = ipaddress.ip_network(config.get("Subnet", ""), strict=False)
@@ -237,8 +236,8 @@ class Lab:
             # v1 builds one image at a time unless told; v2 builds in parallel anyway.
             parallel = ["--parallel"] if find_tool().version == 1 else []
             self.compose(tags, base).run("build", *parallel, *names, timeout=900)
-            for stale in images.prune_stale(self.docker, wanted):
-                progress(f"  removed the older build {stale}")
+        for stale in images.prune_stale(self.docker, wanted):
+            progress(f"  removed the older build {stale}")
         return tags, [img.service for img in missing]
 
     def wait_healthy(self, timeout: float = HEALTH_TIMEOUT) -> list[ServiceState]:
