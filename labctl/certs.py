@@ -65,7 +65,7 @@ def generate(certs_dir: Path) -> list[CertFile]:
     _write(certs_dir / "ca" / "ca.key", ca.private_key_pem.bytes(), True)
     for kind, key_type in (("rsa", trustme.KeyType.RSA), ("ecdsa", trustme.KeyType.ECDSA)):
         leaf = ca.issue_cert(SERVER_NAME, common_name=SERVER_NAME, organization_name="tlslab",
-                             key_type=key_type)
+                             organization_unit_name=f"lab server ({kind.upper()})", key_type=key_type)
         chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
         _write(certs_dir / "server" / f"server-{kind}.crt", chain, False)
         _write(certs_dir / "server" / f"server-{kind}.key", leaf.private_key_pem.bytes(), True)
