@@ -44,6 +44,9 @@ environment:
 """
 
 
+CLIENT_TIMEOUT = 60
+
+
 class Output:
     """Where labctl writes; tests swap in buffers to read what a user would see."""
 
@@ -169,10 +172,18 @@ def cmd_client(args: argparse.Namespace, io: Output) -> int:
     if not client_args:
         raise UsageError("say which server to talk to, e.g. `labctl client server.lab.test --secret hunter2` "
                          "(`labctl client --help-client` lists the client's options)")
-    status, out, err = lab.exec("client", ["python3", "/app/client.py", *client_args], user="lab", timeout=60)
-    if status == 2 or not out.strip():
-        raise UsageError(f"client: {(err.strip().splitlines() or ['no output'])[-1]}")
-    report = json.loads(out.strip().splitlines()[-1])
+    status, out, err = lab.exec("client", ["python3", "/app/client.py", *client_args], user="lab",
+                                timeout=CLIENT_TIMEOUT)
+    if status == 124:
+        raise LabError(f"the client did not finish within {CLIENT_TIMEOUT} s — is the server answering? "
+                       "(`labctl logs server`)")
+    if status == 2:
+        raise UsageError(f"client: {(err.strip().splitlines() or ['bad arguments'])[-1]}")
+    try:
+        report = json.loads(out.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        last = (err.strip().splitlines() or out.strip().splitlines() or [f"exit status {status}"])[-1]
+        raise LabError(f"the client printed no report: {last}") from None
     io.result(json.dumps(report, indent=2) if args.json else render.client_text(report))
     return ExitStatus.OK if report.get("ok") else ExitStatus.ERROR
 

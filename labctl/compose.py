@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 from .errors import ComposeError, DockerUnavailable
 
@@ -82,6 +82,3 @@ class Compose:
     def services(self) -> list[str]:
         return self.run("config", "--services").stdout.split()
 
-
-def run_services(compose: Compose, names: Sequence[str]) -> None:
-    compose.run("up", "--detach", "--no-build", *names)

@@ -22,7 +22,7 @@ from docker.models.containers import Container
 
 from . import certs, images
 from .compose import Compose, find_tool
-from .errors import LabError, NotHealthy, UsageError
+from .errors import ComposeError, LabError, NotHealthy, UsageError
 from .waiting import NotReady, wait_for
 
 DEFAULT_PROJECT = "tlslab"
@@ -215,8 +215,16 @@ class Lab:
         step("service images", f"built {', '.join(built)}" if built else "present")
 
         report.net = self.net()
-        compose = self.compose(tags, base)
-        compose.run("up", "--detach", "--no-build", "--remove-orphans", timeout=300)
+        try:
+            self.compose(tags, base).run("up", "--detach", "--no-build", "--remove-orphans", timeout=300)
+        except ComposeError as exc:
+            if "overlaps" not in str(exc):
+                raise
+            # Another lab took this subnet between our look and compose's
+            # network create; pick again once, now that it is visibly taken.
+            self._net = None
+            report.net = self.net()
+            self.compose(tags, base).run("up", "--detach", "--no-build", "--remove-orphans", timeout=300)
         step("containers", f"{self.project} on {report.net}.0/24")
 
         report.services = self.wait_healthy(timeout)

@@ -172,8 +172,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
     parser.add_argument("--tls-port", type=int, default=443, help="port for HTTPS")
     parser.add_argument("--plain-port", type=int, default=80, help="port for the same site without TLS")
-    parser.add_argument("--cert", default="/certs/server-rsa.crt", help="certificate chain (PEM)")
-    parser.add_argument("--key", default="/certs/server-rsa.key", help="its private key (PEM)")
+    parser.add_argument("--key-type", choices=("rsa", "ecdsa"), default="rsa",
+                        help="which of the lab's certificates to serve: RSA (allows RSA key exchange) or ECDSA")
+    parser.add_argument("--cert", help="certificate chain (PEM); default /certs/server-KEYTYPE.crt")
+    parser.add_argument("--key", help="its private key (PEM); default /certs/server-KEYTYPE.key")
     parser.add_argument("--min-version", choices=TLS_VERSIONS, default="1.2", help="lowest TLS version accepted")
     parser.add_argument("--max-version", choices=TLS_VERSIONS, default="1.3", help="highest TLS version offered")
     parser.add_argument("--ciphers", help="OpenSSL cipher string for TLS 1.2 and older")
@@ -181,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client-ca", default="/certs/ca.crt", help="CA that signs client certificates")
     parser.add_argument("--user", default="lab", help="unprivileged user to become after loading the key")
     args = parser.parse_args(argv)
+    args.cert = args.cert or f"/certs/server-{args.key_type}.crt"
+    args.key = args.key or f"/certs/server-{args.key_type}.key"
     try:
         server(args)
     except (OSError, ssl.SSLError) as exc:

@@ -78,3 +78,29 @@ def test_client_with_bad_arguments(session_lab):
     result = session_lab.run("client", "server.lab.test", "--no-such-flag")
     assert result.returncode == 2
     assert_one_line_error(result, "unrecognized arguments: --no-such-flag")
+
+
+def registry_reachable() -> bool:
+    import docker.errors
+
+    try:
+        docker.from_env().images.pull("debian", tag="bookworm-slim")
+        return True
+    except docker.errors.APIError:
+        return False
+
+
+def test_pull_only_base_without_a_registry_says_so(tmp_path):
+    if registry_reachable():
+        pytest.skip("a registry answers here, so the pull path succeeds instead")
+    prefix = unique("tlslabpull")
+    handle = LabHandle(unique("tpull"), {"LAB_CERTS_DIR": str(tmp_path / "certs"), "LAB_IMAGE_PREFIX": prefix})
+    try:
+        result = handle.run("up", "--base-source", "pull")
+        assert result.returncode == 1
+        assert_one_line_error(result, r"cannot pull debian:bookworm-slim \(no registry reachable\)")
+        client = docker.from_env()
+        assert not [t for i in client.images.list() for t in i.tags if t.startswith(prefix)]
+        assert client.containers.list(all=True, filters={"label": f"com.docker.compose.project={handle.project}"}) == []
+    finally:
+        handle.run("down", "--volumes")
