@@ -45,9 +45,13 @@ def _wirectl(lab: Lab, *args: str) -> dict:
     return result
 
 
-def start(lab: Lab, name: str) -> None:
-    """Begin capturing; returns once tcpdump is listening, so nothing after this is missed."""
-    _wirectl(lab, "start", name)
+def start(lab: Lab, name: str, buffer_mib: int | None = None, replace: str = "") -> None:
+    """Begin capturing; returns once tcpdump is listening, so nothing after this is missed.
+
+    ``replace``: first delete the stopped captures whose names start with it.
+    """
+    extra = (["--buffer-mib", str(buffer_mib)] if buffer_mib else []) + (["--replace", replace] if replace else [])
+    _wirectl(lab, "start", name, *extra)
 
 
 def stop(lab: Lab, name: str) -> CaptureStats:
@@ -57,6 +61,10 @@ def stop(lab: Lab, name: str) -> CaptureStats:
                         received_by_filter=r["received_by_filter"],
                         dropped_by_kernel=r["dropped_by_kernel"], complete=r["complete"],
                         killed=r["killed"])
+
+
+def remove(lab: Lab, name: str) -> None:
+    _wirectl(lab, "rm", name)
 
 
 def listing(lab: Lab) -> list[dict]:

@@ -222,6 +222,76 @@ def cmd_capture(args: argparse.Namespace, io: Output) -> int:
     return ExitStatus.OK
 
 
+def _output_path(value: str | None, many: bool, what: str) -> Path | None:
+    """Check where --pcap/--keylog will write before running anything (nothing is lost at the end)."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if many:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"--{what} {path}: with `run all` give a folder (one file per scenario)")
+        target = path
+    else:
+        if path.is_dir():
+            raise UsageError(f"--{what} {path} is a folder; give a file name such as {path / ('lab.' + what)}")
+        target = path.parent
+    probe = target
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise UsageError(f"--{what} {path}: {probe} is not writable")
+    return path
+
+
+def cmd_scenarios(args: argparse.Namespace, io: Output) -> int:
+    from . import scenarios
+
+    modules = scenarios.all_modules()
+    if args.json:
+        io.result(json.dumps({"schema": "tlslab.scenarios/1", "scenarios": [
+            {"name": m.NAME, "title": m.TITLE, "summary": m.SUMMARY, "checks": list(m.CHECKS)} for m in modules]},
+            indent=2))
+    else:
+        io.result(render.scenarios_text(modules))
+    return ExitStatus.OK
+
+
+def cmd_run(args: argparse.Namespace, io: Output) -> int:
+    from . import scenarios
+
+    many = args.scenario == "all"
+    modules = scenarios.all_modules() if many else [scenarios.load(args.scenario)]
+    pcap_to = _output_path(args.pcap, many, "pcap")
+    keylog_to = _output_path(args.keylog, many, "keylog")
+    lab = _lab(args)
+    lab.container("wire")               # a clear error now if the lab is not up
+    results = []
+    for module in modules:
+        io.progress(f"running {module.NAME}: {module.TITLE}")
+        result = module.run(lab)
+        results.append(result)
+        if pcap_to:
+            dest = pcap_to / f"{module.NAME}.pcap" if many else pcap_to
+            capture.save(result.pcap, dest)
+            io.progress(render.dotted("capture saved to", str(dest)))
+        if keylog_to and result.keylog:
+            dest = keylog_to / f"{module.NAME}.keylog" if many else keylog_to
+            capture.save(result.keylog.encode(), dest)
+            io.progress(render.dotted("key log saved to", str(dest)))
+        if not args.json and not many:
+            io.result(render.scenario_text(result))
+    if args.json:
+        if many:
+            doc = {"schema": "tlslab.runs/1", "passed": all(r.passed for r in results),
+                   "results": [{"schema": "tlslab.run/1", **r.to_dict()} for r in results]}
+        else:
+            doc = {"schema": "tlslab.run/1", **results[0].to_dict()}
+        io.result(json.dumps(doc, indent=2))
+    elif many:
+        io.result(render.summary_text(results))
+    return ExitStatus.OK if all(r.passed for r in results) else ExitStatus.ERROR
+
+
 # -- parser --------------------------------------------------------------------
 
 def add_common(parser: argparse.ArgumentParser, defaults: bool) -> None:
@@ -292,6 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("client_args", nargs=argparse.REMAINDER,
                    help="e.g. server.lab.test --secret hunter2 [--plain] [--insecure] [--max-version 1.2]")
     add("client-help", cmd_client_help, "show every option of the lab's client program")
+
+    p = add("run", cmd_run, "run a scenario on the lab: capture, client, analysis, and the checks that "
+                            "prove each claim on the captured bytes", json_flag=True)
+    p.add_argument("scenario", help="a scenario name (see `labctl scenarios`) or 'all'")
+    p.add_argument("--pcap", help="save the capture here (with 'all': a folder, one NAME.pcap each)")
+    p.add_argument("--keylog", help="save the client's NSS key log here, so Wireshark opens the capture "
+                                    "decrypted (with 'all': a folder)")
+
+    add("scenarios", cmd_scenarios, "list the scenarios and what each shows", json_flag=True)
 
     p = add("capture", cmd_capture, "record packets on the wire: start NAME, stop NAME [--out FILE], "
                                     "get NAME --out FILE, list", json_flag=True)

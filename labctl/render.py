@@ -88,3 +88,136 @@ def client_text(report: dict) -> str:
         lines.append(dotted("TLS", "none: everything below crossed the wire in clear"))
     lines += [dotted("response", report["status"]), dotted("body bytes", str(report["body_bytes"]))]
     return "\n".join(lines)
+
+
+# -- scenarios --------------------------------------------------------------------------
+
+PANEL = 46   # inner width of each panel: two side by side fit in 100 columns
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def panels(left_title: str, left: list[str], right_title: str, right: list[str], width: int = PANEL) -> str:
+    """Two boxes side by side, like the lab's DESIGN sketch."""
+    rows = max(len(left), len(right))
+    left = left + [""] * (rows - len(left))
+    right = right + [""] * (rows - len(right))
+
+    def top(title: str) -> str:
+        return "┌ " + title + " " + "─" * max(0, width - len(title) - 1) + "┐"
+
+    out = [top(left_title) + " " + top(right_title)]
+    for l, r in zip(left, right):
+        out.append(f"│ {_fit(l, width - 1):<{width - 1}}│ │ {_fit(r, width - 1):<{width - 1}}│")
+    out.append("└" + "─" * width + "┘ └" + "─" * width + "┘")
+    return "\n".join(out)
+
+
+def _hex(data: bytes, n: int) -> str:
+    return " ".join(f"{b:02x}" for b in data[:n])
+
+
+def wire_lines(result) -> list[str]:
+    """The left panel: real captured bytes (ciphertext records, or the clear request)."""
+    obs = result.observation
+    lines: list[str] = []
+    tls = [t for t in obs.tls]
+    if tls:
+        records = [r for t in tls for r in t.records if r.content_type == 23]
+        for r in records[:6]:
+            arrow = "↑" if r.direction == "c2s" else "↓"
+            lines.append(f"{arrow} {_hex(r.header, 5)}  {_hex(r.fragment, 8)} …")
+            lines.append(f"   application_data, {r.length} bytes")
+        if len(records) > 6:
+            lines.append(f"  … {len(records) - 6} more application_data records")
+        return lines or ["no application_data records captured"]
+    for flow in obs.flows:
+        if flow.proto != "tcp":
+            continue
+        for direction, arrow in (("c2s", "↑"), ("s2c", "↓")):
+            data = obs.stream(flow, direction)
+            for line in data.split(b"\r\n")[:7 if direction == "c2s" else 3]:
+                if line:
+                    lines.append(f"{arrow} {line.decode('latin-1')}")
+    return lines or ["no TCP payload captured"]
+
+
+def leak_lines(result) -> list[str]:
+    """The right panel: the metadata an observer reads without any key."""
+    obs = result.observation
+    lines = []
+    for flow in obs.flows:
+        lines.append(f"flow  {flow.client}:{flow.client_port} → {flow.server}:{flow.server_port} {flow.proto}")
+    for d in obs.dns:
+        if d.response:
+            lines.append(f"DNS   {d.qtype} {d.name} → {', '.join(d.answers) or 'no answer'}")
+        else:
+            lines.append(f"DNS   query {d.qtype} {d.name} from {d.src}")
+    for t in obs.tls:
+        ch, sh = t.client_hello, t.server_hello
+        if ch:
+            lines.append(f"SNI   {ch.sni or '(none)'}")
+            lines.append(f"ALPN  {', '.join(ch.alpn) or '(none)'}")
+            lines.append(f"offer {', '.join(ch.supported_versions) or _version(ch.legacy_version)}")
+        if sh:
+            lines.append(f"chose {sh.version}, {sh.cipher_name}")
+        for cert in t.certificates[:1]:
+            lines.append(f"cert  {cert.subject}")
+            lines.append(f"      issuer {cert.issuer}")
+        up = [r.length for r in t.records if r.direction == "c2s" and r.content_type == 23]
+        down = [r.length for r in t.records if r.direction == "s2c" and r.content_type == 23]
+        lines.append(f"sizes ↑ {' '.join(map(str, up[:6]))}{' …' if len(up) > 6 else ''}")
+        lines.append(f"      ↓ {' '.join(map(str, down[:6]))}{' …' if len(down) > 6 else ''}")
+        if t.records:
+            hello = t.records[0].time
+            app = [r.time for r in t.records if r.content_type == 23 and r.direction == "c2s"]
+            if app:
+                lines.append(f"time  first app data {1000 * (app[-1] - hello):.1f} ms after ClientHello")
+    if not obs.tls:
+        for flow in obs.flows:
+            if flow.proto == "tcp":
+                lines.append(f"sizes ↑ {flow.payload_bytes['c2s']} B / ↓ {flow.payload_bytes['s2c']} B")
+    return lines
+
+
+def _version(code: int) -> str:
+    from .analyzer import VERSIONS
+
+    return VERSIONS.get(code, f"0x{code:04x}")
+
+
+def check_lines(checks) -> list[str]:
+    return [f"{'✔' if c.passed else '✘'} {c.name} — {c.evidence}" for c in checks]
+
+
+def scenario_text(result) -> str:
+    lines = [f"{result.name} — {result.title}",
+             f"secret this run: {result.secret} (random; searched for in every captured byte)", ""]
+    left_title = "on the wire (ciphertext)" if result.observation.tls else "on the wire (clear text)"
+    lines.append(panels(left_title, wire_lines(result), "what still leaks", leak_lines(result)))
+    if result.decrypted is not None:
+        request = result.decrypted["c2s"].decode("latin-1")
+        lines += ["", "decrypted with the lab's key log (an observer on the wire has none):"]
+        for line in request.split("\r\n"):
+            if line:
+                lines.append(f"  ↑ {_fit(line, 96)}")
+        status = result.decrypted["s2c"].split(b"\r\n", 1)[0].decode("latin-1")
+        if status:
+            lines.append(f"  ↓ {status}")
+    lines += [""] + check_lines(result.checks)
+    verdict = "all checks passed" if result.passed else "SOME CHECKS FAILED"
+    lines.append(f"verdict: {verdict} ({result.seconds:.2f} s)")
+    return "\n".join(lines)
+
+
+def summary_text(results) -> str:
+    rows = [(r.name, f"{sum(c.passed for c in r.checks)}/{len(r.checks)}", "pass" if r.passed else "FAIL",
+             f"{r.seconds:.2f} s", r.title) for r in results]
+    return table(("SCENARIO", "CHECKS", "VERDICT", "TIME", "WHAT IT SHOWS"), rows)
+
+
+def scenarios_text(modules) -> str:
+    rows = [(m.NAME, m.SUMMARY) for m in modules]
+    return table(("SCENARIO", "WHAT IT SHOWS"), rows) + "\n\nrun one with `labctl run NAME`, all with `labctl run all`"

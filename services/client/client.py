@@ -56,6 +56,8 @@ def make_context(args: argparse.Namespace) -> ssl.SSLContext:
         context.load_cert_chain(args.cert, args.key)
     if args.keylog:
         context.keylog_filename = args.keylog
+    if args.alpn:
+        context.set_alpn_protocols(args.alpn.split(","))
     return context
 
 
@@ -114,8 +116,14 @@ def client(args: argparse.Namespace) -> dict:
             report["version"] = sock.version()
             report["cipher"] = sock.cipher()[0]
             report["peer_certificate"] = sock.getpeercert() or None
+        request = build_request(args)
+        # The exact bytes sent, so labctl can show that the decrypted
+        # ciphertext on the wire is this request, secret and all.
+        report["request"] = request.decode("latin-1")
+        if isinstance(sock, ssl.SSLSocket):
+            report["alpn"] = sock.selected_alpn_protocol()
         with sock:
-            sock.sendall(build_request(args))
+            sock.sendall(request)
             report["status"], report["body_bytes"] = read_response(sock)
         report["ok"] = True
     except ssl.SSLCertVerificationError as exc:
@@ -146,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--insecure", action="store_true", help="the careless client: no certificate or name check")
     parser.add_argument("--cert", help="client certificate chain (PEM), for mutual TLS")
     parser.add_argument("--key", help="private key of --cert")
+    parser.add_argument("--alpn", default="http/1.1", help="ALPN protocols to offer, comma-separated ('' for none)")
     parser.add_argument("--keylog", help="write the NSS key log here (lets Wireshark decrypt the capture)")
     parser.add_argument("--plain", action="store_true", help="no TLS at all: the same request over plain TCP")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the network")

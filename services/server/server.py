@@ -142,6 +142,7 @@ def make_context(args: argparse.Namespace) -> ssl.SSLContext:
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cafile=args.client_ca)
     context.load_cert_chain(args.cert, args.key)
+    context.set_alpn_protocols(["http/1.1"])
     return context
 
 

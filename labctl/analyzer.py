@@ -1,0 +1,576 @@
+"""From a pcap to an Observation: what the wire saw, and what it gives away.
+
+dpkt reads the capture (pcap or pcapng), the Ethernet/IPv4/TCP/UDP headers,
+DNS messages and the TLS handshake messages; cryptography reads X.509
+certificates. What is ours is the glue that the libraries leave to the
+caller: TCP reassembly per direction (TLS records cross segment boundaries,
+and on veth one "packet" can be 64 KB of coalesced segments), walking the
+TLS record layer over the reassembled stream, and collecting the handshake
+messages that precede encryption.
+
+The analyzer never raises on odd traffic: a stream that does not parse as
+TLS is simply not TLS, and a capture with gaps says so. It does raise
+CaptureFormatError for a file that is not a capture or is cut short.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import socket
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dpkt
+import dpkt.ssl
+
+from .errors import LabError
+
+CONTENT_TYPES = {20: "change_cipher_spec", 21: "alert", 22: "handshake", 23: "application_data",
+                 24: "heartbeat"}
+VERSIONS = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
+GROUPS = {0x0017: "secp256r1", 0x0018: "secp384r1", 0x0019: "secp521r1", 0x001D: "x25519", 0x001E: "x448",
+          0x0100: "ffdhe2048", 0x0101: "ffdhe3072", 0x0102: "ffdhe4096", 0x0103: "ffdhe6144",
+          0x0104: "ffdhe8192"}
+ALERTS = {0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow",
+          40: "handshake_failure", 42: "bad_certificate", 43: "unsupported_certificate",
+          44: "certificate_revoked", 45: "certificate_expired", 46: "certificate_unknown",
+          47: "illegal_parameter", 48: "unknown_ca", 49: "access_denied", 50: "decode_error",
+          51: "decrypt_error", 70: "protocol_version", 71: "insufficient_security", 80: "internal_error",
+          86: "inappropriate_fallback", 90: "user_canceled", 109: "missing_extension",
+          110: "unsupported_extension", 112: "unrecognized_name", 116: "certificate_required",
+          120: "no_application_protocol"}
+# RFC 8446 section 4.2 / IANA: the extensions this view reads.
+EXT_SERVER_NAME, EXT_GROUPS, EXT_ALPN, EXT_VERSIONS, EXT_KEY_SHARE = 0, 10, 16, 43, 51
+MAX_RECORD = (1 << 14) + 2048   # RFC 5246 6.2.3: TLSCiphertext.length limit
+C2S, S2C = "c2s", "s2c"
+
+
+class CaptureFormatError(LabError):
+    """The file is not a readable capture (not pcap/pcapng, or cut short)."""
+
+
+# -- records ----------------------------------------------------------------------
+
+@dataclass
+class Flow:
+    """One TCP connection or UDP conversation, oriented client -> server."""
+
+    proto: str
+    client: str
+    client_port: int
+    server: str
+    server_port: int
+    first_seen: float
+    last_seen: float
+    packets: dict[str, int] = field(default_factory=lambda: {C2S: 0, S2C: 0})
+    payload_bytes: dict[str, int] = field(default_factory=lambda: {C2S: 0, S2C: 0})
+    wire_bytes: dict[str, int] = field(default_factory=lambda: {C2S: 0, S2C: 0})
+    gaps: dict[str, int] = field(default_factory=lambda: {C2S: 0, S2C: 0})
+
+    @property
+    def label(self) -> str:
+        return f"{self.client}:{self.client_port} → {self.server}:{self.server_port} {self.proto}"
+
+    def to_dict(self) -> dict:
+        return {"proto": self.proto, "client": self.client, "client_port": self.client_port,
+                "server": self.server, "server_port": self.server_port,
+                "first_seen": round(self.first_seen, 6), "last_seen": round(self.last_seen, 6),
+                "packets": dict(self.packets), "payload_bytes": dict(self.payload_bytes),
+                "wire_bytes": dict(self.wire_bytes), "gaps": dict(self.gaps)}
+
+
+@dataclass(frozen=True)
+class DnsMessage:
+    time: float
+    src: str
+    dst: str
+    id: int
+    name: str
+    qtype: str
+    response: bool
+    rcode: int
+    authoritative: bool
+    answers: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {"time": round(self.time, 6), "src": self.src, "dst": self.dst, "id": self.id, "name": self.name,
+                "qtype": self.qtype, "response": self.response, "rcode": self.rcode,
+                "authoritative": self.authoritative, "answers": list(self.answers)}
+
+
+@dataclass(frozen=True)
+class TlsRecord:
+    direction: str
+    time: float
+    content_type: int
+    version: int
+    length: int
+    offset: int                                   # where the header starts in the direction's stream
+    fragment: bytes = field(repr=False, compare=False)
+
+    @property
+    def type_name(self) -> str:
+        return CONTENT_TYPES.get(self.content_type, f"unknown({self.content_type})")
+
+    @property
+    def header(self) -> bytes:
+        return struct.pack("!BHH", self.content_type, self.version, self.length)
+
+    def to_dict(self) -> dict:
+        return {"direction": self.direction, "time": round(self.time, 6), "content_type": self.content_type,
+                "type": self.type_name, "version": f"0x{self.version:04x}", "length": self.length,
+                "offset": self.offset}
+
+
+@dataclass(frozen=True)
+class ClientHello:
+    legacy_version: int
+    random: bytes
+    sni: str | None
+    alpn: tuple[str, ...]
+    supported_versions: tuple[str, ...]
+    cipher_suites: tuple[str, ...]
+    key_share_groups: tuple[str, ...]
+    supported_groups: tuple[str, ...]
+    compression_methods: tuple[int, ...]
+
+    def to_dict(self) -> dict:
+        return {"legacy_version": f"0x{self.legacy_version:04x}", "random": self.random.hex(), "sni": self.sni,
+                "alpn": list(self.alpn), "supported_versions": list(self.supported_versions),
+                "cipher_suites": list(self.cipher_suites), "key_share_groups": list(self.key_share_groups),
+                "supported_groups": list(self.supported_groups),
+                "compression_methods": list(self.compression_methods)}
+
+
+@dataclass(frozen=True)
+class ServerHello:
+    legacy_version: int
+    random: bytes
+    cipher_suite: int
+    cipher_name: str
+    version: str                 # negotiated: supported_versions if present (TLS 1.3), else legacy_version
+    compression_method: int
+
+    @property
+    def version_code(self) -> int:
+        return next((code for code, name in VERSIONS.items() if name == self.version), self.legacy_version)
+
+    def to_dict(self) -> dict:
+        return {"legacy_version": f"0x{self.legacy_version:04x}", "random": self.random.hex(),
+                "cipher_suite": f"0x{self.cipher_suite:04x}", "cipher": self.cipher_name,
+                "version": self.version, "compression_method": self.compression_method}
+
+
+@dataclass(frozen=True)
+class Certificate:
+    subject: str
+    issuer: str
+    sans: tuple[str, ...]
+    not_before: str
+    not_after: str
+    serial: str
+
+    def to_dict(self) -> dict:
+        return {"subject": self.subject, "issuer": self.issuer, "sans": list(self.sans),
+                "not_before": self.not_before, "not_after": self.not_after, "serial": self.serial}
+
+
+@dataclass(frozen=True)
+class Alert:
+    direction: str
+    time: float
+    level: str
+    description: str
+    encrypted: bool
+
+    def to_dict(self) -> dict:
+        return {"direction": self.direction, "time": round(self.time, 6), "level": self.level,
+                "description": self.description, "encrypted": self.encrypted}
+
+
+@dataclass
+class TlsConnection:
+    flow: Flow
+    records: list[TlsRecord]
+    client_hello: ClientHello | None = None
+    server_hello: ServerHello | None = None
+    certificates: list[Certificate] = field(default_factory=list)    # sent in clear (TLS <= 1.2)
+    alerts: list[Alert] = field(default_factory=list)
+
+    @property
+    def version(self) -> str | None:
+        return self.server_hello.version if self.server_hello else None
+
+    def app_data_bytes(self, direction: str) -> int:
+        return sum(r.length for r in self.records if r.direction == direction and r.content_type == 23)
+
+    def to_dict(self) -> dict:
+        return {"flow": self.flow.label, "version": self.version,
+                "client_hello": self.client_hello.to_dict() if self.client_hello else None,
+                "server_hello": self.server_hello.to_dict() if self.server_hello else None,
+                "certificates_in_clear": [c.to_dict() for c in self.certificates],
+                "alerts": [a.to_dict() for a in self.alerts],
+                "application_data_bytes": {C2S: self.app_data_bytes(C2S), S2C: self.app_data_bytes(S2C)},
+                "records": [r.to_dict() for r in self.records]}
+
+
+@dataclass
+class Observation:
+    """Everything one capture shows, as a passive observer on the wire sees it."""
+
+    packets: int
+    wire_bytes: int
+    duration: float
+    flows: list[Flow]
+    dns: list[DnsMessage]
+    tls: list[TlsConnection]
+    streams: dict[tuple[int, str], bytes] = field(repr=False, default_factory=dict)   # (flow index, dir)
+    payloads: list[bytes] = field(repr=False, default_factory=list)                  # every packet's payload
+
+    def find(self, needle: bytes) -> list[str]:
+        """Where needle appears: in any single packet's payload, or across a reassembled stream."""
+        if not needle:
+            return []
+        places = [f"packet payload #{i + 1}" for i, p in enumerate(self.payloads) if needle in p]
+        for (index, direction), data in self.streams.items():
+            if needle in data:
+                places.append(f"stream {self.flows[index].label} {direction}")
+        return places
+
+    def stream(self, flow: Flow, direction: str) -> bytes:
+        return self.streams.get((self.flows.index(flow), direction), b"")
+
+    def to_dict(self) -> dict:
+        return {"packets": self.packets, "wire_bytes": self.wire_bytes, "duration": round(self.duration, 6),
+                "flows": [f.to_dict() for f in self.flows], "dns": [d.to_dict() for d in self.dns],
+                "tls": [t.to_dict() for t in self.tls]}
+
+
+# -- reading ------------------------------------------------------------------------
+
+def _reader(data: bytes, name: str):
+    if len(data) < 24:
+        raise CaptureFormatError(f"{name} is not a capture: {len(data)} bytes, too short for a pcap header")
+    magic = data[:4]
+    try:
+        if magic == b"\x0a\x0d\x0d\x0a":
+            return dpkt.pcapng.Reader(io.BytesIO(data))
+        return dpkt.pcap.Reader(io.BytesIO(data))
+    except (ValueError, dpkt.UnpackError) as exc:
+        raise CaptureFormatError(f"{name} is not a pcap or pcapng file ({exc})") from None
+
+
+class _Direction:
+    """Segments of one TCP direction, reassembled into the byte stream the application saw."""
+
+    __slots__ = ("isn", "segments", "times")
+
+    def __init__(self) -> None:
+        self.isn: int | None = None
+        self.segments: list[tuple[int, bytes, float]] = []
+
+    def add(self, seq: int, payload: bytes, ts: float) -> None:
+        self.segments.append((seq, payload, ts))
+
+    def assemble(self) -> tuple[bytes, list[int], list[float], int]:
+        """Return (stream, start offsets, times, gaps) — offsets/times map stream bytes to capture time."""
+        if not self.segments:
+            return b"", [], [], 0
+        base = self.isn if self.isn is not None else min(s for s, _, _ in self.segments)
+        ordered = sorted(((seq - base) % (1 << 32), payload, ts) for seq, payload, ts in self.segments)
+        chunks, offsets, times = [], [], []
+        end, gaps = 0, 0
+        for rel, payload, ts in ordered:
+            if rel > end:
+                gaps += 1          # bytes the wire never showed us; keep going after the hole
+                end = rel
+            if rel + len(payload) <= end:
+                continue           # a retransmission of what we have
+            piece = payload[end - rel:]
+            offsets.append(end)
+            times.append(ts)
+            chunks.append(piece)
+            end += len(piece)
+        return b"".join(chunks), offsets, times, gaps
+
+
+def analyze_file(path: Path) -> Observation:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CaptureFormatError(f"cannot read {path}: {exc.strerror}") from None
+    return analyze(data, name=str(path))
+
+
+def analyze(data: bytes, name: str = "the capture") -> Observation:
+    """Dissect a whole capture."""
+    reader = _reader(data, name)
+    flows: dict[tuple, Flow] = {}
+    order: list[tuple] = []
+    tcp_dirs: dict[tuple, dict[str, _Direction]] = {}
+    dns: list[DnsMessage] = []
+    payloads: list[bytes] = []
+    count = total = 0
+    start = last = None
+    try:
+        for ts, frame in reader:
+            count += 1
+            total += len(frame)
+            start = ts if start is None else start
+            last = ts
+            t = float(ts - start)
+            try:
+                eth = dpkt.ethernet.Ethernet(frame)
+            except (dpkt.UnpackError, struct.error):
+                continue
+            ip = eth.data
+            if not isinstance(ip, dpkt.ip.IP):
+                continue
+            seg = ip.data
+            if isinstance(seg, dpkt.tcp.TCP):
+                proto = "tcp"
+            elif isinstance(seg, dpkt.udp.UDP):
+                proto = "udp"
+            else:
+                continue
+            src, dst = socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst)
+            payload = bytes(seg.data)
+            if payload:
+                payloads.append(payload)
+            a, b = (src, seg.sport), (dst, seg.dport)
+            key = (proto,) + tuple(sorted((a, b)))
+            flow = flows.get(key)
+            if flow is None:
+                client, server = _orient(proto, a, b, seg)
+                flow = Flow(proto, client[0], client[1], server[0], server[1], t, t)
+                flows[key] = flow
+                order.append(key)
+            flow.last_seen = t
+            direction = C2S if (src, seg.sport) == (flow.client, flow.client_port) else S2C
+            flow.packets[direction] += 1
+            flow.payload_bytes[direction] += len(payload)
+            flow.wire_bytes[direction] += len(frame)
+            if proto == "tcp":
+                dirs = tcp_dirs.setdefault(key, {C2S: _Direction(), S2C: _Direction()})
+                half = dirs[direction]
+                if seg.flags & dpkt.tcp.TH_SYN:
+                    half.isn = (seg.seq + 1) % (1 << 32)
+                if payload:
+                    half.add(seg.seq, payload, t)
+            elif 53 in (seg.sport, seg.dport) and payload:
+                message = _dns(payload, t, src, dst)
+                if message is not None:
+                    dns.append(message)
+    except (dpkt.NeedData, dpkt.UnpackError, struct.error, ValueError) as exc:
+        raise CaptureFormatError(f"{name} is cut short or damaged after {count} packets ({exc or 'truncated'})") from None
+
+    flow_list = [flows[k] for k in order]
+    streams: dict[tuple[int, str], bytes] = {}
+    tls: list[TlsConnection] = []
+    for index, key in enumerate(order):
+        if key not in tcp_dirs:
+            continue
+        flow = flows[key]
+        per_dir = {}
+        for direction, half in tcp_dirs[key].items():
+            stream, offsets, times, gaps = half.assemble()
+            flow.gaps[direction] = gaps
+            streams[(index, direction)] = stream
+            per_dir[direction] = (stream, offsets, times)
+        connection = _tls(flow, per_dir)
+        if connection is not None:
+            tls.append(connection)
+    duration = float(last - start) if start is not None else 0.0
+    return Observation(count, total, duration, flow_list, dns, tls, streams, payloads)
+
+
+def _orient(proto: str, a: tuple[str, int], b: tuple[str, int], seg) -> tuple[tuple[str, int], tuple[str, int]]:
+    """Which end is the client: the SYN sender; else the one talking to a well-known port."""
+    src = a
+    if proto == "tcp" and seg.flags & dpkt.tcp.TH_SYN:
+        return (a, b) if not seg.flags & dpkt.tcp.TH_ACK else (b, a)
+    other = b
+    if src[1] < 1024 <= other[1]:
+        return other, src
+    return src, other
+
+
+def _dns(payload: bytes, t: float, src: str, dst: str) -> DnsMessage | None:
+    try:
+        msg = dpkt.dns.DNS(payload)
+    except (dpkt.UnpackError, struct.error, IndexError):
+        return None
+    if not msg.qd:
+        return None
+    q = msg.qd[0]
+    answers = []
+    for rr in msg.an:
+        if rr.type == dpkt.dns.DNS_A:
+            answers.append(socket.inet_ntoa(rr.ip))
+        elif rr.type == dpkt.dns.DNS_CNAME:
+            answers.append(rr.cname)
+    qtypes = {1: "A", 28: "AAAA", 5: "CNAME", 2: "NS", 6: "SOA", 15: "MX", 16: "TXT", 65: "HTTPS"}
+    return DnsMessage(t, src, dst, msg.id, q.name, qtypes.get(q.type, str(q.type)), bool(msg.qr == dpkt.dns.DNS_R),
+                      msg.rcode, bool(msg.aa), tuple(answers))
+
+
+# -- TLS ------------------------------------------------------------------------------
+
+def _records(stream: bytes, offsets: list[int], times: list[float], direction: str) -> list[TlsRecord]:
+    """Walk the record layer (RFC 8446 5.1) until the bytes stop looking like TLS."""
+    records = []
+    pos, end = 0, len(stream)
+    unpack = struct.unpack_from
+    while pos + 5 <= end:
+        ctype, version, length = unpack("!BHH", stream, pos)
+        if ctype not in CONTENT_TYPES or version >> 8 != 3 or length > MAX_RECORD:
+            break
+        if pos + 5 + length > end:
+            break                       # the capture ends inside this record
+        i = bisect.bisect_right(offsets, pos) - 1
+        records.append(TlsRecord(direction, times[max(i, 0)], ctype, version, length, pos,
+                                 stream[pos + 5:pos + 5 + length]))
+        pos += 5 + length
+    return records
+
+
+def _tls(flow: Flow, per_dir: dict[str, tuple[bytes, list[int], list[float]]]) -> TlsConnection | None:
+    c2s = per_dir.get(C2S, (b"", [], []))
+    if len(c2s[0]) < 6 or c2s[0][0] != 22 or c2s[0][1] != 3:
+        return None                     # a TLS connection opens with a handshake record from the client
+    records = _records(*c2s, C2S) + _records(*per_dir.get(S2C, (b"", [], [])), S2C)
+    records.sort(key=lambda r: (r.time, r.direction != C2S, r.offset))
+    connection = TlsConnection(flow, records)
+    for direction in (C2S, S2C):
+        _read_handshake(connection, [r for r in records if r.direction == direction])
+    return connection
+
+
+def _read_handshake(connection: TlsConnection, records: list[TlsRecord]) -> None:
+    """Parse the handshake messages sent before this direction's encryption starts."""
+    buffer = b""
+    encrypted = False
+    for record in records:
+        if record.content_type == 20:
+            encrypted = True            # TLS <= 1.2: everything after ChangeCipherSpec is encrypted
+            continue
+        if record.content_type == 21:
+            clear = not encrypted and len(record.fragment) == 2
+            level, desc = (record.fragment[0], record.fragment[1]) if clear else (0, -1)
+            connection.alerts.append(Alert(record.direction, record.time,
+                                           {1: "warning", 2: "fatal"}.get(level, "unknown") if clear else "?",
+                                           ALERTS.get(desc, str(desc)) if clear else "(encrypted)",
+                                           not clear))
+            continue
+        if record.content_type != 22 or encrypted:
+            continue
+        buffer += record.fragment
+        while len(buffer) >= 4:
+            length = int.from_bytes(buffer[1:4], "big")
+            if len(buffer) < 4 + length:
+                break
+            message, buffer = buffer[:4 + length], buffer[4 + length:]
+            _handshake_message(connection, message)
+            if connection.server_hello and connection.server_hello.version == "TLS 1.3" \
+                    and record.direction == S2C:
+                return                  # TLS 1.3: everything after ServerHello is encrypted
+
+
+def _handshake_message(connection: TlsConnection, message: bytes) -> None:
+    kind = message[0]
+    try:
+        if kind == 1:
+            connection.client_hello = _client_hello(dpkt.ssl.TLSHandshake(message).data)
+        elif kind == 2:
+            connection.server_hello = _server_hello(dpkt.ssl.TLSHandshake(message).data)
+        elif kind == 11 and connection.version != "TLS 1.3":
+            connection.certificates = _certificates(message[4:])
+    except (dpkt.UnpackError, dpkt.NeedData, struct.error, ValueError, IndexError, KeyError,
+            dpkt.ssl.SSL3Exception):
+        return                          # a malformed message is just not shown
+
+
+def _u16_list(data: bytes, size_len: int = 2) -> list[int]:
+    n = int.from_bytes(data[:size_len], "big")
+    return [int.from_bytes(data[size_len + i:size_len + i + 2], "big") for i in range(0, n - n % 2, 2)]
+
+
+def _client_hello(hello) -> ClientHello:
+    exts = dict(getattr(hello, "extensions", []) or [])
+    sni = None
+    if EXT_SERVER_NAME in exts:
+        data = exts[EXT_SERVER_NAME]
+        # server_name_list: u16 length, then (u8 type, u16 length, name) entries (RFC 6066 3)
+        if len(data) >= 5 and data[2] == 0:
+            n = int.from_bytes(data[3:5], "big")
+            sni = data[5:5 + n].decode("ascii", "replace")
+    alpn: list[str] = []
+    if EXT_ALPN in exts:
+        data, pos = exts[EXT_ALPN], 2
+        while pos < len(data):
+            n = data[pos]
+            alpn.append(data[pos + 1:pos + 1 + n].decode("ascii", "replace"))
+            pos += 1 + n
+    versions = []
+    if EXT_VERSIONS in exts:
+        data = exts[EXT_VERSIONS]
+        versions = [int.from_bytes(data[1 + i:3 + i], "big") for i in range(0, data[0], 2)]
+    shares = []
+    if EXT_KEY_SHARE in exts:
+        data, pos = exts[EXT_KEY_SHARE], 2
+        while pos + 4 <= len(data):
+            group, n = struct.unpack_from("!HH", data, pos)
+            shares.append(group)
+            pos += 4 + n
+    groups = _u16_list(exts[EXT_GROUPS]) if EXT_GROUPS in exts else []
+    return ClientHello(
+        legacy_version=hello.version, random=bytes(hello.random), sni=sni, alpn=tuple(alpn),
+        supported_versions=tuple(_version_name(v) for v in versions),
+        cipher_suites=tuple(cs.name for cs in hello.ciphersuites),
+        key_share_groups=tuple(GROUPS.get(g, f"0x{g:04x}") for g in shares),
+        supported_groups=tuple(GROUPS.get(g, f"0x{g:04x}") for g in groups),
+        compression_methods=tuple(hello.compression_methods))
+
+
+def _server_hello(hello) -> ServerHello:
+    exts = dict(getattr(hello, "extensions", []) or [])
+    version = hello.version
+    if EXT_VERSIONS in exts and len(exts[EXT_VERSIONS]) == 2:
+        version = int.from_bytes(exts[EXT_VERSIONS], "big")     # RFC 8446 4.2.1
+    suite = hello.ciphersuite
+    code = suite.code if hasattr(suite, "code") else int(suite)
+    name = suite.name if hasattr(suite, "name") else f"0x{code:04x}"
+    return ServerHello(hello.version, bytes(hello.random), code, name, _version_name(version),
+                       int(hello.compression_method or 0))
+
+
+def _version_name(code: int) -> str:
+    return VERSIONS.get(code, f"0x{code:04x}")
+
+
+def _certificates(body: bytes) -> list[Certificate]:
+    """TLS 1.2 Certificate message (RFC 5246 7.4.2): u24 list length, then u24-prefixed DER certs."""
+    from cryptography import x509
+
+    certs = []
+    total = int.from_bytes(body[:3], "big")
+    pos = 3
+    while pos + 3 <= min(len(body), 3 + total):
+        n = int.from_bytes(body[pos:pos + 3], "big")
+        der = body[pos + 3:pos + 3 + n]
+        pos += 3 + n
+        try:
+            cert = x509.load_der_x509_certificate(der)
+        except ValueError:
+            continue
+        try:
+            san_ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            sans = tuple(str(v) for v in san_ext.value.get_values_for_type(x509.DNSName))
+        except x509.ExtensionNotFound:
+            sans = ()
+        certs.append(Certificate(cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), sans,
+                                 cert.not_valid_before_utc.isoformat(), cert.not_valid_after_utc.isoformat(),
+                                 f"{cert.serial_number:x}"))
+    return certs

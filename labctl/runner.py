@@ -1,0 +1,210 @@
+"""Running one exchange on the lab and judging it: the parts every scenario shares.
+
+An exchange is: a fresh capture on the wire, one run of the client carrying a
+secret that is random for this run, the capture stopped (it must be complete:
+no kernel drops), the pcap and the client's key log brought to the host, and
+the analyzer's Observation of the pcap. Scenarios turn that into Checks; each
+Check is computed from the captured bytes (or the client's own report), never
+from configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shlex
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from . import capture
+from .analyzer import C2S, S2C, Observation, TlsConnection, analyze
+from .capture import CaptureStats
+from .errors import CaptureError, LabError
+from .lab import Lab
+
+SERVER_NAME = "server.lab.test"
+RUN_PREFIX = "run-"      # a scenario's capture stays on the wire until the next run replaces it
+_KEYLOG_LINE = re.compile(r"^[A-Z_0-9]+ [0-9a-f]{64} [0-9a-f]+$")
+CLIENT_TIMEOUT = 30
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    evidence: str
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "passed": self.passed, "evidence": self.evidence}
+
+
+@dataclass
+class Exchange:
+    secret: str
+    client: dict                # client.py's report
+    stats: CaptureStats
+    pcap: bytes = field(repr=False)
+    keylog: str = field(repr=False)
+    observation: Observation = field(repr=False)
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    title: str
+    server_name: str
+    secret: str
+    client: dict
+    stats: CaptureStats
+    observation: Observation = field(repr=False)
+    checks: list[Check] = field(default_factory=list)
+    pcap: bytes = field(repr=False, default=b"")
+    keylog: str = field(repr=False, default="")
+    decrypted: dict[str, bytes] | None = field(repr=False, default=None)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict:
+        client = {k: v for k, v in self.client.items() if k != "peer_certificate"}
+        return {
+            "scenario": self.name, "title": self.title, "passed": self.passed,
+            "seconds": round(self.seconds, 3), "server_name": self.server_name, "secret": self.secret,
+            "checks": [c.to_dict() for c in self.checks],
+            "client": client,
+            "capture": {"packets": self.stats.packets, "bytes": self.stats.bytes,
+                        "dropped_by_kernel": self.stats.dropped_by_kernel, "complete": self.stats.complete},
+            "observation": self.observation.to_dict(),
+            "decrypted": None if self.decrypted is None else
+            {d: data.decode("latin-1") for d, data in self.decrypted.items()},
+        }
+
+
+def new_secret() -> str:
+    """A secret that exists only for this run: finding it on the wire cannot be a coincidence."""
+    return "s3cr3t-" + secrets.token_urlsafe(18)
+
+
+def exchange(lab: Lab, label: str, client_args: list[str], keylog: bool = True,
+             secret: str | None = None) -> Exchange:
+    """Capture one client run on the wire; return the report, the pcap, the key log and the observation."""
+    secret = secret or new_secret()
+    name = f"{RUN_PREFIX}{label}-{uuid.uuid4().hex[:8]}"
+    keylog_path = f"/tmp/{name}.keylog"
+    argv = ["python3", "/app/client.py", SERVER_NAME, "--secret", secret, *client_args]
+    if keylog:
+        # The key log comes back on stderr of the same exec (one round trip
+        # fewer), and leaves no file behind in the client container.
+        quoted = " ".join(shlex.quote(a) for a in argv)
+        argv = ["sh", "-c", f"{quoted} --keylog {keylog_path}; status=$?; "
+                            f"cat {keylog_path} >&2 2>/dev/null; rm -f {keylog_path}; exit $status"]
+    capture.start(lab, name, replace=RUN_PREFIX)
+    try:
+        status, out, err = lab.exec("client", argv, user="lab", timeout=CLIENT_TIMEOUT)
+    finally:
+        # Always stop the capture, even on Ctrl-C: no stray tcpdump on the wire.
+        stats = capture.stop(lab, name)
+    if status == 124:
+        raise LabError(f"the client did not finish within {CLIENT_TIMEOUT} s — is the server up? "
+                       "(`labctl status`)")
+    try:
+        report = json.loads(out.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        raise LabError(f"the client printed no report: "
+                       f"{(err.strip().splitlines() or [f'exit status {status}'])[-1]}") from None
+    if not stats.complete:
+        raise CaptureError(f"capture {name} is incomplete ({stats.dropped_by_kernel} packets dropped by the "
+                           "kernel): no verdict drawn from it")
+    pcap = capture.read(lab, name)
+    keys = "".join(line + "\n" for line in err.splitlines() if _KEYLOG_LINE.match(line)) if keylog else ""
+    observation = analyze(pcap, name=f"capture {name}")
+    return Exchange(secret, report, stats, pcap, keys, observation)
+
+
+# -- checks shared by scenarios ----------------------------------------------------------
+
+def check_capture(stats: CaptureStats) -> Check:
+    return Check("capture complete", stats.complete and stats.packets > 0,
+                 f"{stats.packets} packets, {stats.dropped_by_kernel} dropped by the kernel")
+
+
+def check_client(report: dict, expect_version: str | None = None) -> Check:
+    if not report.get("ok"):
+        return Check("client exchange succeeded", False, f"{report.get('error_kind')}: {report.get('error')}")
+    got = report.get("version") or "plain TCP"
+    ok = expect_version is None or got == expect_version
+    return Check("client exchange succeeded", ok, f"{report.get('status')} over {got}")
+
+
+def check_secret_absent(obs: Observation, secret: str) -> Check:
+    places = obs.find(secret.encode())
+    searched = sum(len(p) for p in obs.payloads)
+    return Check("secret not on the wire", not places,
+                 f"searched {searched} payload bytes and {len(obs.streams)} reassembled streams"
+                 + (f"; found in {', '.join(places[:3])}" if places else ""))
+
+
+def check_secret_present(obs: Observation, secret: str) -> Check:
+    places = obs.find(secret.encode())
+    return Check("secret readable on the wire", bool(places),
+                 f"found in {', '.join(places[:3])}" if places else "not found in any payload or stream")
+
+
+def check_dns_leak(obs: Observation, name: str, lab: Lab) -> Check:
+    client, dns = lab.address("client"), lab.address("dns")
+    queries = [d for d in obs.dns if not d.response and d.src == client and d.dst == dns]
+    names = sorted({d.name for d in queries})
+    return Check("DNS query leaks the name", names == [name],
+                 f"queries {client} → {dns}: {', '.join(names) or 'none'}")
+
+
+def tls_connection(obs: Observation, lab: Lab) -> TlsConnection | None:
+    server = lab.address("server")
+    return next((t for t in obs.tls if t.flow.server == server and t.flow.server_port == 443), None)
+
+
+def check_tls_seen(conn: TlsConnection | None, expect_version: str) -> Check:
+    if conn is None or conn.server_hello is None:
+        return Check(f"{expect_version} negotiated (ServerHello on the wire)", False,
+                     "no TLS handshake to the server's port 443 in the capture")
+    return Check(f"{expect_version} negotiated (ServerHello on the wire)", conn.version == expect_version,
+                 f"{conn.version}, {conn.server_hello.cipher_name}")
+
+
+def check_sni_leak(conn: TlsConnection | None, name: str) -> Check:
+    sni = conn.client_hello.sni if conn and conn.client_hello else None
+    return Check("SNI leaks the name", sni == name, f"ClientHello server_name = {sni!r}")
+
+
+def check_decryption(conn: TlsConnection | None, keylog: str, report: dict, secret: str) -> tuple[Check, dict | None]:
+    """Decrypt the captured records with the client's key log: are they exactly the request we sent?"""
+    from . import decrypt
+
+    name = "ciphertext on the wire is the request (decrypted with the key log)"
+    if conn is None or conn.client_hello is None or conn.server_hello is None:
+        return Check(name, False, "no complete handshake to decrypt"), None
+    try:
+        plain = decrypt.decrypt_connection(
+            [decrypt.Record(r.direction, r.content_type, r.version, r.fragment) for r in conn.records],
+            decrypt.KeyLog.parse(keylog), version=conn.server_hello.version_code,
+            cipher_suite=conn.server_hello.cipher_suite, client_random=conn.client_hello.random,
+            server_random=conn.server_hello.random)
+    except decrypt.DecryptError as exc:
+        return Check(name, False, str(exc)), None
+    sent = decrypt.application_data(plain, C2S)
+    received = decrypt.application_data(plain, S2C)
+    request = report.get("request", "").encode("latin-1")
+    ok = bool(request) and sent == request and secret.encode() in sent
+    records = sum(1 for p in plain if p.direction == C2S and p.content_type == 23)
+    evidence = (f"{records} client application_data record(s) decrypt to the {len(sent)}-byte request"
+                if ok else f"decrypted {len(sent)} bytes, expected the {len(request)}-byte request")
+    return Check(name, ok, evidence), {C2S: sent, S2C: received}
+
+
+def finish(result: ScenarioResult, started: float) -> ScenarioResult:
+    result.seconds = time.monotonic() - started
+    return result
