@@ -25,7 +25,7 @@ from pathlib import Path
 import dpkt
 import dpkt.ssl
 
-from .errors import LabError
+from .errors import ExitStatus, LabError
 
 CONTENT_TYPES = {20: "change_cipher_spec", 21: "alert", 22: "handshake", 23: "application_data",
                  24: "heartbeat"}
@@ -49,6 +49,8 @@ C2S, S2C = "c2s", "s2c"
 
 class CaptureFormatError(LabError):
     """The file is not a readable capture (not pcap/pcapng, or cut short)."""
+
+    status = ExitStatus.USAGE
 
 
 # -- records ----------------------------------------------------------------------
@@ -250,10 +252,32 @@ class Observation:
 
 # -- reading ------------------------------------------------------------------------
 
+PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",
+               b"\xa1\xb2\x3c\x4d": ">"}
+
+
+def _check_records(data: bytes, name: str) -> None:
+    """Walk the pcap record headers: a file cut short ends inside a record (dpkt stops silently)."""
+    endian = PCAP_MAGICS.get(data[:4])
+    if endian is None:
+        return
+    pos, count, size = 24, 0, len(data)
+    while pos + 16 <= size:
+        incl_len = struct.unpack_from(endian + "I", data, pos + 8)[0]
+        if pos + 16 + incl_len > size:
+            break
+        pos += 16 + incl_len
+        count += 1
+    if pos != size:
+        raise CaptureFormatError(f"{name} is cut short: it ends inside a packet record after {count} whole "
+                                 f"packets ({size - pos} stray bytes)")
+
+
 def _reader(data: bytes, name: str):
     if len(data) < 24:
         raise CaptureFormatError(f"{name} is not a capture: {len(data)} bytes, too short for a pcap header")
     magic = data[:4]
+    _check_records(data, name)
     try:
         if magic == b"\x0a\x0d\x0d\x0a":
             return dpkt.pcapng.Reader(io.BytesIO(data))

@@ -238,9 +238,23 @@ def _output_path(value: str | None, many: bool, what: str) -> Path | None:
     probe = target
     while not probe.exists():
         probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"--{what} {path}: {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK):
         raise UsageError(f"--{what} {path}: {probe} is not writable")
     return path
+
+
+def cmd_analyze(args: argparse.Namespace, io: Output) -> int:
+    from .analyzer import analyze_file
+
+    observation = analyze_file(Path(args.pcap))
+    if args.json:
+        io.result(json.dumps({"schema": "tlslab.observation/1", "file": args.pcap, **observation.to_dict()},
+                             indent=2))
+    else:
+        io.result(render.observation_text(args.pcap, observation))
+    return ExitStatus.OK
 
 
 def cmd_scenarios(args: argparse.Namespace, io: Output) -> int:
@@ -369,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pcap", help="save the capture here (with 'all': a folder, one NAME.pcap each)")
     p.add_argument("--keylog", help="save the client's NSS key log here, so Wireshark opens the capture "
                                     "decrypted (with 'all': a folder)")
+
+    p = add("analyze", cmd_analyze, "dissect any pcap (from the lab or elsewhere): flows, DNS, TLS handshakes, "
+                                    "records, certificates in clear", json_flag=True)
+    p.add_argument("pcap", help="a pcap or pcapng file")
 
     add("scenarios", cmd_scenarios, "list the scenarios and what each shows", json_flag=True)
 

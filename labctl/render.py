@@ -221,3 +221,18 @@ def summary_text(results) -> str:
 def scenarios_text(modules) -> str:
     rows = [(m.NAME, m.SUMMARY) for m in modules]
     return table(("SCENARIO", "WHAT IT SHOWS"), rows) + "\n\nrun one with `labctl run NAME`, all with `labctl run all`"
+
+
+def observation_text(name: str, obs) -> str:
+    """`labctl analyze FILE`: what a passive observer learns from one capture."""
+    from types import SimpleNamespace
+
+    lines = [f"{name}: {obs.packets} packets, {obs.wire_bytes} bytes, {obs.duration:.3f} s",
+             f"{len(obs.flows)} flow(s), {len(obs.dns)} DNS message(s), {len(obs.tls)} TLS connection(s)", ""]
+    view = SimpleNamespace(observation=obs)
+    lines += leak_lines(view)
+    if obs.tls:
+        lines += [""] + wire_lines(view)
+    else:
+        lines += ["", "no TLS in this capture: nothing in it was encrypted by TLS"]
+    return "\n".join(lines)

@@ -45,7 +45,7 @@ def handshake(certs_dir: Path, kind: str = "rsa", server_name: str = "server.lab
         cert=str(certs_dir / "server" / f"server-{kind}.crt"), key=str(certs_dir / "server" / f"server-{kind}.key")))
     client_ctx = client_mod.make_context(argparse.Namespace(
         cafile=str(cafile or certs_dir / "client" / "ca.crt"), insecure=insecure, min_version=None,
-        max_version=None, ciphers=None, cert=None, key=None, keylog=None))
+        max_version=None, ciphers=None, cert=None, key=None, keylog=None, alpn="http/1.1"))
     a, b = socket.socketpair()
     errors: list[Exception] = []
 
