@@ -8,7 +8,7 @@ Prints, from one run on this machine:
   no-op up     `labctl up` on a lab that is already up
   down         `labctl down`
   raw compose  `<compose> up -d` of the same file with the same variables,
-               plus a plain poll until every container reports healthy
+               plus a plain poll until every container's health check passes
 
 and the ratio warm up / raw compose, measured side by side in this run
 (median of --repeat runs each). Targets on 2 cores: warm up <= 5 s and
@@ -61,13 +61,23 @@ def raw_compose_up(project: str, env: dict[str, str], client: docker.DockerClien
     started = time.perf_counter()
     compose.run("up", "--detach", "--no-build")
     label = {"label": f"com.docker.compose.project={project}"}
+    # The same readiness rule labctl uses: Docker's health, or, until Docker's
+    # first check (every 10 s), the container's own health command run once.
     deadline = started + 60
+    ready: set[str] = set()
     while True:
-        states = [c.attrs["State"].get("Health", {}).get("Status") for c in client.containers.list(filters=label)]
-        if len(states) == 4 and all(s == "healthy" for s in states):
+        for c in client.containers.list(filters=label):
+            if c.name in ready:
+                continue
+            health = c.attrs["State"].get("Health", {}).get("Status")
+            test = c.attrs["Config"]["Healthcheck"]["Test"]
+            argv = ["/bin/sh", "-c", test[1]] if test[0] == "CMD-SHELL" else test[1:]
+            if health == "healthy" or c.exec_run(argv).exit_code == 0:
+                ready.add(c.name)
+        if len(ready) == 4:
             break
         if time.perf_counter() > deadline:
-            raise SystemExit(f"raw compose: not healthy after 60 s: {states}")
+            raise SystemExit(f"raw compose: not healthy after 60 s: {sorted(ready)} ready")
         time.sleep(0.1)
     return time.perf_counter() - started
 
