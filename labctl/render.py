@@ -92,7 +92,7 @@ def client_text(report: dict) -> str:
 
 # -- scenarios --------------------------------------------------------------------------
 
-PANEL = 46   # inner width of each panel: two side by side fit in 100 columns
+PANEL = 47   # inner width of each panel: two side by side fit in 100 columns
 
 
 def _fit(text: str, width: int) -> str:
@@ -106,7 +106,7 @@ def panels(left_title: str, left: list[str], right_title: str, right: list[str],
     right = right + [""] * (rows - len(right))
 
     def top(title: str) -> str:
-        return "┌ " + title + " " + "─" * max(0, width - len(title) - 1) + "┐"
+        return "┌ " + title + " " + "─" * max(0, width - len(title) - 2) + "┐"
 
     out = [top(left_title) + " " + top(right_title)]
     for l, r in zip(left, right):
@@ -125,13 +125,17 @@ def wire_lines(result) -> list[str]:
     lines: list[str] = []
     tls = [t for t in obs.tls]
     if tls:
+        notes = getattr(result, "notes", {}) or {}
+        # The client's records first: one of them is the request with the secret.
         records = [r for t in tls for r in t.records if r.content_type == 23]
-        for r in records[:6]:
+        shown = [r for r in records if r.direction == "c2s"][:3] + [r for r in records if r.direction == "s2c"][:3]
+        for r in shown:
             arrow = "↑" if r.direction == "c2s" else "↓"
             lines.append(f"{arrow} {_hex(r.header, 5)}  {_hex(r.fragment, 8)} …")
-            lines.append(f"   application_data, {r.length} bytes")
-        if len(records) > 6:
-            lines.append(f"  … {len(records) - 6} more application_data records")
+            note = notes.get((r.direction, r.offset))
+            lines.append(f"   application_data {r.length} B" + (f" → {note}" if note else ""))
+        if len(records) > len(shown):
+            lines.append(f"  … {len(records) - len(shown)} more application_data records")
         return lines or ["no application_data records captured"]
     for flow in obs.flows:
         if flow.proto != "tcp":
@@ -199,7 +203,8 @@ def scenario_text(result) -> str:
     lines.append(panels(left_title, wire_lines(result), "what still leaks", leak_lines(result)))
     if result.decrypted is not None:
         request = result.decrypted["c2s"].decode("latin-1")
-        lines += ["", "decrypted with the lab's key log (an observer on the wire has none):"]
+        lines += ["", "decrypted with the lab's key log (an observer on the wire has none); "
+                      "what the records marked → carried:"]
         for line in request.split("\r\n"):
             if line:
                 lines.append(f"  ↑ {_fit(line, 96)}")

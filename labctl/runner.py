@@ -64,6 +64,8 @@ class ScenarioResult:
     keylog: str = field(repr=False, default="")
     decrypted: dict[str, bytes] | None = field(repr=False, default=None)
     seconds: float = 0.0
+    # What each encrypted record turned out to be, keyed by (direction, stream offset).
+    notes: dict[tuple[str, int], str] = field(repr=False, default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -180,6 +182,32 @@ def check_sni_leak(conn: TlsConnection | None, name: str) -> Check:
     return Check("SNI leaks the name", sni == name, f"ClientHello server_name = {sni!r}")
 
 
+HANDSHAKE_TYPES = {4: "NewSessionTicket", 8: "EncryptedExtensions", 11: "Certificate", 13: "CertificateRequest",
+                   15: "CertificateVerify", 20: "Finished", 24: "KeyUpdate"}
+
+
+def record_notes(conn: TlsConnection, plain: list) -> dict[tuple[str, int], str]:
+    """Label each decrypted record for the view: what the ciphertext on the left really was."""
+    notes = {}
+    for p in plain:
+        record = conn.records[p.index]
+        if p.content_type == 22:
+            kinds = []
+            pos = 0
+            while pos + 4 <= len(p.data):
+                kinds.append(HANDSHAKE_TYPES.get(p.data[pos], f"handshake {p.data[pos]}"))
+                pos += 4 + int.from_bytes(p.data[pos + 1:pos + 4], "big")
+            text = ", ".join(kinds)
+        elif p.content_type == 23:
+            text = p.data.split(b"\r\n", 1)[0].decode("latin-1")[:40]
+        elif p.content_type == 21:
+            text = "alert"
+        else:
+            text = f"type {p.content_type}"
+        notes[(record.direction, record.offset)] = text
+    return notes
+
+
 def check_decryption(conn: TlsConnection | None, keylog: str, report: dict, secret: str) -> tuple[Check, dict | None]:
     """Decrypt the captured records with the client's key log: are they exactly the request we sent?"""
     from . import decrypt
@@ -202,7 +230,7 @@ def check_decryption(conn: TlsConnection | None, keylog: str, report: dict, secr
     records = sum(1 for p in plain if p.direction == C2S and p.content_type == 23)
     evidence = (f"{records} client application_data record(s) decrypt to the {len(sent)}-byte request"
                 if ok else f"decrypted {len(sent)} bytes, expected the {len(request)}-byte request")
-    return Check(name, ok, evidence), {C2S: sent, S2C: received}
+    return Check(name, ok, evidence), {C2S: sent, S2C: received, "notes": record_notes(conn, plain)}
 
 
 def finish(result: ScenarioResult, started: float) -> ScenarioResult:

@@ -46,5 +46,6 @@ def run(lab: Lab) -> runner.ScenarioResult:
                      f"{len(certs)} certificate(s) readable"),
         decrypted_check,
     ]
+    notes = decrypted.pop("notes") if decrypted else {}
     return runner.finish(runner.ScenarioResult(NAME, TITLE, runner.SERVER_NAME, ex.secret, ex.client, ex.stats,
-                                               obs, checks, ex.pcap, ex.keylog, decrypted), started)
+                                               obs, checks, ex.pcap, ex.keylog, decrypted, notes=notes), started)

@@ -45,5 +45,6 @@ def run(lab: Lab) -> runner.ScenarioResult:
         runner.check_dns_leak(obs, runner.SERVER_NAME, lab),
         decrypted_check,
     ]
+    notes = decrypted.pop("notes") if decrypted else {}
     return runner.finish(runner.ScenarioResult(NAME, TITLE, runner.SERVER_NAME, ex.secret, ex.client, ex.stats,
-                                               obs, checks, ex.pcap, ex.keylog, decrypted), started)
+                                               obs, checks, ex.pcap, ex.keylog, decrypted, notes=notes), started)

@@ -48,3 +48,45 @@ def test_capture_stop_without_name_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["capture", "stop"])
     assert exit_info.value.code == 2
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), Output(out, err))
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_analyze_a_file_that_is_not_a_capture(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("this is a text file, not a capture; it is long enough\n")
+    status, out, err = run_cli("analyze", str(path))
+    assert status == 2 and out == ""
+    assert err.startswith("labctl: error: ") and err.count("\n") == 1 and "not a pcap or pcapng file" in err
+
+
+def test_analyze_a_missing_file():
+    status, _, err = run_cli("analyze", "/nonexistent/capture.pcap")
+    assert status == 2 and "cannot read /nonexistent/capture.pcap: No such file or directory" in err
+
+
+def test_analyze_says_when_a_capture_has_no_tls(tmp_path):
+    from tests import synth
+
+    session = synth.plain_session(tmp_path, request=synth.DEFAULT_REQUEST, response=synth.DEFAULT_RESPONSE)
+    status, out, _ = run_cli("analyze", str(session.pcap))
+    assert status == 0 and "no TLS in this capture" in out
+
+
+def test_analyze_json_has_the_documented_schema(tmp_path):
+    import json
+
+    from tests import synth
+
+    session = synth.tls_session(tmp_path, max_version="1.2")
+    status, out, _ = run_cli("analyze", "--json", str(session.pcap))
+    doc = json.loads(out)
+    assert status == 0 and doc["schema"] == "tlslab.observation/1"
+    assert set(doc) >= {"packets", "wire_bytes", "duration", "flows", "dns", "tls"}
+    tls = doc["tls"][0]
+    assert tls["version"] == "TLS 1.2" and tls["client_hello"]["sni"] == "server.lab.test"
+    assert tls["certificates_in_clear"][0]["sans"] == ["server.lab.test"]
