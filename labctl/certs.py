@@ -7,7 +7,10 @@ gitignored; `labctl certs --force` makes it all anew):
     server/server-rsa.{crt,key}  server.lab.test, RSA key (RSA key exchange works)
     server/server-ecdsa.{crt,key}  the same name with an ECDSA key
     server/ca.crt                the CA, for checking client certificates
-    client/ca.crt                the only thing the client gets: whom to trust
+    server/cases/<case>/{cert,key}.pem   the verification cases (`labctl run verify`)
+    client/ca.crt                whom the client trusts
+    client/client-good.{crt,key}       a client certificate from the lab CA (mutual TLS)
+    client/client-untrusted.{crt,key}  one from a CA the server does not trust
 
 Each container mounts one subfolder read-only: the server gets server/,
 the client gets client/. Private keys are mode 0600, their folders 0700.
@@ -40,8 +43,93 @@ def layout(certs_dir: Path) -> list[CertFile]:
         files.append(CertFile(certs_dir / "server" / f"server-{kind}.crt", "server", False))
         files.append(CertFile(certs_dir / "server" / f"server-{kind}.key", "server", True))
     files.append(CertFile(certs_dir / "server" / "ca.crt", "server", False))
+    for case in CASE_CERTS:
+        files.append(CertFile(certs_dir / "server" / "cases" / case / "cert.pem", "server", False))
+        files.append(CertFile(certs_dir / "server" / "cases" / case / "key.pem", "server", True))
     files.append(CertFile(certs_dir / "client" / "ca.crt", "client", False))
+    for who in ("good", "untrusted"):
+        files.append(CertFile(certs_dir / "client" / f"client-{who}.crt", "client", False))
+        files.append(CertFile(certs_dir / "client" / f"client-{who}.key", "client", True))
     return files
+
+
+# The verification cases' server certificates: folder name -> what it is.
+# Validity is relative to the moment of generation, so nothing goes stale
+# (regenerate with `labctl certs --force` when a year has passed).
+CASE_CERTS = {
+    "valid-rsa": "valid, RSA key",
+    "valid-ecdsa": "valid, ECDSA key",
+    "chain": "valid, via an intermediate (chain sent)",
+    "expired": "expired yesterday",
+    "not-yet-valid": "valid from next month",
+    "wrong-host": "valid, but for other.lab.test",
+    "self-signed": "self-signed",
+    "untrusted-root": "from a CA nobody trusts",
+    "incomplete-chain": "via an intermediate (chain not sent)",
+    "mtls": "valid for mtls.lab.test (the mutual-TLS listener)",
+    "tls12-only": "valid for tls12-only.lab.test (the TLS 1.2 listener)",
+}
+
+
+def _self_signed(host: str) -> tuple[bytes, bytes]:
+    """A leaf signed by its own key: trustme only makes CA-signed leaves."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=365))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(host)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+def _generate_cases(certs_dir: Path, ca) -> None:
+    import datetime
+
+    import trustme
+
+    now = datetime.datetime.now(datetime.timezone.utc)
+    day = datetime.timedelta(days=1)
+    stranger = trustme.CA(organization_name="not the lab", organization_unit_name="untrusted CA")
+    intermediate = ca.create_child_ca()
+    leaves = {
+        "valid-rsa": ca.issue_cert("valid-rsa.lab.test", key_type=trustme.KeyType.RSA),
+        "valid-ecdsa": ca.issue_cert("valid-ecdsa.lab.test", key_type=trustme.KeyType.ECDSA),
+        "chain": intermediate.issue_cert("chain.lab.test"),
+        "expired": ca.issue_cert("expired.lab.test", not_before=now - 30 * day, not_after=now - day),
+        "not-yet-valid": ca.issue_cert("not-yet-valid.lab.test", not_before=now + 30 * day,
+                                       not_after=now + 60 * day),
+        "wrong-host": ca.issue_cert("other.lab.test"),
+        "untrusted-root": stranger.issue_cert("untrusted-root.lab.test"),
+        "incomplete-chain": intermediate.issue_cert("incomplete-chain.lab.test"),
+        "mtls": ca.issue_cert("mtls.lab.test"),
+        "tls12-only": ca.issue_cert("tls12-only.lab.test"),
+    }
+    for case, leaf in leaves.items():
+        pems = [blob.bytes() for blob in leaf.cert_chain_pems]
+        chain = pems[0] if case == "incomplete-chain" else b"".join(pems)
+        _write(certs_dir / "server" / "cases" / case / "cert.pem", chain, False)
+        _write(certs_dir / "server" / "cases" / case / "key.pem", leaf.private_key_pem.bytes(), True)
+    cert, key = _self_signed("self-signed.lab.test")
+    _write(certs_dir / "server" / "cases" / "self-signed" / "cert.pem", cert, False)
+    _write(certs_dir / "server" / "cases" / "self-signed" / "key.pem", key, True)
+    for who, issuer in (("good", ca), ("untrusted", stranger)):
+        leaf = issuer.issue_cert(f"{who}-client@lab.test", common_name=f"{who} client")
+        _write(certs_dir / "client" / f"client-{who}.crt", leaf.cert_chain_pems[0].bytes(), False)
+        _write(certs_dir / "client" / f"client-{who}.key", leaf.private_key_pem.bytes(), True)
+    for folder in (certs_dir / "server" / "cases").iterdir():
+        os.chmod(folder, 0o700)
+    os.chmod(certs_dir / "server" / "cases", 0o700)
 
 
 def _write(path: Path, data: bytes, private: bool) -> None:
@@ -71,12 +159,35 @@ def generate(certs_dir: Path) -> list[CertFile]:
         _write(certs_dir / "server" / f"server-{kind}.key", leaf.private_key_pem.bytes(), True)
     _write(certs_dir / "server" / "ca.crt", ca_pem, False)
     _write(certs_dir / "client" / "ca.crt", ca_pem, False)
+    _generate_cases(certs_dir, ca)
     # The server runs as root only long enough to read its key; the client
     # runs as an unprivileged user and must be able to read the CA certificate.
     os.chmod(certs_dir / "ca", 0o700)
     os.chmod(certs_dir / "server", 0o700)
     os.chmod(certs_dir / "client", 0o755)
     return layout(certs_dir)
+
+
+def ensure(certs_dir: Path) -> str:
+    """Make what is missing: everything ("generated"), only the verification cases
+    of an older set ("completed", signed by the same CA), or nothing ("present")."""
+    if not exist(certs_dir):
+        generate(certs_dir)
+        return "generated"
+    missing_cases = not all(f.path.is_file() for f in layout(certs_dir)
+                            if "cases" in f.path.parts or f.path.name.startswith("client-"))
+    if missing_cases and (certs_dir / "ca" / "ca.key").is_file():
+        import trustme
+
+        try:
+            ca = trustme.CA.from_pem((certs_dir / "ca" / "ca.crt").read_bytes(),
+                                     (certs_dir / "ca" / "ca.key").read_bytes())
+        except ValueError:
+            raise CertError(f"{certs_dir / 'ca' / 'ca.key'} is not a usable CA key — "
+                            "run `labctl certs --force` to make a new set") from None
+        _generate_cases(certs_dir, ca)
+        return "completed"
+    return "present"
 
 
 def exist(certs_dir: Path) -> bool:
@@ -112,3 +223,6 @@ def check(certs_dir: Path) -> None:
         if key.stat().st_mode & 0o077:
             raise CertError(f"{key} is readable by others (mode {key.stat().st_mode & 0o777:o}); "
                             f"chmod 600 it or {fix}")
+    for f in layout(certs_dir):
+        if not f.path.is_file():
+            raise CertError(f"{f.path} is missing — {fix}")

@@ -275,6 +275,14 @@ def cmd_run(args: argparse.Namespace, io: Output) -> int:
 
     many = args.scenario == "all"
     modules = scenarios.all_modules() if many else [scenarios.load(args.scenario)]
+    if (args.case or args.client_cmd) and args.scenario != "verify":
+        raise UsageError("--case and --client-cmd belong to `labctl run verify`")
+    verify_cases = None
+    if any(m.NAME == "verify" for m in modules):
+        verify = scenarios.load("verify")
+        verify_cases = verify.select(args.case)          # an unknown case fails before anything runs
+        if args.client_cmd:
+            verify.check_template(args.client_cmd)
     pcap_to = _output_path(args.pcap, many, "pcap")
     keylog_to = _output_path(args.keylog, many, "keylog")
     lab = _lab(args)
@@ -282,7 +290,10 @@ def cmd_run(args: argparse.Namespace, io: Output) -> int:
     results = []
     for module in modules:
         io.progress(f"running {module.NAME}: {module.TITLE}")
-        result = module.run(lab)
+        if module.NAME == "verify":
+            result = module.run(lab, verify_cases, args.client_cmd, args.client_timeout)
+        else:
+            result = module.run(lab)
         results.append(result)
         if pcap_to:
             dest = pcap_to / f"{module.NAME}.pcap" if many else pcap_to
@@ -293,7 +304,7 @@ def cmd_run(args: argparse.Namespace, io: Output) -> int:
             capture.save(result.keylog.encode(), dest)
             io.progress(render.dotted("key log saved to", str(dest)))
         if not args.json and not many:
-            io.result(render.scenario_text(result))
+            io.result(render.verify_text(result) if module.NAME == "verify" else render.scenario_text(result))
     if args.json:
         if many:
             doc = {"schema": "tlslab.runs/1", "passed": all(r.passed for r in results),
@@ -383,6 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pcap", help="save the capture here (with 'all': a folder, one NAME.pcap each)")
     p.add_argument("--keylog", help="save the client's NSS key log here, so Wireshark opens the capture "
                                     "decrypted (with 'all': a folder)")
+    p.add_argument("--case", action="append", metavar="CASE",
+                   help="verify only: run this case (repeatable; default every case)")
+    p.add_argument("--client-cmd", metavar="COMMAND",
+                   help="verify only: also grade this command, run in the client container for each case, e.g. "
+                        "'curl -sS --cacert {ca} {url}' (placeholders {host} {port} {url} {ca} {cert} {key}; "
+                        "exit status 0 = connected)")
+    p.add_argument("--client-timeout", type=float, default=10.0, metavar="SECONDS",
+                   help="verify only: give up on --client-cmd after this long per case (default 10)")
 
     p = add("analyze", cmd_analyze, "dissect any pcap (from the lab or elsewhere): flows, DNS, TLS handshakes, "
                                     "records, certificates in clear", json_flag=True)
@@ -428,4 +447,9 @@ def main(argv: list[str] | None = None, io: Output | None = None) -> int:
 
 def main_entry() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        # `labctl run verify | head`: the reader left; that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)

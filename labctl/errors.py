@@ -62,5 +62,9 @@ class NotHealthy(LabError):
     """A service did not become healthy in time."""
 
 
+class ServiceFailed(NotHealthy):
+    """A service exited or Docker marked it unhealthy: no point waiting longer."""
+
+
 class CaptureError(LabError):
     """A capture could not be started, stopped or read, or it is incomplete."""

@@ -37,8 +37,10 @@ SUITE = "bookworm"
 PULL_BASE = "debian:bookworm-slim"
 # What every lab container needs: Python's ssl and http.server, tcpdump and
 # iptables for the wire, iproute2 for routes, dnsmasq for the resolver.
+# curl and openssl are there for `labctl run verify --client-cmd`: real
+# third-party TLS clients graded against the same cases.
 PACKAGES = ("python3-minimal", "libpython3.11-stdlib", "tcpdump", "iproute2", "iptables",
-            "dnsmasq-base", "ca-certificates")
+            "dnsmasq-base", "ca-certificates", "curl", "openssl")
 # Documentation and translations are a third of the image and never read here.
 EXCLUDES = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*", "/usr/share/info/*")
 # Run as root inside the new root filesystem, in both ways of making the base.

@@ -22,7 +22,7 @@ from docker.models.containers import Container
 
 from . import certs, images
 from .compose import Compose, find_tool
-from .errors import ComposeError, LabError, NotHealthy, UsageError
+from .errors import ComposeError, LabError, NotHealthy, ServiceFailed, UsageError
 from .waiting import NotReady, wait_for
 
 DEFAULT_PROJECT = "tlslab"
@@ -103,6 +103,7 @@ class Lab:
             raise UsageError(f"base image source {self.base_source!r} is not one of: {', '.join(images.SOURCES)}")
         self._docker: docker.DockerClient | None = None
         self._net: str | None = None
+        self._running: dict[str, Container] = {}
 
     # -- Docker and compose -------------------------------------------------
 
@@ -158,12 +159,17 @@ class Lab:
         return {c.labels.get("com.docker.compose.service", c.name): c for c in found}
 
     def container(self, service: str) -> Container:
+        """The running container of a service (looked up once per Lab: every exec needs it)."""
         check_service(service)
+        cached = self._running.get(service)
+        if cached is not None:
+            return cached
         found = self.containers().get(service)
         if found is None or found.status != "running":
             flag = "" if self.project == DEFAULT_PROJECT else f" --project {self.project}"
             raise LabError(f"service '{service}' of lab '{self.project}' is not running — start the lab "
                            f"with `labctl{flag} up`")
+        self._running[service] = found
         return found
 
     # -- state ----------------------------------------------------------------
@@ -216,6 +222,7 @@ class Lab:
     def up(self, progress: Progress, timeout: float = HEALTH_TIMEOUT) -> UpReport:
         """Certificates, images, containers, health: idempotent, bounded."""
         started = time.monotonic()
+        self._running.clear()
         report = UpReport(self.project, "")
         client = self.docker
 
@@ -223,13 +230,9 @@ class Lab:
             report.steps.append((name, outcome))
             progress(f"{name:.<24} {outcome}")
 
-        if certs.exist(self.certs_dir):
-            certs.check(self.certs_dir)
-            step("certificates", f"present in {self.certs_dir}")
-        else:
-            certs.generate(self.certs_dir)
-            certs.check(self.certs_dir)
-            step("certificates", f"generated in {self.certs_dir}")
+        how = certs.ensure(self.certs_dir)
+        certs.check(self.certs_dir)
+        step("certificates", f"{how} in {self.certs_dir}")
 
         base, how = images.ensure_base(client, self.image_prefix, self.root / "services",
                                        self.base_source, progress=lambda m: progress(f"  {m}"))
@@ -292,6 +295,8 @@ class Lab:
 
         try:
             return wait_for(check, what=f"lab '{self.project}'", timeout=timeout, interval=0.1)
+        except ServiceFailed:
+            raise
         except NotHealthy:
             slow = next((s for s in last if s.state != "running" or s.health != "healthy"), None)
             if slow is None:
@@ -300,7 +305,7 @@ class Lab:
                                         f"health {slow.health})") from None
 
     def _unhealthy(self, s: ServiceState, why: str) -> NotHealthy:
-        error = NotHealthy(f"service '{s.service}' {why} — see `labctl logs {s.service}`")
+        error = ServiceFailed(f"service '{s.service}' {why} — see `labctl logs {s.service}`")
         error.details = self.log_tail(s.service, 10)
         return error
 
@@ -322,6 +327,7 @@ class Lab:
             filters={"label": f"com.docker.compose.project={self.project}"}))
         if not self.is_up() and not had_volume:
             return False
+        self._running.clear()
         args = ["down", "--timeout", "1", "--remove-orphans"]
         if volumes:
             args.append("--volumes")

@@ -241,3 +241,24 @@ def observation_text(name: str, obs) -> str:
     else:
         lines += ["", "no TLS in this capture: nothing in it was encrypted by TLS"]
     return "\n".join(lines)
+
+
+def verify_text(result) -> str:
+    """The verification matrix: one row per case and client, expected beside actual."""
+    rows = []
+    for r in result.cases:
+        for o in r.outcomes:
+            actual = o.actual
+            rows.append((r.case.name if o.client == "safe" else "", o.client, o.expected.outcome, actual,
+                         _fit(o.error or "-", 44), "✔" if o.passed else "✘"))
+    lines = [f"{result.name} — {result.title}", "",
+             table(("CASE", "CLIENT", "EXPECTED", "ACTUAL", "ERROR", ""), rows), "",
+             "what the wire saw (the safe client's connection):"]
+    for r in result.cases:
+        lines.append(f"  {r.case.name:<17} {'; '.join(r.wire)}")
+    failed = [(r.case.name, o) for r in result.cases for o in r.outcomes if not o.passed]
+    if failed:
+        lines += ["", "not as declared:"] + [f"  {name} ({o.client}): {o.why}" for name, o in failed]
+    lines += [""] + check_lines(result.checks)
+    lines.append(f"verdict: {'all checks passed' if result.passed else 'SOME CHECKS FAILED'} ({result.seconds:.2f} s)")
+    return "\n".join(lines)

@@ -110,6 +110,7 @@ def client(args: argparse.Namespace) -> dict:
         address = addrinfo[0][4][0]
         report["address"] = address
         raw = socket.create_connection((address, args.port), timeout=args.timeout)
+        report["local_port"] = raw.getsockname()[1]      # finds this connection in the capture
         sock: socket.socket = raw
         if context is not None:
             sock = context.wrap_socket(raw, server_hostname=args.sni or args.host)
@@ -138,7 +139,7 @@ def client(args: argparse.Namespace) -> dict:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="The lab's safe TLS client: one HTTP request carrying a secret; prints a JSON report.")
     parser.add_argument("host", help="server name to resolve, connect to and verify (e.g. server.lab.test)")
@@ -158,10 +159,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keylog", help="write the NSS key log here (lets Wireshark decrypt the capture)")
     parser.add_argument("--plain", action="store_true", help="no TLS at all: the same request over plain TCP")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the network")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
     if args.port is None:
         args.port = 80 if args.plain else 443
-    report = client(args)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--batch"]:
+        # Many exchanges in one process: `--batch '[["expired.lab.test", "--insecure"], ...]'`
+        # prints one JSON list. The verification matrix runs 30 handshakes this way
+        # in one `docker exec` instead of thirty.
+        if len(argv) != 2:
+            build_parser().error("--batch takes one JSON list of argument lists")
+        try:
+            runs = json.loads(argv[1])
+        except json.JSONDecodeError as exc:
+            build_parser().error(f"--batch: not JSON: {exc}")
+        reports = [client(parse([str(a) for a in run])) for run in runs]
+        json.dump(reports, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    report = client(parse(argv))
     json.dump(report, sys.stdout)
     sys.stdout.write("\n")
     return 0 if report["ok"] else 1

@@ -17,6 +17,11 @@ The site:
     POST /login          a form with a password field; the reply says welcome
     GET  /whoami         echoes the client certificate's subject (mutual TLS)
 
+With --cases, each folder NAME/ holding cert.pem and key.pem is served for
+NAME.lab.test, chosen by SNI (the verification cases: expired, wrong-host...);
+--mtls-port and --tls12-port add listeners that require a client certificate
+or stop at TLS 1.2.
+
 Requests may carry a secret in a cookie, an Authorization header or a form
 field; the server never logs it (look for it on the wire, not in the logs).
 
@@ -34,6 +39,7 @@ import socket
 import ssl
 import sys
 import threading
+from pathlib import Path
 
 TLS_VERSIONS = {
     "1.0": ssl.TLSVersion.TLSv1,
@@ -105,6 +111,25 @@ def _peer_subject(conn: socket.socket) -> str:
     return ", ".join(f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn)
 
 
+def _close_gently(sock: socket.socket) -> None:
+    """Send FIN and read what the client still sends before closing.
+
+    In TLS 1.3 the client learns that its certificate was refused (alert
+    certificate_required) only after it has sent its request. Closing at once
+    would answer that request with a TCP RST, which can destroy the alert
+    before the client reads it; draining first lets the alert arrive.
+    """
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_WR)
+        sock.settimeout(1.0)
+        while socket.socket.recv(sock, 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
 class TLSServer(http.server.ThreadingHTTPServer):
     """A threading HTTP server that wraps each accepted socket in TLS.
 
@@ -120,10 +145,12 @@ class TLSServer(http.server.ThreadingHTTPServer):
         super().__init__(address, LabHandler)
 
     def finish_request(self, request, client_address) -> None:  # type: ignore[override]
+        tls = self.context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
         try:
-            tls = self.context.wrap_socket(request, server_side=True)
+            tls.do_handshake()
         except (ssl.SSLError, OSError) as exc:
             sys.stderr.write(f"{client_address[0]} TLS handshake failed: {exc}\n")
+            _close_gently(tls)
             return
         try:
             super().finish_request(tls, client_address)
@@ -131,19 +158,43 @@ class TLSServer(http.server.ThreadingHTTPServer):
             tls.close()
 
 
-def make_context(args: argparse.Namespace) -> ssl.SSLContext:
-    """The safe default context, narrowed only where a flag says so."""
+def make_context(args: argparse.Namespace, cert: str | None = None, key: str | None = None,
+                 max_version: str | None = None, require_client_cert: bool | None = None) -> ssl.SSLContext:
+    """The safe default context, narrowed only where a flag (or a listener) says so."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = TLS_VERSIONS[args.min_version]
-    context.maximum_version = TLS_VERSIONS[args.max_version]
+    context.maximum_version = TLS_VERSIONS[max_version or args.max_version]
     if args.ciphers:
         context.set_ciphers(args.ciphers)
-    if args.require_client_cert:
+    if args.require_client_cert if require_client_cert is None else require_client_cert:
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(cafile=args.client_ca)
-    context.load_cert_chain(args.cert, args.key)
+    context.load_cert_chain(cert or args.cert, key or args.key)
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+def add_cases(context: ssl.SSLContext, args: argparse.Namespace) -> list[str]:
+    """Serve each folder of --cases under its own name, picked by SNI (as badssl.com does).
+
+    cases/expired/{cert,key}.pem answers for expired.lab.test, and so on.
+    A name with no folder gets the default certificate.
+    """
+    by_name: dict[str, ssl.SSLContext] = {}
+    root = Path(args.cases)
+    if not root.is_dir():
+        return []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        name = f"{folder.name}.{args.domain}"
+        by_name[name] = make_context(args, str(folder / "cert.pem"), str(folder / "key.pem"))
+
+    def pick(sslobj: ssl.SSLObject, server_name: str | None, _context: ssl.SSLContext) -> None:
+        chosen = by_name.get(server_name or "")
+        if chosen is not None:
+            sslobj.context = chosen
+
+    context.sni_callback = pick
+    return sorted(by_name)
 
 
 def drop_privileges(user: str) -> None:
@@ -158,14 +209,30 @@ def drop_privileges(user: str) -> None:
 
 def server(args: argparse.Namespace) -> None:
     context = make_context(args)
-    tls = TLSServer((args.host, args.tls_port), context)
+    names = add_cases(context, args)
+    servers: list[http.server.HTTPServer] = [TLSServer((args.host, args.tls_port), context)]
     plain = http.server.ThreadingHTTPServer((args.host, args.plain_port), LabHandler)
     plain.daemon_threads = True
+    servers.append(plain)
+    cases = Path(args.cases)
+    extra = []
+    if args.mtls_port:
+        # Its own port: whether a client certificate is required is settled
+        # before the SNI callback could switch contexts.
+        servers.append(TLSServer((args.host, args.mtls_port), make_context(
+            args, str(cases / "mtls" / "cert.pem"), str(cases / "mtls" / "key.pem"), require_client_cert=True)))
+        extra.append(f"mutual TLS on :{args.mtls_port}")
+    if args.tls12_port:
+        servers.append(TLSServer((args.host, args.tls12_port), make_context(
+            args, str(cases / "tls12-only" / "cert.pem"), str(cases / "tls12-only" / "key.pem"), max_version="1.2")))
+        extra.append(f"TLS 1.2 only on :{args.tls12_port}")
     drop_privileges(args.user)
     print(f"Serving TLS on :{args.tls_port} and plain HTTP on :{args.plain_port} "
-          f"as uid {os.getuid()}; TLS {args.min_version}..{args.max_version}", flush=True)
-    threading.Thread(target=plain.serve_forever, daemon=True).start()
-    tls.serve_forever()
+          f"as uid {os.getuid()}; TLS {args.min_version}..{args.max_version}; "
+          f"{len(names)} names by SNI" + "".join(f"; {e}" for e in extra), flush=True)
+    for srv in servers[1:]:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    servers[0].serve_forever()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -182,6 +249,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ciphers", help="OpenSSL cipher string for TLS 1.2 and older")
     parser.add_argument("--require-client-cert", action="store_true", help="mutual TLS: refuse clients without a certificate")
     parser.add_argument("--client-ca", default="/certs/ca.crt", help="CA that signs client certificates")
+    parser.add_argument("--cases", default="/certs/cases",
+                        help="folder of verification cases: NAME/{cert,key}.pem is served for NAME.DOMAIN by SNI")
+    parser.add_argument("--domain", default="lab.test", help="domain of the case names")
+    parser.add_argument("--mtls-port", type=int, default=0,
+                        help="also listen here, requiring a client certificate (cert from CASES/mtls)")
+    parser.add_argument("--tls12-port", type=int, default=0,
+                        help="also listen here with TLS 1.2 at most (cert from CASES/tls12-only)")
     parser.add_argument("--user", default="lab", help="unprivileged user to become after loading the key")
     args = parser.parse_args(argv)
     args.cert = args.cert or f"/certs/server-{args.key_type}.crt"

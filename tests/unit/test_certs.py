@@ -74,9 +74,13 @@ def test_generate_writes_every_file_with_tight_modes(certs_dir):
     assert (certs_dir / "ca").stat().st_mode & 0o777 == 0o700
 
 
-def test_client_folder_holds_no_private_key(certs_dir):
-    assert [p.name for p in (certs_dir / "client").iterdir()] == ["ca.crt"]
-    assert all(b"PRIVATE KEY" not in p.read_bytes() for p in (certs_dir / "client").iterdir())
+def test_client_folder_holds_no_server_or_ca_key(certs_dir):
+    """The client gets the CA certificate and its own client keys (mutual TLS), nothing else."""
+    names = sorted(p.name for p in (certs_dir / "client").iterdir())
+    assert names == ["ca.crt", "client-good.crt", "client-good.key", "client-untrusted.crt", "client-untrusted.key"]
+    server_keys = {p.read_bytes() for p in (certs_dir / "server").rglob("*.key")} | \
+        {p.read_bytes() for p in (certs_dir / "server").rglob("key.pem")} | {(certs_dir / "ca" / "ca.key").read_bytes()}
+    assert not server_keys & {p.read_bytes() for p in (certs_dir / "client").iterdir()}
 
 
 def test_ca_key_is_mounted_nowhere(certs_dir):
@@ -140,3 +144,15 @@ def test_check_refuses_a_key_others_can_read(certs_dir, tmp_path):
     (broken / "server" / "server-rsa.key").chmod(0o644)
     with pytest.raises(CertError, match=r"readable by others \(mode 644\)"):
         certs.check(broken)
+
+
+def test_an_older_set_is_completed_with_the_same_ca(certs_dir, tmp_path):
+    import shutil
+
+    old = copy_set(certs_dir, tmp_path / "old")
+    shutil.rmtree(old / "server" / "cases")
+    ca_before = (old / "ca" / "ca.crt").read_bytes()
+    assert certs.ensure(old) == "completed"
+    certs.check(old)
+    assert (old / "ca" / "ca.crt").read_bytes() == ca_before
+    assert certs.ensure(old) == "present"

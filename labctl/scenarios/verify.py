@@ -1,0 +1,328 @@
+"""verify: a local, never-stale badssl, with the expected outcome of every case declared here.
+
+What it demonstrates: the checks that make TLS worth having. The safe client
+(the standard library's default context) refuses a certificate that is
+expired, not yet valid, for another name, self-signed, from a root it does
+not trust, or missing its intermediate; the careless client (verification
+off) connects to all of them, so anyone could have been on the other end. It
+also shows mutual TLS (the server checking the client) and protocol refusals
+(old versions, a version mismatch, no shared cipher), which no client setting
+overrides.
+
+What to look for in the capture: each case is its own TCP connection; in the
+protocol cases the server's refusal is an alert record in clear; with TLS 1.2
+(the protocol cases' handshakes) the certificate crosses in clear; with TLS
+1.3 the client's refusal is an encrypted alert and the connection closes.
+
+Every certificate is made by trustme at `labctl certs` time with validity
+relative to that moment (expired a day ago, valid from a month ahead), so no
+case ever goes stale. Each case has its own name under lab.test, chosen by SNI
+on the server (port 443), or its own port where the TLS settings differ.
+
+External clients: `labctl run verify --client-cmd 'curl -sS --cacert {ca} {url}'`
+runs any command inside the client container against every case and grades
+it against the safe client's expectation (exit status 0 = connected).
+Placeholders: {host} {port} {url} {ca} {cert} {key}.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from dataclasses import dataclass, field
+
+from .. import capture, runner
+from ..analyzer import Observation, TlsConnection, analyze
+from ..errors import LabError, UsageError
+from ..lab import Lab
+
+NAME = "verify"
+TITLE = "Certificate, mutual-TLS and protocol checks: safe versus careless client"
+SUMMARY = "a local badssl: every way the client's checks can fail, with expected outcomes and the wire's view"
+CHECKS = ("capture complete", "each case: safe client as expected", "each case: careless client as expected",
+          "each refusal for the declared reason")
+
+CONNECTS = "connects"
+REFUSED = "refused"
+CA = "/certs/ca.crt"
+CLIENT_CERT = "/certs/client-good.crt"
+CLIENT_KEY = "/run/keys/client-good.key"      # copied for the "lab" user by lab-init
+UNTRUSTED_CERT = "/certs/client-untrusted.crt"
+UNTRUSTED_KEY = "/run/keys/client-untrusted.key"
+# OpenSSL 3 refuses TLS 1.0/1.1 at its default security level even as a client;
+# the "old client" must lower it to be able to offer them at all.
+OLD_CIPHERS = "DEFAULT:@SECLEVEL=0"
+
+
+@dataclass(frozen=True)
+class Expect:
+    outcome: str              # CONNECTS or REFUSED
+    reason: str = ""          # a substring of the error the client must report
+
+    def describe(self) -> str:
+        return self.outcome + (f" ({self.reason})" if self.reason else "")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One way the checks can go; the expected outcomes live here and nowhere else."""
+
+    name: str
+    host: str
+    port: int
+    what: str
+    safe: Expect
+    careless: Expect
+    args: tuple[str, ...] = ()          # extra client.py flags for both clients
+    group: str = "certificate"
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}/"
+
+    @property
+    def for_external(self) -> bool:
+        """An external command is the same for every case, so it is graded only where the
+        client needs no case-specific settings: the server-certificate cases."""
+        return self.group == "certificate"
+
+
+CASES: tuple[Case, ...] = (
+    Case("valid-rsa", "valid-rsa.lab.test", 443, "a good certificate with an RSA key",
+         Expect(CONNECTS), Expect(CONNECTS)),
+    Case("valid-ecdsa", "valid-ecdsa.lab.test", 443, "a good certificate with an ECDSA key",
+         Expect(CONNECTS), Expect(CONNECTS)),
+    Case("chain", "chain.lab.test", 443, "leaf signed by an intermediate; the server sends both",
+         Expect(CONNECTS), Expect(CONNECTS)),
+    Case("expired", "expired.lab.test", 443, "valid until yesterday",
+         Expect(REFUSED, "certificate has expired"), Expect(CONNECTS)),
+    Case("not-yet-valid", "not-yet-valid.lab.test", 443, "valid from a month from now",
+         Expect(REFUSED, "certificate is not yet valid"), Expect(CONNECTS)),
+    Case("wrong-host", "wrong-host.lab.test", 443, "a good certificate, but for other.lab.test",
+         Expect(REFUSED, "Hostname mismatch"), Expect(CONNECTS)),
+    Case("self-signed", "self-signed.lab.test", 443, "signed by its own key, no CA",
+         Expect(REFUSED, "self-signed certificate"), Expect(CONNECTS)),
+    Case("untrusted-root", "untrusted-root.lab.test", 443, "signed by a CA the client does not trust",
+         Expect(REFUSED, "unable to get local issuer certificate"), Expect(CONNECTS)),
+    Case("incomplete-chain", "incomplete-chain.lab.test", 443,
+         "leaf signed by an intermediate the server does not send",
+         Expect(REFUSED, "unable to get local issuer certificate"), Expect(CONNECTS)),
+    Case("mtls-valid", "mtls.lab.test", 8443, "server requires a client certificate; the client has a good one",
+         Expect(CONNECTS), Expect(CONNECTS), ("--cert", CLIENT_CERT, "--key", CLIENT_KEY), "mutual TLS"),
+    Case("mtls-none", "mtls.lab.test", 8443, "server requires a client certificate; the client has none",
+         Expect(REFUSED, "CERTIFICATE_REQUIRED"), Expect(REFUSED, "CERTIFICATE_REQUIRED"), (), "mutual TLS"),
+    Case("mtls-untrusted", "mtls.lab.test", 8443, "the client's certificate is from a CA the server does not trust",
+         Expect(REFUSED, "UNKNOWN_CA"), Expect(REFUSED, "UNKNOWN_CA"),
+         ("--cert", UNTRUSTED_CERT, "--key", UNTRUSTED_KEY), "mutual TLS"),
+    Case("old-client", "server.lab.test", 443, "a client that only offers TLS 1.0 and 1.1",
+         Expect(REFUSED, "PROTOCOL_VERSION"), Expect(REFUSED, "PROTOCOL_VERSION"),
+         ("--min-version", "1.0", "--max-version", "1.1", "--ciphers", OLD_CIPHERS), "protocol"),
+    Case("tls12-server", "tls12-only.lab.test", 8444, "a server limited to TLS 1.2; the client requires 1.3",
+         Expect(REFUSED, "PROTOCOL_VERSION"), Expect(REFUSED, "PROTOCOL_VERSION"),
+         ("--min-version", "1.3"), "protocol"),
+    Case("no-shared-cipher", "server.lab.test", 443, "the client offers only ECDSA suites; the server's "
+         "certificate has an RSA key", Expect(REFUSED, "HANDSHAKE_FAILURE"), Expect(REFUSED, "HANDSHAKE_FAILURE"),
+         ("--max-version", "1.2", "--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256"), "protocol"),
+)
+HOSTS = tuple(sorted({c.host for c in CASES}))
+
+
+def select(names: list[str] | None) -> tuple[Case, ...]:
+    if not names:
+        return CASES
+    known = {c.name: c for c in CASES}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(f"unknown case {unknown[0]!r}; the cases are: {', '.join(known)}")
+    return tuple(known[n] for n in names)
+
+
+@dataclass
+class Outcome:
+    client: str               # "safe", "careless" or "external"
+    expected: Expect
+    connected: bool
+    error: str
+    local_port: int | None
+    passed: bool
+    why: str                  # why it failed, or "" when it passed
+
+    @property
+    def actual(self) -> str:
+        if self.connected:
+            return CONNECTS
+        return "timed out" if self.error.startswith("timed out") else REFUSED
+
+    def to_dict(self) -> dict:
+        return {"client": self.client, "expected": self.expected.outcome, "expected_reason": self.expected.reason,
+                "actual": self.actual, "error": self.error,
+                "passed": self.passed, "why": self.why}
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    outcomes: list[Outcome]
+    wire: list[str] = field(default_factory=list)     # what the wire saw for this case
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outcomes)
+
+    def to_dict(self) -> dict:
+        c = self.case
+        return {"case": c.name, "group": c.group, "host": c.host, "port": c.port, "what": c.what,
+                "passed": self.passed, "outcomes": [o.to_dict() for o in self.outcomes], "wire": self.wire}
+
+
+@dataclass
+class VerifyResult:
+    name: str
+    title: str
+    cases: list[CaseResult]
+    stats: capture.CaptureStats
+    observation: Observation = field(repr=False)
+    pcap: bytes = field(repr=False, default=b"")
+    keylog: str = field(repr=False, default="")
+    seconds: float = 0.0
+    external: str | None = None
+    checks: list[runner.Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict:
+        return {"scenario": self.name, "title": self.title, "passed": self.passed, "seconds": round(self.seconds, 3),
+                "external_client": self.external, "checks": [c.to_dict() for c in self.checks],
+                "capture": {"packets": self.stats.packets, "bytes": self.stats.bytes,
+                            "dropped_by_kernel": self.stats.dropped_by_kernel, "complete": self.stats.complete},
+                "cases": [r.to_dict() for r in self.cases]}
+
+
+def grade(client: str, expect: Expect, connected: bool, error: str, local_port: int | None = None) -> Outcome:
+    """Did the client do what the case declares, for the declared reason?"""
+    if expect.outcome == CONNECTS:
+        ok = connected
+        why = "" if ok else f"expected to connect, but refused: {error}"
+    else:
+        ok = not connected and (not expect.reason or client == "external" or expect.reason in error)
+        if connected:
+            why = "expected a refusal, but it connected"
+        elif not ok:
+            why = f"refused for another reason than {expect.reason!r}: {error}"
+        else:
+            why = ""
+    return Outcome(client, expect, connected, error, local_port, ok, why)
+
+
+def _client_runs(cases: tuple[Case, ...]) -> list[list[str]]:
+    runs = []
+    for case in cases:
+        for insecure in (False, True):
+            args = [case.host, "--port", str(case.port), "--secret", runner.new_secret(), "--timeout", "5",
+                    *case.args]
+            runs.append(args + (["--insecure"] if insecure else []))
+    return runs
+
+
+def check_template(template: str) -> None:
+    """Refuse a --client-cmd with unknown placeholders before anything runs."""
+    _external_argv(CASES[0], template)
+
+
+def _external_argv(case: Case, template: str) -> str:
+    values = {"host": case.host, "port": case.port, "url": case.url, "ca": CA, "cert": CLIENT_CERT,
+              "key": CLIENT_KEY}
+    try:
+        return template.format(**{k: shlex.quote(str(v)) for k, v in values.items()})
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UsageError(f"--client-cmd: bad placeholder {exc}; use {{host}} {{port}} {{url}} {{ca}} {{cert}} {{key}}") \
+            from None
+
+
+def _run_external(lab: Lab, cases: tuple[Case, ...], template: str, timeout: float) -> list[tuple[int, str] | None]:
+    """Each case's command in the client container, bounded by `timeout`, its process group killed after."""
+    results: list[tuple[int, str] | None] = []
+    for case in cases:
+        if not case.for_external:
+            results.append(None)
+            continue
+        command = _external_argv(case, template)
+        # timeout(1) puts the command in its own process group and kills all of it:
+        # no orphaned curl or openssl is left behind when it hangs.
+        status, out, err = lab.exec("client", ["timeout", "--kill-after=1", str(timeout), "sh", "-c", command],
+                                    user="lab")
+        lines = [line.strip() for line in (err + out).splitlines() if line.strip()]
+        # A refusing client's first error line says why (curl: "(60) SSL certificate
+        # problem: ..."; openssl: "verify error:num=10:certificate has expired").
+        errors = [line for line in lines if any(w in line.lower() for w in ("error", "problem", "fail", "alert"))]
+        if status == 0:
+            detail = "connected"
+        else:
+            detail = (errors or lines or [f"exit status {status}"])[0][:200]
+        if status == 124 or status == 137:
+            detail = f"timed out after {timeout:g} s (killed)"
+        elif status == 127:
+            raise UsageError(f"--client-cmd: command not found in the client container: "
+                             f"{command.split()[0]} ({detail})")
+        results.append((status, detail))
+    return results
+
+
+def _wire_view(conn: TlsConnection | None) -> list[str]:
+    if conn is None:
+        return ["no TLS connection seen"]
+    lines = []
+    if conn.version:
+        lines.append(f"{conn.version} {conn.server_hello.cipher_name if conn.server_hello else ''}".strip())
+    for cert in conn.certificates[:1]:
+        lines.append(f"certificate in clear: {cert.subject}")
+    for alert in conn.alerts:
+        who = "client" if alert.direction == "c2s" else "server"
+        lines.append(f"alert from {who}: {alert.description}" + ("" if alert.encrypted else f" ({alert.level})"))
+    app = sum(1 for r in conn.records if r.content_type == 23)
+    lines.append(f"{app} encrypted record(s)")
+    return lines
+
+
+def run(lab: Lab, cases: tuple[Case, ...] = CASES, client_cmd: str | None = None,
+        client_timeout: float = 10.0) -> VerifyResult:
+    started = time.monotonic()
+    name = f"{runner.RUN_PREFIX}{NAME}-{int(time.time())}"
+    capture.start(lab, name, replace=runner.RUN_PREFIX)
+    try:
+        status, out, err = lab.exec("client", ["python3", "/app/client.py", "--batch",
+                                               json.dumps(_client_runs(cases))], user="lab", timeout=120)
+        external = _run_external(lab, cases, client_cmd, client_timeout) if client_cmd else []
+    finally:
+        stats = capture.stop(lab, name)
+    try:
+        reports = json.loads(out)
+    except json.JSONDecodeError:
+        raise LabError(f"the client's batch printed no report: {(err.strip().splitlines() or ['?'])[-1]}") from None
+    pcap = capture.read(lab, name)
+    observation = analyze(pcap, name=f"capture {name}")
+    by_port = {t.flow.client_port: t for t in observation.tls}
+    results = []
+    for i, case in enumerate(cases):
+        safe, careless = reports[2 * i], reports[2 * i + 1]
+        outcomes = [grade("safe", case.safe, safe["ok"], safe.get("error", ""), safe.get("local_port")),
+                    grade("careless", case.careless, careless["ok"], careless.get("error", ""),
+                          careless.get("local_port"))]
+        if client_cmd and external[i] is not None:
+            code, detail = external[i]
+            outcome = grade("external", case.safe, code == 0, detail)
+            if code in (124, 137):      # a hang is neither connecting nor refusing
+                outcome.passed, outcome.why = False, detail
+            outcomes.append(outcome)
+        results.append(CaseResult(case, outcomes, _wire_view(by_port.get(safe.get("local_port")))))
+    checks = [runner.check_capture(stats)]
+    for client in ("safe", "careless") + (("external",) if client_cmd else ()):
+        graded = [(r.case.name, o) for r in results for o in r.outcomes if o.client == client]
+        bad = [name for name, o in graded if not o.passed]
+        checks.append(runner.Check(f"{client} client: every case as expected", bool(graded) and not bad,
+                                   f"failed: {', '.join(bad)}" if bad else f"{len(graded)} cases as declared"))
+    return VerifyResult(NAME, TITLE, results, stats, observation, pcap, "", time.monotonic() - started,
+                        client_cmd, checks)
