@@ -12,7 +12,9 @@ Prints, from one run on this machine:
                   on the same file, in the same run
   ratio           tshark time / analyzer time (>= 1 means the analyzer is faster)
 
-Targets: each scenario <= 1.5 s warm; ratio >= 1.
+  verify cases    the verification matrix one case at a time (in process)
+
+Targets: each scenario <= 1.5 s warm; the verify matrix <= 10 s; ratio >= 1.
 
     python3 benchmarks/scenarios.py [--repeat 5] [--bulk-mb 100] [--json]
 
@@ -100,6 +102,10 @@ def main() -> int:
             figures["scenarios"][name] = {"cli_wall_s": statistics.median(wall),
                                           "in_process_s": statistics.median(inner)}
 
+        from labctl.scenarios import verify
+        figures["verify_cases"] = {
+            case.name: statistics.median(verify.run(lab, (case,)).seconds for _ in range(3)) for case in verify.CASES}
+
         data = bulk_capture(lab, args.bulk_mb)
         pcap = tmp / "bulk.pcap"
         pcap.write_bytes(data)
@@ -125,6 +131,10 @@ def main() -> int:
     for name, f in figures["scenarios"].items():
         print(f"  {'labctl run ' + name:.<34} {f['cli_wall_s']:6.2f} s   (in process {f['in_process_s']:.2f} s)"
               f"   <= 1.5 s")
+    per_case = figures["verify_cases"]
+    print(f"  verify, one case at a time (in process, median of 3): "
+          f"{min(per_case.values()):.2f}–{max(per_case.values()):.2f} s per case; whole matrix "
+          f"{figures['scenarios']['verify']['in_process_s']:.2f} s in process   (matrix <= 10 s)")
     b = figures["bulk"]
     print(f"  bulk capture: {b['transfer_mb']} MB over TLS, {b['pcap_mb']} MB pcap, {b['packets']} packets, "
           f"{b['tls_records']} TLS records, 0 dropped")

@@ -308,9 +308,9 @@ def cmd_run(args: argparse.Namespace, io: Output) -> int:
     if args.json:
         if many:
             doc = {"schema": "tlslab.runs/1", "passed": all(r.passed for r in results),
-                   "results": [{"schema": "tlslab.run/1", **r.to_dict()} for r in results]}
+                   "results": [r.to_dict() for r in results]}
         else:
-            doc = {"schema": "tlslab.run/1", **results[0].to_dict()}
+            doc = results[0].to_dict()
         io.result(json.dumps(doc, indent=2))
     elif many:
         io.result(render.summary_text(results))

@@ -74,7 +74,7 @@ class ScenarioResult:
     def to_dict(self) -> dict:
         client = {k: v for k, v in self.client.items() if k != "peer_certificate"}
         return {
-            "scenario": self.name, "title": self.title, "passed": self.passed,
+            "schema": "tlslab.run/1", "scenario": self.name, "title": self.title, "passed": self.passed,
             "seconds": round(self.seconds, 3), "server_name": self.server_name, "secret": self.secret,
             "checks": [c.to_dict() for c in self.checks],
             "client": client,

@@ -194,7 +194,8 @@ class VerifyResult:
         return bool(self.checks) and all(c.passed for c in self.checks)
 
     def to_dict(self) -> dict:
-        return {"scenario": self.name, "title": self.title, "passed": self.passed, "seconds": round(self.seconds, 3),
+        return {"schema": "tlslab.verify/1", "scenario": self.name, "title": self.title, "passed": self.passed,
+                "seconds": round(self.seconds, 3),
                 "external_client": self.external, "checks": [c.to_dict() for c in self.checks],
                 "capture": {"packets": self.stats.packets, "bytes": self.stats.bytes,
                             "dropped_by_kernel": self.stats.dropped_by_kernel, "complete": self.stats.complete},
