@@ -45,12 +45,14 @@ def _wirectl(lab: Lab, *args: str) -> dict:
     return result
 
 
-def start(lab: Lab, name: str, buffer_mib: int | None = None, replace: str = "") -> None:
+def start(lab: Lab, name: str, buffer_mib: int | None = None, replace: str = "", direction: str = "in") -> None:
     """Begin capturing; returns once tcpdump is listening, so nothing after this is missed.
 
     ``replace``: first delete the stopped captures whose names start with it.
     """
     extra = (["--buffer-mib", str(buffer_mib)] if buffer_mib else []) + (["--replace", replace] if replace else [])
+    if direction != "in":
+        extra += ["--direction", direction]
     _wirectl(lab, "start", name, *extra)
 
 

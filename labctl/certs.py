@@ -11,6 +11,7 @@ gitignored; `labctl certs --force` makes it all anew):
     client/ca.crt                whom the client trusts
     client/client-good.{crt,key}       a client certificate from the lab CA (mutual TLS)
     client/client-untrusted.{crt,key}  one from a CA the server does not trust
+    attacker/                    the attacker's CA and its forged server.lab.test (the wire, in attacks)
 
 Each container mounts one subfolder read-only: the server gets server/,
 the client gets client/. Private keys are mode 0600, their folders 0700.
@@ -50,6 +51,9 @@ def layout(certs_dir: Path) -> list[CertFile]:
     for who in ("good", "untrusted"):
         files.append(CertFile(certs_dir / "client" / f"client-{who}.crt", "client", False))
         files.append(CertFile(certs_dir / "client" / f"client-{who}.key", "client", True))
+    files.append(CertFile(certs_dir / "attacker" / "ca.crt", "wire (attacker)", False))
+    files.append(CertFile(certs_dir / "attacker" / "server.lab.test.crt", "wire (attacker)", False))
+    files.append(CertFile(certs_dir / "attacker" / "server.lab.test.key", "wire (attacker)", True))
     return files
 
 
@@ -68,6 +72,7 @@ CASE_CERTS = {
     "incomplete-chain": "via an intermediate (chain not sent)",
     "mtls": "valid for mtls.lab.test (the mutual-TLS listener)",
     "tls12-only": "valid for tls12-only.lab.test (the TLS 1.2 listener)",
+    "legacy": "valid for legacy.lab.test (the TLS 1.0-1.1 listener)",
 }
 
 
@@ -114,6 +119,7 @@ def _generate_cases(certs_dir: Path, ca) -> None:
         "incomplete-chain": intermediate.issue_cert("incomplete-chain.lab.test"),
         "mtls": ca.issue_cert("mtls.lab.test"),
         "tls12-only": ca.issue_cert("tls12-only.lab.test"),
+        "legacy": ca.issue_cert("legacy.lab.test", key_type=trustme.KeyType.RSA),
     }
     for case, leaf in leaves.items():
         pems = [blob.bytes() for blob in leaf.cert_chain_pems]
@@ -123,6 +129,14 @@ def _generate_cases(certs_dir: Path, ca) -> None:
     cert, key = _self_signed("self-signed.lab.test")
     _write(certs_dir / "server" / "cases" / "self-signed" / "cert.pem", cert, False)
     _write(certs_dir / "server" / "cases" / "self-signed" / "key.pem", key, True)
+    # The attacker's own CA and the certificate it presents for the lab's
+    # server name: made here so the attack scenarios never wait for it.
+    attacker = trustme.CA(organization_name="attacker", organization_unit_name="evil CA")
+    forged = attacker.issue_cert("server.lab.test", common_name="server.lab.test")
+    _write(certs_dir / "attacker" / "ca.crt", attacker.cert_pem.bytes(), False)
+    _write(certs_dir / "attacker" / "server.lab.test.crt", b"".join(b.bytes() for b in forged.cert_chain_pems), False)
+    _write(certs_dir / "attacker" / "server.lab.test.key", forged.private_key_pem.bytes(), True)
+    os.chmod(certs_dir / "attacker", 0o700)
     for who, issuer in (("good", ca), ("untrusted", stranger)):
         leaf = issuer.issue_cert(f"{who}-client@lab.test", common_name=f"{who} client")
         _write(certs_dir / "client" / f"client-{who}.crt", leaf.cert_chain_pems[0].bytes(), False)
@@ -175,7 +189,8 @@ def ensure(certs_dir: Path) -> str:
         generate(certs_dir)
         return "generated"
     missing_cases = not all(f.path.is_file() for f in layout(certs_dir)
-                            if "cases" in f.path.parts or f.path.name.startswith("client-"))
+                            if "cases" in f.path.parts or "attacker" in f.path.parts
+                            or f.path.name.startswith("client-"))
     if missing_cases and (certs_dir / "ca" / "ca.key").is_file():
         import trustme
 

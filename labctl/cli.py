@@ -304,7 +304,12 @@ def cmd_run(args: argparse.Namespace, io: Output) -> int:
             capture.save(result.keylog.encode(), dest)
             io.progress(render.dotted("key log saved to", str(dest)))
         if not args.json and not many:
-            io.result(render.verify_text(result) if module.NAME == "verify" else render.scenario_text(result))
+            if module.NAME == "verify":
+                io.result(render.verify_text(result))
+            elif hasattr(result, "left"):
+                io.result(render.attack_text(result))
+            else:
+                io.result(render.scenario_text(result))
     if args.json:
         if many:
             doc = {"schema": "tlslab.runs/1", "passed": all(r.passed for r in results),

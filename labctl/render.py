@@ -262,3 +262,15 @@ def verify_text(result) -> str:
     lines += [""] + check_lines(result.checks)
     lines.append(f"verdict: {'all checks passed' if result.passed else 'SOME CHECKS FAILED'} ({result.seconds:.2f} s)")
     return "\n".join(lines)
+
+
+def attack_text(result) -> str:
+    """An attack: the two sides in panels, notes, and the checks."""
+    lines = [f"{result.name} — {result.title}", ""]
+    (lt, left), (rt, right) = result.left, result.right
+    lines.append(panels(lt, left, rt, right))
+    if result.notes:
+        lines += [""] + result.notes
+    lines += [""] + check_lines(result.checks)
+    lines.append(f"verdict: {'all checks passed' if result.passed else 'SOME CHECKS FAILED'} ({result.seconds:.2f} s)")
+    return "\n".join(lines)

@@ -236,3 +236,53 @@ def check_decryption(conn: TlsConnection | None, keylog: str, report: dict, secr
 def finish(result: ScenarioResult, started: float) -> ScenarioResult:
     result.seconds = time.monotonic() - started
     return result
+
+
+@dataclass
+class Batch:
+    reports: list[dict]
+    stats: CaptureStats
+    pcap: bytes = field(repr=False)
+    observation: Observation = field(repr=False)
+    attacker_log: list[dict] = field(default_factory=list)
+
+
+def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
+          spoof_dns: str | None = None) -> Batch:
+    """Many client runs (`client.py --batch`) in one capture, optionally with the wire attacking.
+
+    With the attacker on, the capture records both directions on the wire
+    (`-Q inout`): the wire answers the client itself instead of forwarding,
+    and what it sends would otherwise be missing.
+    """
+    from . import attack
+
+    name = f"{RUN_PREFIX}{label}-{uuid.uuid4().hex[:8]}"
+    capture.start(lab, name, replace=RUN_PREFIX, direction="inout" if attacker else "in")
+    events: list[dict] = []
+    try:
+        if attacker:
+            attack.start(lab, spoof_dns)
+        try:
+            status, out, err = lab.exec("client", ["python3", "/app/client.py", "--batch", json.dumps(runs)],
+                                        user="lab", timeout=300)
+        finally:
+            if attacker:
+                events = attack.stop(lab)
+    finally:
+        stats = capture.stop(lab, name)
+    try:
+        reports = json.loads(out)
+    except json.JSONDecodeError:
+        raise LabError(f"the client's batch printed no report: {(err.strip().splitlines() or ['?'])[-1]}") from None
+    if not stats.complete:
+        raise CaptureError(f"capture {name} is incomplete ({stats.dropped_by_kernel} packets dropped by the "
+                           "kernel): no verdict drawn from it")
+    pcap = capture.read(lab, name)
+    return Batch(reports, stats, pcap, analyze(pcap, name=f"capture {name}"), events)
+
+
+def connection_for(obs: Observation, report: dict) -> TlsConnection | None:
+    """The TLS connection a client run made, found by its local port (the lab's bookkeeping)."""
+    port = report.get("local_port")
+    return next((t for t in obs.tls if t.flow.client_port == port), None)

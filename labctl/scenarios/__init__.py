@@ -13,13 +13,13 @@ from types import ModuleType
 from ..errors import UsageError
 
 # In the order `labctl run all` runs them: the story goes from clear to protected.
-NAMES = ("plaintext", "tls", "tls12", "verify")
+NAMES = ("plaintext", "tls", "tls12", "verify", "mitm", "dns-spoof")
 
 
 def load(name: str) -> ModuleType:
     if name not in NAMES:
         raise UsageError(f"unknown scenario {name!r}; the scenarios are: {', '.join(NAMES)} (or 'all')")
-    return importlib.import_module(f"{__name__}.{name}")
+    return importlib.import_module(f"{__name__}.{name.replace('-', '_')}")
 
 
 def all_modules() -> list[ModuleType]:

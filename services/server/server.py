@@ -48,6 +48,10 @@ TLS_VERSIONS = {
     "1.3": ssl.TLSVersion.TLSv1_3,
 }
 MAX_BODY = 1 << 30
+# The documents an observer will try to tell apart by size (labctl's
+# traffic-analysis scenario), and the bucket the padding defence fills.
+DOC_SIZES = (1200, 2900, 4700, 7300, 9800, 13100, 17600, 23900)
+PAD_BUCKET = 32768
 CHUNK = 1 << 16
 
 
@@ -61,6 +65,8 @@ class LabHandler(http.server.BaseHTTPRequestHandler):
                         "text/html; charset=utf-8")
         elif self.path.startswith("/bytes/"):
             self._send_bytes(self.path[len("/bytes/"):])
+        elif self.path.startswith("/doc/") or self.path.startswith("/padded/doc/"):
+            self._send_doc(self.path)
         elif self.path == "/whoami":
             self._reply(200, _peer_subject(self.connection).encode() + b"\n")
         elif self.path == "/health":
@@ -75,6 +81,19 @@ class LabHandler(http.server.BaseHTTPRequestHandler):
             self._reply(200, b"welcome back\n")
         else:
             self._reply(404, b"not found\n")
+
+    def _send_doc(self, path: str) -> None:
+        """/doc/K: one of the site's documents, each of a distinct size (traffic analysis).
+        /padded/doc/K: the same document padded to a common bucket (the defence)."""
+        padded = path.startswith("/padded/")
+        key = path.rsplit("/", 1)[1]
+        if not key.isdigit() or int(key) >= len(DOC_SIZES):
+            self._reply(404, b"no such document\n")
+            return
+        body = (f"document {key}\n".encode() * (DOC_SIZES[int(key)] // 11 + 1))[:DOC_SIZES[int(key)]]
+        if padded:
+            body += b" " * (PAD_BUCKET - len(body))
+        self._reply(200, body)
 
     def _send_bytes(self, count_text: str) -> None:
         if not count_text.isdigit() or int(count_text) > MAX_BODY:
@@ -222,6 +241,16 @@ def server(args: argparse.Namespace) -> None:
         servers.append(TLSServer((args.host, args.mtls_port), make_context(
             args, str(cases / "mtls" / "cert.pem"), str(cases / "mtls" / "key.pem"), require_client_cert=True)))
         extra.append(f"mutual TLS on :{args.mtls_port}")
+    if args.legacy_port:
+        # A server stuck in the past: TLS 1.0 and 1.1 only (OpenSSL 3 needs
+        # security level 0 to allow them at all). Safe clients refuse it.
+        legacy = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        legacy.minimum_version = ssl.TLSVersion.TLSv1
+        legacy.maximum_version = ssl.TLSVersion.TLSv1_1
+        legacy.set_ciphers("DEFAULT:@SECLEVEL=0")
+        legacy.load_cert_chain(str(cases / "legacy" / "cert.pem"), str(cases / "legacy" / "key.pem"))
+        servers.append(TLSServer((args.host, args.legacy_port), legacy))
+        extra.append(f"legacy TLS 1.0-1.1 on :{args.legacy_port}")
     if args.tls12_port:
         servers.append(TLSServer((args.host, args.tls12_port), make_context(
             args, str(cases / "tls12-only" / "cert.pem"), str(cases / "tls12-only" / "key.pem"), max_version="1.2")))
@@ -256,6 +285,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="also listen here, requiring a client certificate (cert from CASES/mtls)")
     parser.add_argument("--tls12-port", type=int, default=0,
                         help="also listen here with TLS 1.2 at most (cert from CASES/tls12-only)")
+    parser.add_argument("--legacy-port", type=int, default=0,
+                        help="also listen here with TLS 1.0-1.1 only, a legacy server (cert from CASES/legacy)")
     parser.add_argument("--user", default="lab", help="unprivileged user to become after loading the key")
     args = parser.parse_args(argv)
     args.cert = args.cert or f"/certs/server-{args.key_type}.crt"

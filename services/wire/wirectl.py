@@ -63,7 +63,8 @@ def _paths(name: str) -> tuple[Path, Path, Path]:
     return CAPTURES / f"{name}.pcap", STATE / f"{name}.pid", STATE / f"{name}.log"
 
 
-def start(name: str, buffer_mib: int = DEFAULT_BUFFER_MIB, replace: str = "", timeout: float = 5.0) -> dict:
+def start(name: str, buffer_mib: int = DEFAULT_BUFFER_MIB, replace: str = "", direction: str = "in",
+          timeout: float = 5.0) -> dict:
     pcap, pidfile, log = _paths(name)
     if replace:
         # Scenario runs keep their last capture on the wire until the next
@@ -75,7 +76,9 @@ def start(name: str, buffer_mib: int = DEFAULT_BUFFER_MIB, replace: str = "", ti
         raise WireError(f"capture {name!r} is already running")
     STATE.mkdir(parents=True, exist_ok=True)
     pcap.unlink(missing_ok=True)
-    command = ["tcpdump", "-i", INTERFACE, "-Q", "in", "-n", "-s", "0", "-B", str(buffer_mib * 1024),
+    # "in": what the wire forwards, once. "inout": also what the wire itself
+    # sends, for attack scenarios where it answers instead of forwarding.
+    command = ["tcpdump", "-i", INTERFACE, "-Q", direction, "-n", "-s", "0", "-B", str(buffer_mib * 1024),
                # immediate mode: packets reach the file as they arrive, so a
                # stop right after the last packet loses nothing (no 1 s block timeout).
                "--immediate-mode", "-U", "-w", str(pcap)]
@@ -160,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         if verb == "start":
             p.add_argument("--buffer-mib", type=int, default=DEFAULT_BUFFER_MIB, choices=range(1, 1025),
                            metavar="MIB", help=f"kernel capture buffer (default {DEFAULT_BUFFER_MIB})")
+            p.add_argument("--direction", choices=("in", "inout"), default="in",
+                           help="in: each forwarded packet once (default); inout: also the wire's own packets")
             p.add_argument("--replace", default="", metavar="PREFIX",
                            help="first delete stopped captures whose names start with PREFIX")
     p = sub.add_parser("rm", help="delete a stopped capture")
@@ -168,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
-            result = start(args.name, args.buffer_mib, args.replace)
+            result = start(args.name, args.buffer_mib, args.replace, args.direction)
         elif args.command == "stop":
             result = stop(args.name)
         elif args.command == "rm":

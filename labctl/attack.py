@@ -1,0 +1,73 @@
+"""The attacker's seat on the wire, and what attack scenarios report.
+
+The wire forwards everything between the lab's hosts; `attacker.py` on the
+wire (services/wire/attacker.py) makes it intercept instead: iptables
+REDIRECT hands the client's TLS connections to a proxy holding the
+attacker's own certificate for server.lab.test, and, if asked, the client's
+DNS queries to a spoofer. What the attacker obtained is its own log, read
+back here: verdicts are computed from it and from the capture, never assumed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from .analyzer import Observation
+from .capture import CaptureStats
+from .errors import LabError
+from .lab import Lab
+from .runner import Check
+
+
+def start(lab: Lab, spoof_dns: str | None = None) -> None:
+    argv = ["python3", "/app/attacker.py", "start", "--client", lab.address("client"),
+            "--server", lab.address("server")]
+    if spoof_dns:
+        argv += ["--spoof-dns", spoof_dns]
+    status, out, err = lab.exec("wire", argv, timeout=20)
+    if status != 0:
+        stop(lab)
+        reason = (json.loads(out).get("error") if out.strip().startswith("{") else "") or err.strip() or out
+        raise LabError(f"the wire could not take the attacker's seat: {reason}")
+
+
+def stop(lab: Lab) -> list[dict]:
+    """Remove the interception and return everything the attacker logged."""
+    status, out, err = lab.exec("wire", ["python3", "/app/attacker.py", "stop"], timeout=20)
+    try:
+        return json.loads(out)["log"]
+    except (json.JSONDecodeError, KeyError):
+        raise LabError(f"the attacker's log could not be read: {(err or out).strip()[:200]}") from None
+
+
+def obtained(events: list[dict], secret: str) -> list[dict]:
+    """The attacker's log entries that contain the secret."""
+    return [e for e in events if secret in json.dumps(e)]
+
+
+@dataclass
+class AttackResult:
+    name: str
+    title: str
+    checks: list[Check]
+    stats: CaptureStats
+    observation: Observation = field(repr=False)
+    left: tuple[str, list[str]] = ("", [])
+    right: tuple[str, list[str]] = ("", [])
+    notes: list[str] = field(default_factory=list)
+    data: dict = field(default_factory=dict)
+    pcap: bytes = field(repr=False, default=b"")
+    keylog: str = field(repr=False, default="")
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict:
+        return {"schema": "tlslab.attack/1", "scenario": self.name, "title": self.title, "passed": self.passed,
+                "seconds": round(self.seconds, 3), "checks": [c.to_dict() for c in self.checks],
+                "capture": {"packets": self.stats.packets, "bytes": self.stats.bytes,
+                            "dropped_by_kernel": self.stats.dropped_by_kernel, "complete": self.stats.complete},
+                **self.data}

@@ -1,0 +1,75 @@
+"""mitm: the wire turns attacker, on the path between client and server.
+
+What it demonstrates: iptables on the wire hands the client's TLS connection
+to an intercepting proxy that presents a certificate for server.lab.test
+from the attacker's own CA and relays to the real server. The safe client
+checks the certificate, refuses, and the attacker obtains nothing but a
+failed handshake. The careless client (verification off) connects as if
+nothing were wrong, and the attacker's log holds its request, secret and all.
+Encryption without authentication protects you from nobody in the middle.
+
+What to look for in the capture: two connections to server.lab.test:443
+that the wire answers itself (the capture records both directions on the
+wire here), a ClientHello with SNI server.lab.test in each, and for the safe
+client an alert and a close right after the server's certificate.
+"""
+
+from __future__ import annotations
+
+import time
+
+from .. import attack, runner
+from ..lab import Lab
+
+NAME = "mitm"
+TITLE = "On-path interception: the attacker's certificate versus the client's checks"
+SUMMARY = "the wire intercepts TLS with its own CA: the safe client refuses, the careless one hands over its secret"
+CHECKS = ("capture complete", "safe client refused the attacker's certificate", "attacker got nothing from the safe client",
+          "careless client connected through the attacker", "attacker's log holds the careless client's secret")
+
+
+def outcome_lines(report: dict, events: list[dict], secret: str) -> list[str]:
+    port = report.get("local_port")
+    mine = [e for e in events if e.get("client", "").endswith(f":{port}")]
+    lines = [f"secret   {secret}"]
+    if report.get("ok"):
+        lines.append(f"client   connected, {report.get('status')}")
+    else:
+        lines.append(f"client   refused: {report.get('error')}")
+    lines.append("attacker's log:")
+    for e in mine or [{"event": "nothing"}]:
+        lines.append(f"  {e['event']}")
+        if "request" in e:
+            lines += [f"    {line}" for line in e["request"].split("\r\n") if line][:6]
+        if "error" in e:
+            lines.append(f"    {e['error'][:60]}")
+    return lines
+
+
+def run(lab: Lab) -> attack.AttackResult:
+    started = time.monotonic()
+    safe_secret, careless_secret = runner.new_secret(), runner.new_secret()
+    runs = [[runner.SERVER_NAME, "--secret", safe_secret, "--timeout", "5"],
+            [runner.SERVER_NAME, "--secret", careless_secret, "--timeout", "5", "--insecure"]]
+    b = runner.batch(lab, NAME, runs, attacker=True)
+    safe, careless = b.reports
+    events = b.attacker_log
+    checks = [
+        runner.check_capture(b.stats),
+        runner.Check("safe client refused the attacker's certificate",
+                     not safe["ok"] and safe.get("error_kind") == "certificate",
+                     f"{safe.get('error_kind')}: {safe.get('error')}" if not safe["ok"] else "it connected!"),
+        runner.Check("attacker got nothing from the safe client", not attack.obtained(events, safe_secret),
+                     f"{len(events)} attacker log entries searched for the safe client's secret"),
+        runner.Check("careless client connected through the attacker", bool(careless["ok"]),
+                     careless.get("status") or careless.get("error", "")),
+        runner.Check("attacker's log holds the careless client's secret",
+                     bool(attack.obtained(events, careless_secret)),
+                     f"in {len(attack.obtained(events, careless_secret))} log entries"),
+    ]
+    return attack.AttackResult(
+        NAME, TITLE, checks, b.stats, b.observation,
+        left=("safe client (checks the certificate)", outcome_lines(safe, events, safe_secret)),
+        right=("careless client (--insecure)", outcome_lines(careless, events, careless_secret)),
+        data={"safe_client": safe, "careless_client": careless, "attacker_log": events},
+        pcap=b.pcap, seconds=time.monotonic() - started)

