@@ -13,7 +13,7 @@ from types import ModuleType
 from ..errors import UsageError
 
 # In the order `labctl run all` runs them: the story goes from clear to protected.
-NAMES = ("plaintext", "tls", "tls12", "verify", "mitm", "dns-spoof", "downgrade", "traffic-analysis")
+NAMES = ("plaintext", "tls", "tls12", "verify", "mitm", "dns-spoof", "downgrade", "traffic-analysis", "forward-secrecy")
 
 
 def load(name: str) -> ModuleType:
