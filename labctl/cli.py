@@ -257,6 +257,37 @@ def cmd_analyze(args: argparse.Namespace, io: Output) -> int:
     return ExitStatus.OK
 
 
+def cmd_stolen_key(args: argparse.Namespace, io: Output) -> int:
+    from . import stolenkey
+
+    try:
+        pcap = Path(args.pcap).read_bytes()
+        key = Path(args.key).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    attempts = stolenkey.attack_capture(pcap, key)
+    if args.json:
+        io.result(json.dumps({"schema": "tlslab.stolenkey/1", "attempts": [
+            {"flow": a.flow, "version": a.version, "cipher": a.cipher, "key_exchange": a.key_exchange,
+             "decrypted": a.decrypted, "reason": a.reason,
+             "steps": [{"name": s.name, "value": s.value, "note": s.note} for s in a.steps],
+             "client_data": a.client_data.decode("latin-1"), "server_data": a.server_data.decode("latin-1")}
+            for a in attempts]}, indent=2))
+    else:
+        lines = []
+        for a in attempts:
+            lines += [render.dotted("connection", a.flow), render.dotted("negotiated", f"{a.version} {a.cipher}"),
+                      render.dotted("key exchange", a.key_exchange),
+                      render.dotted("decrypted", "YES" if a.decrypted else "no"), f"  {a.reason}"]
+            for step in a.steps:
+                lines.append(f"  {step.name}: {step.value[:64]}{'…' if len(step.value) > 64 else ''}")
+            if a.decrypted:
+                lines += [f"  ↑ {line}" for line in a.client_data.decode("latin-1").split("\r\n")[:8] if line]
+            lines.append("")
+        io.result("\n".join(lines).rstrip())
+    return ExitStatus.OK if any(a.decrypted for a in attempts) else ExitStatus.ERROR
+
+
 def cmd_scenarios(args: argparse.Namespace, io: Output) -> int:
     from . import scenarios
 
@@ -411,6 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("analyze", cmd_analyze, "dissect any pcap (from the lab or elsewhere): flows, DNS, TLS handshakes, "
                                     "records, certificates in clear", json_flag=True)
     p.add_argument("pcap", help="a pcap or pcapng file")
+
+    p = add("stolen-key", cmd_stolen_key, "decrypt a recorded capture with a stolen server RSA key (no key log): "
+                                          "works on RSA key exchange, not on ECDHE or TLS 1.3", json_flag=True)
+    p.add_argument("pcap", help="a capture, e.g. from `labctl run forward-secrecy --pcap fs.pcap`")
+    p.add_argument("--key", required=True, help="the server's private key (PEM), e.g. certs/server/server-rsa.key")
 
     add("scenarios", cmd_scenarios, "list the scenarios and what each shows", json_flag=True)
 

@@ -38,15 +38,19 @@ def records(pcap: Path, server_port: int = 443) -> dict[str, list[tuple[int, int
     return out
 
 
-def decrypted_streams(pcap: Path, keylog: Path, stream: int = 0, server_port: int = 443) -> dict[str, bytes]:
+def decrypted_streams(pcap: Path, keylog: Path | None, stream: int = 0, server_port: int = 443,
+                      rsa_key: Path | None = None) -> dict[str, bytes]:
     """What tshark decrypts with the key log: `-z follow,tls,raw` per direction.
 
     Lines of "Node 0" are flush left, the other node's start with a tab. Which
     node is the server varies (tshark 4.0 names the server first for TLS 1.3),
     so the "Node 0:" line decides.
     """
-    argv = [require(), "-r", str(pcap), "-n", "-o", f"tls.keylog_file:{keylog}", "-q",
-            "-z", f"follow,tls,raw,{stream}"]
+    secrets = ["-o", f"tls.keylog_file:{keylog}"] if keylog else []
+    if rsa_key:
+        # tshark 4.0: RSA keys for RSA key exchange live in the rsa_keys table (file, password).
+        secrets += ["-o", f'uat:rsa_keys:"{rsa_key}",""']
+    argv = [require(), "-r", str(pcap), "-n", *secrets, "-q", "-z", f"follow,tls,raw,{stream}"]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout
     data = {"c2s": b"", "s2c": b""}
     node0_is_server = False

@@ -69,3 +69,40 @@ def test_traffic_analysis_accuracy_falls_to_chance_with_padding(session_lab):
     assert padded["accuracy"] <= 1 / doc["documents"] + 0.10
     assert len(set(plain["profiles"].values())) == doc["documents"]      # every size distinct
     assert len(set(padded["profiles"].values())) == 1                    # all the same once padded
+
+
+def test_stolen_key_decryption_matches_tshark_byte_for_byte(session_lab, tmp_path):
+    from pathlib import Path
+
+    from tests import tshark
+
+    pcap = tmp_path / "fs.pcap"
+    result = session_lab.run("run", "forward-secrecy", "--json", "--pcap", str(pcap))
+    doc = json.loads(result.stdout)
+    assert doc["passed"], doc["checks"]
+    key = Path(session_lab.env["LAB_CERTS_DIR"]) / "server" / "server-rsa.key"
+    rsa, ecdhe, tls13 = doc["sessions"]
+    theirs = tshark.decrypted_streams(pcap, None, stream=0, rsa_key=key)     # the RSA session came first
+    assert rsa["attempt"]["client_data"].encode("latin-1") == theirs["c2s"]
+    assert rsa["attempt"]["server_data"].encode("latin-1") == theirs["s2c"]
+    assert rsa["secret"].encode() in theirs["c2s"]
+    # tshark cannot open the forward-secret ones with the key either.
+    assert tshark.decrypted_streams(pcap, None, stream=1, rsa_key=key) == {"c2s": b"", "s2c": b""}
+    assert not ecdhe["attempt"]["decrypted"] and not tls13["attempt"]["decrypted"]
+
+
+def test_stolen_key_cli_with_the_wrong_key_says_why(session_lab, tmp_path):
+    from pathlib import Path
+
+    from tests.conftest import assert_one_line_error
+
+    pcap = tmp_path / "fs.pcap"
+    session_lab.run("run", "forward-secrecy", "--pcap", str(pcap))
+    certs_dir = Path(session_lab.env["LAB_CERTS_DIR"])
+    wrong = session_lab.run("stolen-key", str(pcap), "--key", str(certs_dir / "server" / "cases" / "legacy" / "key.pem"),
+                            "--json")
+    attempts = json.loads(wrong.stdout)["attempts"]
+    assert wrong.returncode == 1 and not any(a["decrypted"] for a in attempts)
+    assert "does not decrypt this session's pre-master secret" in attempts[0]["reason"]
+    ec = session_lab.run("stolen-key", str(pcap), "--key", str(certs_dir / "server" / "server-ecdsa.key"))
+    assert_one_line_error(ec, "not an RSA private key")
