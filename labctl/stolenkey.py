@@ -23,6 +23,7 @@ stolen later, can rebuild it: that is forward secrecy.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -476,8 +477,10 @@ def _rsa(attempt: Attempt, connection: analyzer.TlsConnection, handshake: _Hands
                                         version=TLS12, cipher_suite=suite.code, client_random=client_random,
                                         server_random=server_random)
     except DecryptError as exc:
-        if "authentication failed" in str(exc):
-            raise StolenKeyError(WRONG_KEY) from None     # a pre-master that only looked right
+        if re.search(r"authentication failed .* sequence number 0\)", str(exc)):
+            # The very first encrypted record of a side (its Finished) does not open: the keys are wrong,
+            # so the pre-master secret only looked right (implicit rejection, see _decrypt_pre_master).
+            raise StolenKeyError(WRONG_KEY) from None
         raise StolenKeyError(f"the master secret was recovered, but the records cannot be opened: {exc}") from None
     if not plaintexts:
         raise StolenKeyError("the master secret was recovered, but the capture ends with the handshake: "
@@ -491,8 +494,9 @@ def _rsa(attempt: Attempt, connection: analyzer.TlsConnection, handshake: _Hands
     first = next((p for p in plaintexts if p.content_type == APPLICATION_DATA and p.data), None)
     if first is not None:
         steps.append(Step(f"first application data record, decrypted ({first.direction})", first.data.hex(),
-                          f"record {first.index} opened with {suite.aead} under the {first.direction[0]}-side write "
-                          f"key, the tag verified: it begins {_preview(first.data)}"))
+                          f"record {first.index} opened with {suite.aead} under the "
+                          f"{'client' if first.direction == 'c2s' else 'server'}_write_key, its tag verified "
+                          f"(RFC 5246 section 6.2.3.3): it begins {_preview(first.data)}"))
     attempt.steps = steps
     attempt.decrypted = True
     if attempt.client_data:
