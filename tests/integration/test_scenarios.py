@@ -96,21 +96,26 @@ def test_keylog_decryption_equals_tsharks(runs, name):
 def test_run_all_prints_a_summary(session_lab):
     result = session_lab.run("run", "all")
     assert result.returncode == 0, result.stderr
-    for name in ("plaintext", "tls", "tls12"):
+    from labctl.scenarios import NAMES
+
+    for name in NAMES:
         assert name in result.stdout
     assert "FAIL" not in result.stdout
 
 
 def test_scenarios_lists_each_with_its_purpose(session_lab):
     doc = session_lab.run("scenarios", "--json").json()
-    assert [s["name"] for s in doc["scenarios"]] == ["plaintext", "tls", "tls12"]
+    from labctl.scenarios import NAMES
+
+    assert [s["name"] for s in doc["scenarios"]] == list(NAMES)
+    assert NAMES[:3] == ("plaintext", "tls", "tls12")
     assert all(s["summary"] and s["checks"] for s in doc["scenarios"])
 
 
 def test_unknown_scenario_lists_the_valid_ones(session_lab):
     result = session_lab.run("run", "tls14")
     assert result.returncode == 2
-    assert_one_line_error(result, r"unknown scenario 'tls14'; the scenarios are: plaintext, tls, tls12")
+    assert_one_line_error(result, r"unknown scenario 'tls14'; the scenarios are: plaintext, tls, tls12, verify")
 
 
 def test_pcap_under_a_file_fails_before_running(session_lab, tmp_path):
