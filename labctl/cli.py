@@ -353,6 +353,24 @@ def cmd_run(args: argparse.Namespace, io: Output) -> int:
     return ExitStatus.OK if all(r.passed for r in results) else ExitStatus.ERROR
 
 
+def cmd_report(args: argparse.Namespace, io: Output) -> int:
+    from . import report, scenarios
+
+    names = [n for n in args.scenario if n != "all"] or list(scenarios.NAMES)
+    modules = [scenarios.load(name) for name in dict.fromkeys(names)]   # an unknown name fails first
+    out_dir = report.check_out_dir(Path(args.out))                      # so does an unwritable folder
+    lab = _lab(args)
+    lab.container("wire")
+    results = []
+    for module in modules:
+        io.progress(f"running {module.NAME}: {module.TITLE}")
+        results.append(module.run(lab))
+    addresses = {service: lab.address(service) for service in ("client", "wire", "server", "dns")}
+    index = report.write_report(results, out_dir, addresses)
+    io.result(f"report written to {index} (captures and key logs beside it)")
+    return ExitStatus.OK if all(r.passed for r in results) else ExitStatus.ERROR
+
+
 # -- parser --------------------------------------------------------------------
 
 def add_common(parser: argparse.ArgumentParser, defaults: bool) -> None:
@@ -449,6 +467,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key", required=True, help="the server's private key (PEM), e.g. certs/server/server-rsa.key")
 
     add("scenarios", cmd_scenarios, "list the scenarios and what each shows", json_flag=True)
+
+    p = add("report", cmd_report, "run scenarios and write one self-contained HTML page (sequence diagrams, "
+                                  "what leaks, verdicts) with each pcap and key log beside it")
+    p.add_argument("scenario", nargs="*", help="scenario names (see `labctl scenarios`; default: all)")
+    p.add_argument("--out", "-o", required=True, help="folder for index.html, NAME.pcap and NAME.keylog")
 
     p = add("capture", cmd_capture, "record packets on the wire: start NAME, stop NAME [--out FILE], "
                                     "get NAME --out FILE, list", json_flag=True)

@@ -248,7 +248,7 @@ class Batch:
 
 
 def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
-          spoof_dns: str | None = None) -> Batch:
+          spoof_dns: str | None = None, buffer_mib: int | None = None) -> Batch:
     """Many client runs (`client.py --batch`) in one capture, optionally with the wire attacking.
 
     With the attacker on, the capture records both directions on the wire
@@ -258,7 +258,7 @@ def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
     from . import attack
 
     name = f"{RUN_PREFIX}{label}-{uuid.uuid4().hex[:8]}"
-    capture.start(lab, name, replace=RUN_PREFIX, direction="inout" if attacker else "in")
+    capture.start(lab, name, buffer_mib, replace=RUN_PREFIX, direction="inout" if attacker else "in")
     events: list[dict] = []
     try:
         if attacker:

@@ -53,7 +53,9 @@ def one_round(lab: Lab, padded: bool, trials: int, rng: random.Random) -> dict:
     truth = [rng.randrange(DOCUMENTS) for _ in range(trials)]
     runs = [[runner.SERVER_NAME, "--path", f"{prefix}{doc}", "--timeout", "5"] for doc in range(DOCUMENTS)]
     runs += [[runner.SERVER_NAME, "--path", f"{prefix}{doc}", "--timeout", "5"] for doc in truth]
-    b = runner.batch(lab, f"{NAME}-{'padded' if padded else 'plain'}", runs)
+    # ~170 connections and 4 MB in a few seconds: the default 8 MiB capture
+    # buffer dropped packets on a loaded 2-core machine; 64 MiB did not.
+    b = runner.batch(lab, f"{NAME}-{'padded' if padded else 'plain'}", runs, buffer_mib=64)
     failed = [r for r in b.reports if not r.get("ok")]
     ports = [r.get("local_port") for r in b.reports]
     profiles = {doc: fingerprint(b.observation, ports[doc]) for doc in range(DOCUMENTS)}

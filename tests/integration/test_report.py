@@ -1,0 +1,156 @@
+"""`labctl report` on the real lab, opened in headless Chromium (Debian's `chromium` package).
+
+What it proves: the page renders (a screenshot is taken), the rendered DOM has
+the four lanes and the arrows, the plaintext secret is on the plaintext page
+and the TLS secret is nowhere on the page, and opening the page makes no
+network request.
+
+How "no network request" is checked, on this Chromium (156, Debian bookworm):
+Chromium runs with a dead proxy (`--proxy-server=http://127.0.0.1:9`) and no
+name resolution (`--host-resolver-rules=MAP * ~NOTFOUND`), so nothing could
+leave anyway, and writes a NetLog (`--log-net-log=FILE`, JSON). The browser
+itself logs its own background requests (component updates, time sync);
+requests made *by the page* carry the page's origin in their
+`network_isolation_key` (`file://...`), so those are the ones that must be
+absent. A control page with one external <img> shows the check does catch a
+fetch. The page source is also checked for src/href outside its folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from labctl import decrypt
+from labctl.analyzer import analyze_file
+from tests.conftest import assert_one_line_error
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+BASE_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND"]
+SECRET = re.compile(rb"session=(s3cr3t-[A-Za-z0-9_-]+)")
+
+
+def chromium(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (`apt-get install chromium`; .ci/run installs it)")
+    return subprocess.run([CHROMIUM, *BASE_FLAGS, *args], capture_output=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def page_requests(netlog: Path) -> set[str]:
+    """URLs the page itself asked for (its origin is in the request's network isolation key)."""
+    text = netlog.read_text()
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:        # Chromium may leave the trailing "]}" off when it exits
+        doc = json.loads(text.rstrip().rstrip(",") + "]}")
+    urls = set()
+    for event in doc.get("events", []):
+        params = event.get("params") or {}
+        if "url" in params and str(params.get("network_isolation_key", "")).startswith("file://"):
+            urls.add(params["url"])
+    return {u for u in urls if not u.startswith("file:")}
+
+
+@pytest.fixture(scope="module")
+def rendered(session_lab, tmp_path_factory):
+    """The report for tls and plaintext, written by the CLI, then opened in Chromium."""
+    out = tmp_path_factory.mktemp("report")
+    result = session_lab.run("report", "tls", "plaintext", "--out", str(out))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    index = out / "index.html"
+    dom = chromium("--dump-dom", f"--log-net-log={out / 'netlog.json'}", index.as_uri())
+    assert dom.returncode == 0, dom.stderr.decode()[-2000:]
+    return out, index, dom.stdout.decode("utf-8")
+
+
+def sections(dom: str) -> dict[str, str]:
+    return dict(re.findall(r'<section class="scenario" id="[^"]*" data-scenario="([^"]+)">(.*?)</section>', dom,
+                           re.S))
+
+
+def test_screenshot(rendered):
+    out, index, _ = rendered
+    shot = out / "report.png"
+    proc = chromium(f"--screenshot={shot}", "--window-size=1280,2000", index.as_uri())
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == (1280, 2000)
+    assert len(data) > 50_000           # a blank page compresses to a few kB; this one has diagrams and text
+
+
+def test_lanes_and_arrows_in_the_rendered_page(rendered):
+    _, _, dom = rendered
+    found = sections(dom)
+    assert set(found) == {"tls", "plaintext"}
+    for name, html in found.items():
+        lanes = re.findall(r'<g class="lane" data-lane="(\w+)">', html)
+        assert lanes == ["client", "wire", "server", "dns"], name
+        arrows = re.findall(r'<g class="arrow (\w+)"', html)
+        assert len(arrows) >= 8, (name, arrows)
+        assert "DNS query A server.lab.test" in html
+    assert "enc" in re.findall(r'<g class="arrow (\w+)"', found["tls"])
+    assert "enc" not in re.findall(r'<g class="arrow (\w+)"', found["plaintext"])
+    assert "ClientHello · " in found["tls"] and "TCP data: GET / HTTP/1.1" in found["plaintext"]
+
+
+def test_secret_in_the_plaintext_report_not_in_the_tls_one(rendered):
+    out, index, dom = rendered
+    # The plaintext secret, read off its capture; the TLS one, decrypted from its capture with its key log.
+    plain_obs = analyze_file(out / "plaintext.pcap")
+    [plain_secret] = {m.decode() for data in plain_obs.streams.values() for m in SECRET.findall(data)}
+    conn = analyze_file(out / "tls.pcap").tls[0]
+    plain = decrypt.decrypt_connection(
+        [decrypt.Record(r.direction, r.content_type, r.version, r.fragment) for r in conn.records],
+        decrypt.KeyLog.parse((out / "tls.keylog").read_text()), version=conn.server_hello.version_code,
+        cipher_suite=conn.server_hello.cipher_suite, client_random=conn.client_hello.random,
+        server_random=conn.server_hello.random)
+    [tls_secret] = SECRET.findall(decrypt.application_data(plain, "c2s"))
+    found = sections(dom)
+    assert plain_secret in found["plaintext"]
+    assert tls_secret.decode() not in dom and tls_secret.decode() not in index.read_text()
+
+
+def test_pcap_and_keylog_beside_the_page_and_linked(rendered):
+    out, index, dom = rendered
+    for name in ("tls.pcap", "tls.keylog", "plaintext.pcap"):
+        assert (out / name).stat().st_mode & 0o777 == 0o600
+        assert f'href="{name}"' in dom
+
+
+def test_the_page_makes_no_network_request(rendered, tmp_path):
+    out, index, _ = rendered
+    source = index.read_text()
+    refs = re.findall(r'\b(?:src|href)\s*=\s*"([^"]*)"', source)
+    assert all(not re.match(r"(?i)(https?:|//)", r) for r in refs), refs
+    assert page_requests(out / "netlog.json") == set()
+    # The control: the same check on a page that does fetch something catches it.
+    control = tmp_path / "control.html"
+    control.write_text('<!DOCTYPE html><img src="http://report-test.invalid/x.png"><p>control</p>')
+    chromium("--dump-dom", f"--log-net-log={tmp_path / 'control.json'}", control.as_uri())
+    assert page_requests(tmp_path / "control.json") == {"http://report-test.invalid/x.png"}
+
+
+def test_unknown_scenario_is_one_line(session_lab, tmp_path):
+    result = session_lab.run("report", "tls", "no-such-scenario", "--out", str(tmp_path / "r"))
+    assert_one_line_error(result, r"unknown scenario 'no-such-scenario'")
+    assert result.returncode == 2
+    assert not (tmp_path / "r").exists()
+
+
+def test_unwritable_out_is_one_line(session_lab, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    result = session_lab.run("report", "tls", "--out", str(tmp_path / "file" / "report"))
+    assert_one_line_error(result, r"is a file, not a folder")
+    assert result.returncode == 2

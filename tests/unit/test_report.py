@@ -1,0 +1,195 @@
+"""The HTML report on results built from real synthetic captures (tests/synth.py): no Docker needed."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import stat
+
+import pytest
+
+from labctl import report, runner
+from labctl.analyzer import analyze
+from labctl.attack import AttackResult
+from labctl.capture import CaptureStats
+from labctl.errors import UsageError
+from tests import synth
+
+SECRET = "s3cr3t-UnitTestSecret0123456789"
+ADDRESSES = {"client": synth.CLIENT_IP, "server": synth.SERVER_IP, "dns": "10.77.0.53", "wire": "10.77.0.254"}
+REQUEST = (b"GET / HTTP/1.1\r\nHost: server.lab.test\r\nUser-Agent: tlslab-client/1\r\n"
+           b"Cookie: session=" + SECRET.encode() + b"\r\n\r\n")
+
+
+def _stats(name: str) -> CaptureStats:
+    return CaptureStats(name, f"/captures/{name}.pcap", 1000, 12, 12, 0, True, False)
+
+
+def _result(name: str, session, keylog: str = "", decrypted=None, title="a title") -> runner.ScenarioResult:
+    pcap = session.pcap.read_bytes()
+    obs = analyze(pcap)
+    checks = [runner.Check("capture complete", True, "12 packets"),
+              runner.Check("secret not on the wire", not obs.find(SECRET.encode()), "searched <everything>")]
+    return runner.ScenarioResult(name, title, runner.SERVER_NAME, SECRET, {"ok": True}, _stats(name), obs,
+                                 checks, pcap, keylog, decrypted)
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    return {"tls": synth.tls_session(tmp, request=REQUEST, name="tls13"),
+            "tls12": synth.tls_session(tmp, max_version="1.2", request=REQUEST, name="tls12"),
+            "plain": synth.plain_session(tmp, request=REQUEST, response=synth.DEFAULT_RESPONSE)}
+
+
+@pytest.fixture(scope="module")
+def tls(sessions):
+    s = sessions["tls"]
+    return _result("tls", s, s.keylog.read_text(), {"c2s": REQUEST, "s2c": b"HTTP/1.1 200 OK\r\n\r\n"})
+
+
+@pytest.fixture(scope="module")
+def plain(sessions):
+    return _result("plaintext", sessions["plain"])
+
+
+def test_lanes_at_the_lab_addresses(tls):
+    svg = report.sequence_svg(tls, ADDRESSES)
+    lanes = re.findall(r'<g class="lane" data-lane="(\w+)">', svg)
+    assert lanes == ["client", "wire", "server", "dns"]
+    for address in ADDRESSES.values():
+        assert f">{address}</text>" in svg
+
+
+def test_every_record_is_an_arrow_with_type_and_size(tls):
+    svg = report.sequence_svg(tls, ADDRESSES)
+    records = tls.observation.tls[0].records
+    arrows = re.findall(r'<g class="arrow (\w+)" data-kind="\w+" data-size="(\d+)">', svg)
+    tls_arrows = [a for a in arrows if a[0] != "control"]
+    assert len(tls_arrows) == len(records)            # synth has no DNS: every clear/enc arrow is a record
+    assert [int(size) for _, size in tls_arrows] == [r.length for r in records]
+    assert "ClientHello · " in svg and "ServerHello · " in svg
+    assert any(kind == "control" for kind, _ in arrows)     # the TCP handshake is drawn too
+
+
+def test_encrypted_records_drawn_differently_from_clear(tls):
+    svg = report.sequence_svg(tls, ADDRESSES)
+    enc = re.findall(r'<g class="arrow enc".*?</g>(?=<g class="arrow|<text|</svg>)', svg)
+    clear = re.findall(r'<g class="arrow clear".*?</g>(?=<g class="arrow|<text|</svg>)', svg)
+    assert enc and clear
+    assert all('stroke-dasharray="none"' in a and 'class="lock"' in a for a in enc)      # solid, padlock
+    assert all('stroke-dasharray="7 4"' in a and 'class="lock"' not in a for a in clear)  # dashed
+    # TLS 1.3: only ClientHello, ServerHello and change_cipher_spec are in clear
+    assert sum(r.content_type == 23 for r in tls.observation.tls[0].records) == len(enc)
+
+
+def test_tls12_finished_after_change_cipher_spec_counts_as_encrypted(sessions):
+    s = sessions["tls12"]
+    svg = report.sequence_svg(_result("tls12", s), ADDRESSES)
+    assert "Certificate · " in svg                       # TLS 1.2: the certificate in clear
+    assert "handshake (encrypted) · 40 B" in svg         # the Finished after change_cipher_spec
+
+
+def test_arrows_are_bounded(tls):
+    svg = report.sequence_svg(tls, ADDRESSES, limit=5)
+    assert svg.count('<g class="arrow ') == 5
+    total = len(report.events(tls))
+    assert f"… {total - 5} more events not drawn (first 5 of {total})" in svg
+
+
+def test_addresses_inferred_from_the_capture_when_not_given(tls):
+    found = report.infer_addresses(tls.observation)
+    assert found["client"] == synth.CLIENT_IP and found["server"] == synth.SERVER_IP
+    assert found["wire"] == "10.77.0.254"
+
+
+def test_secret_shown_when_on_the_wire_and_masked_when_not(tls, plain):
+    plain_html = report.section(plain, ADDRESSES)
+    tls_html = report.section(tls, ADDRESSES)
+    assert SECRET in plain_html
+    assert SECRET not in tls_html                        # not even in the key-log view
+    assert "masked" in tls_html and "Cookie: session=s3cr3t-••••" in tls_html
+    assert "GET / HTTP/1.1" in plain_html                # the clear-text excerpt
+
+
+def test_panels_and_verdicts(tls):
+    html = report.section(tls, ADDRESSES, {"capture": "tls.pcap", "key log": "tls.keylog"})
+    assert "on the wire (ciphertext)" in html and "what still leaks" in html
+    assert '<table class="leaks">' in html and "<th scope=\"row\">SNI</th><td>server.lab.test</td>" in html
+    assert "✔ PASS" in html and "capture complete" in html
+    assert '<a href="tls.pcap">' in html and '<a href="tls.keylog">' in html
+    assert "wireshark -o tls.keylog_file:tls.keylog tls.pcap" in html
+
+
+def test_everything_is_escaped(tls):
+    evil = "<script>alert(1)</script>"
+    bad = dataclasses.replace(tls, title=evil, checks=[runner.Check(evil, False, '"><img src=x onerror=1>')])
+    html = report.page([bad], ADDRESSES)
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "✘ FAIL" in html
+
+
+def test_page_fetches_nothing(tls, plain):
+    html = report.page([tls, plain], ADDRESSES, {"tls": {"capture": "tls.pcap"}})
+    refs = re.findall(r'\b(?:src|href|xlink:href|action|poster|data)\s*=\s*"([^"]*)"', html)
+    assert refs and all(not re.match(r"(?i)(https?:|//|ftp:)", r) for r in refs), refs
+    assert "http://" not in html and "https://" not in html
+    assert "@import" not in html and "url(http" not in html and "<link" not in html and "<script" not in html
+
+
+def _traffic_result(obs) -> AttackResult:
+    plain = {"trials": 160, "correct": 158, "accuracy": 158 / 160,
+             "profiles": {str(d): 3000 + 2500 * d for d in range(8)}}
+    padded = {"trials": 160, "correct": 19, "accuracy": 19 / 160, "profiles": {str(d): 34901 for d in range(8)}}
+    return AttackResult("traffic-analysis", "Traffic analysis", [runner.Check("capture complete", True, "ok")],
+                        _stats("ta"), obs, left=("no padding", ["a"]), right=("padded", ["b"]),
+                        data={"documents": 8, "without_padding": plain, "with_padding": padded})
+
+
+def test_traffic_analysis_plot_has_axes_units_labels_and_accuracy(tls):
+    html = report.section(_traffic_result(tls.observation), ADDRESSES)
+    assert 'class="chart traffic"' in html and 'class="chart accuracy"' in html
+    assert "encrypted bytes (KiB)" in html and "document (the page fetched)" in html
+    assert "guessed right (% of trials)" in html and "chance 1/8 = 12.5 %" in html
+    assert "158/160 = 99 %" in html and "19/160 = 12 %" in html
+    assert html.count('class="bar solid"') == 9 and html.count('class="bar hatched"') == 9   # 8 docs + accuracy
+    assert 'fill="url(#hatch)"' in html                  # padded bars are hatched, not only coloured
+    for d in range(8):
+        assert f">doc {d}</text>" in html
+
+
+def test_forward_secrecy_steps(tls):
+    steps = [{"name": "encrypted pre-master secret (ClientKeyExchange)", "value": "ab" * 128, "note": "from <wire>"},
+             {"name": "master secret", "value": "cd" * 48, "note": "PRF"}]
+    sessions = [{"label": "RSA key exchange (TLS 1.2)", "attempt": {
+                    "key_exchange": "RSA", "decrypted": True, "reason": "opened", "steps": steps,
+                    "client_data": f"GET / HTTP/1.1\r\nCookie: session={SECRET}\r\n\r\n"}},
+                {"label": "TLS 1.3", "attempt": {"key_exchange": "TLS 1.3 (ECDHE)", "decrypted": False,
+                                                  "reason": "forward secret", "steps": []}}]
+    result = AttackResult("forward-secrecy", "Forward secrecy", [], _stats("fs"), tls.observation,
+                          data={"sessions": sessions})
+    html = report.section(result, ADDRESSES)
+    assert '<ol class="steps">' in html
+    assert html.index("encrypted pre-master secret") < html.index("master secret</strong>")
+    assert "(256 chars)" in html                        # long values are cut, and say so
+    assert "from &lt;wire&gt;" in html
+    assert "✔ DECRYPTED" in html and "✘ not decrypted" in html
+    assert f"Cookie: session={SECRET}" in html          # what the stolen key yields
+
+
+def test_write_report_files_and_modes(tmp_path, tls, plain):
+    index = report.write_report([tls, plain], tmp_path / "out", ADDRESSES)
+    assert index == tmp_path / "out" / "index.html"
+    for name in ("tls.pcap", "tls.keylog", "plaintext.pcap"):
+        assert stat.S_IMODE((tmp_path / "out" / name).stat().st_mode) == 0o600
+    assert not (tmp_path / "out" / "plaintext.keylog").exists()       # no key log, no link
+    assert (tmp_path / "out" / "tls.pcap").read_bytes() == tls.pcap
+    html = index.read_text()
+    assert '<a href="tls.pcap">' in html and '<a href="plaintext.pcap">' in html
+
+
+def test_unwritable_out_is_a_usage_error(tmp_path, tls):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="is a file, not a folder"):
+        report.write_report([tls], tmp_path / "file" / "sub")
