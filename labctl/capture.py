@@ -93,11 +93,15 @@ def save(data: bytes, dest: Path) -> Path:
     dest = dest.expanduser()
     if dest.is_dir():
         raise CaptureError(f"{dest} is a folder; give a file name such as {dest / 'lab.pcap'}")
+    tmp = dest.with_name(f".{dest.name}.partial")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
+        os.replace(tmp, dest)        # all or nothing: an interrupted run leaves no half file
     except OSError as exc:
         raise CaptureError(f"cannot write {dest}: {exc.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return dest

@@ -342,9 +342,38 @@ class Lab:
         c = self.container(service)
         if timeout is not None:
             argv = ["timeout", "--kill-after=2", str(timeout), *argv]
-        result = c.exec_run(argv, user=user, demux=True)
+        try:
+            result = c.exec_run(argv, user=user, demux=True)
+        except docker.errors.APIError as exc:
+            # The container went away under us (killed, stopped, restarted).
+            self._running.pop(service, None)
+            raise self.broken(service, exc) from None
+        if result.exit_code is not None and result.exit_code >= 126 and not (result.output or (None, None))[0]:
+            # 137 from a killed exec, 126/127 when the container is restarting:
+            # say which service broke rather than "the client printed nothing".
+            state = self.service_state(service)
+            if state != "running":
+                raise self.broken(service, None)
         out, err = result.output if result.output else (b"", b"")
         return result.exit_code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
+
+    def service_state(self, service: str) -> str:
+        c = self.containers().get(service)
+        return "absent" if c is None else c.attrs["State"].get("Status", "?")
+
+    def broken(self, service: str, exc: Exception | None) -> LabError:
+        state = self.service_state(service)
+        why = f" ({exc.explanation})" if isinstance(exc, docker.errors.APIError) and exc.explanation else ""
+        flag = "" if self.project == DEFAULT_PROJECT else f" --project {self.project}"
+        return LabError(f"service '{service}' stopped during the run (now {state}){why} — "
+                        f"`labctl{flag} up` brings the lab back")
+
+    def check_running(self) -> None:
+        """Raise naming the first service that is not running (after a scenario failed, say)."""
+        for service in SERVICES:
+            state = self.service_state(service)
+            if state != "running":
+                raise self.broken(service, None)
 
 
 def check_service(service: str) -> str:

@@ -248,7 +248,7 @@ class Batch:
 
 
 def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
-          spoof_dns: str | None = None, buffer_mib: int | None = None) -> Batch:
+          spoof_dns: str | None = None, buffer_mib: int | None = None, parallel: int = 1) -> Batch:
     """Many client runs (`client.py --batch`) in one capture, optionally with the wire attacking.
 
     With the attacker on, the capture records both directions on the wire
@@ -264,8 +264,10 @@ def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
         if attacker:
             attack.start(lab, spoof_dns)
         try:
-            status, out, err = lab.exec("client", ["python3", "/app/client.py", "--batch", json.dumps(runs)],
-                                        user="lab", timeout=300)
+            argv = ["python3", "/app/client.py", "--batch", json.dumps(runs)]
+            if parallel > 1:
+                argv += ["--parallel", str(parallel)]
+            status, out, err = lab.exec("client", argv, user="lab", timeout=300)
         finally:
             if attacker:
                 events = attack.stop(lab)

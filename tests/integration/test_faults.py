@@ -1,0 +1,101 @@
+"""Faults: kill a service mid-run, stop the resolver, restart containers, press Ctrl-C.
+
+Each time the run fails within a bounded time with one line naming what broke
+(never a silent empty capture reported as a pass), and `labctl up` brings the
+lab back. These tests break their own lab, never the session's.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import ROOT, start_lab
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    handle = start_lab(tmp_path_factory.mktemp("faults"), prefix="tfault")
+    try:
+        yield handle
+    finally:
+        handle.run("down", "--volumes")
+
+
+@pytest.fixture(autouse=True)
+def healthy_again(lab):
+    yield
+    result = lab.run("up")
+    assert result.returncode == 0, f"`labctl up` did not bring the lab back: {result.stderr}"
+
+
+def spawn(lab, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "labctl", "--project", lab.project, *args], cwd=ROOT,
+                            env={**os.environ, **lab.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, stdin=subprocess.DEVNULL)
+
+
+def wire_processes(lab) -> list[str]:
+    _, out, _ = lab.lab().exec("wire", ["sh", "-c", "cat /proc/[0-9]*/comm"])
+    return out.split()
+
+
+def test_server_killed_mid_scenario(lab):
+    run = spawn(lab, "run", "traffic-analysis")
+    time.sleep(2.0)
+    lab.lab().container("server").kill()
+    started = time.monotonic()
+    out, err = run.communicate(timeout=120)
+    assert run.returncode != 0
+    assert "service 'server' stopped during the run" in err, (out[-500:], err)
+    assert "Traceback" not in err
+    assert time.monotonic() - started < 90
+
+
+def test_wire_killed_mid_capture(lab):
+    assert lab.run("capture", "start", "doomed").returncode == 0
+    lab.lab().container("wire").kill()
+    result = lab.run("capture", "stop", "doomed")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "service 'wire'" in result.stderr and ("not running" in result.stderr or "stopped" in result.stderr)
+    run = lab.run("run", "tls")                               # a scenario on a lab without its wire
+    assert run.returncode != 0 and "service 'wire'" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_resolver_stopped(lab):
+    lab.lab().container("dns").stop(timeout=1)
+    started = time.monotonic()
+    result = lab.run("run", "tls")
+    assert result.returncode != 0
+    assert "service 'dns'" in result.stderr and "labctl" in result.stderr and "up" in result.stderr
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("service", ["server", "client", "dns", "wire"])
+def test_a_restarted_container_rejoins_the_path(lab, service):
+    """docker restart reruns lab-init: routes via the wire, resolver, privileges, all back."""
+    lab.lab().container(service).restart(timeout=1)
+    assert lab.run("up").returncode == 0
+    result = lab.run("run", "tls", "--json")
+    assert result.returncode == 0, result.stdout[-1500:] + result.stderr
+
+
+def test_ctrl_c_leaves_no_capture_running_and_no_half_written_file(lab, tmp_path):
+    pcap = tmp_path / "interrupted.pcap"
+    run = spawn(lab, "run", "traffic-analysis", "--pcap", str(pcap))
+    time.sleep(2.5)
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, (out[-300:], err)
+    assert "Traceback" not in err
+    assert "tcpdump" not in wire_processes(lab)
+    assert not pcap.exists() and not list(tmp_path.glob(".*partial"))
+    listing = lab.run("capture", "list", "--json").json()["captures"]
+    assert not [c for c in listing if c["running"]]
