@@ -321,16 +321,17 @@ def cmd_run(args: argparse.Namespace, io: Output) -> int:
     results = []
     for module in modules:
         io.progress(f"running {module.NAME}: {module.TITLE}")
+        before = lab.started_at()
         try:
             if module.NAME == "verify":
                 result = module.run(lab, verify_cases, args.client_cmd, args.client_timeout)
             else:
                 result = module.run(lab)
         except LabError:
-            lab.check_running()          # a service that died is the better explanation
+            lab.check_running(before)    # a service that died or restarted is the better explanation
             raise
         if not result.passed:
-            lab.check_running()
+            lab.check_running(before)
         results.append(result)
         if pcap_to:
             dest = pcap_to / f"{module.NAME}.pcap" if many else pcap_to

@@ -368,12 +368,21 @@ class Lab:
         return LabError(f"service '{service}' stopped during the run (now {state}){why} — "
                         f"`labctl{flag} up` brings the lab back")
 
-    def check_running(self) -> None:
-        """Raise naming the first service that is not running (after a scenario failed, say)."""
+    def started_at(self) -> dict[str, str]:
+        """When each service's container last started: a change means it restarted."""
+        return {name: c.attrs["State"].get("StartedAt", "") for name, c in self.containers().items()}
+
+    def check_running(self, before: dict[str, str] | None = None) -> None:
+        """Raise naming the first service that is not running, or that restarted since ``before``."""
+        now = self.started_at() if before else {}
         for service in SERVICES:
             state = self.service_state(service)
             if state != "running":
                 raise self.broken(service, None)
+            if before and before.get(service) and now.get(service) != before[service]:
+                flag = "" if self.project == DEFAULT_PROJECT else f" --project {self.project}"
+                raise LabError(f"service '{service}' restarted during the run, so its result cannot be "
+                               f"trusted — run it again (`labctl{flag} status` shows the lab)")
 
 
 def check_service(service: str) -> str:

@@ -78,6 +78,15 @@ def test_resolver_stopped(lab):
     assert time.monotonic() - started < 30
 
 
+def test_server_restarted_mid_scenario(lab):
+    run = spawn(lab, "run", "traffic-analysis")
+    time.sleep(2.0)
+    lab.lab().container("server").restart(timeout=1)
+    out, err = run.communicate(timeout=120)
+    assert run.returncode != 0 and "Traceback" not in err
+    assert "service 'server' restarted during the run" in err, (out[-500:], err)
+
+
 @pytest.mark.parametrize("service", ["server", "client", "dns", "wire"])
 def test_a_restarted_container_rejoins_the_path(lab, service):
     """docker restart reruns lab-init: routes via the wire, resolver, privileges, all back."""
