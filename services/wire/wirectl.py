@@ -79,9 +79,11 @@ def start(name: str, buffer_mib: int = DEFAULT_BUFFER_MIB, replace: str = "", di
     # "in": what the wire forwards, once. "inout": also what the wire itself
     # sends, for attack scenarios where it answers instead of forwarding.
     command = ["tcpdump", "-i", INTERFACE, "-Q", direction, "-n", "-s", "0", "-B", str(buffer_mib * 1024),
-               # immediate mode: packets reach the file as they arrive, so a
-               # stop right after the last packet loses nothing (no 1 s block timeout).
-               "--immediate-mode", "-U", "-w", str(pcap)]
+               # immediate mode: packets reach tcpdump as they arrive, so a stop
+               # right after the last packet loses nothing (no 1 s block timeout).
+               # No -U: writes stay buffered (fewer syscalls under load, when
+               # the ring could overflow) and are flushed when tcpdump stops.
+               "--immediate-mode", "-w", str(pcap)]
     with open(log, "wb") as err:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=err, start_new_session=True)

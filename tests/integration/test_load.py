@@ -15,7 +15,7 @@ CLIENTS = 200
 def test_server_holds_200_concurrent_clients_and_the_wire_sees_every_handshake(session_lab):
     lab = session_lab.lab()
     runs = [[runner.SERVER_NAME, "--timeout", "30", "--path", "/bytes/2048"] for _ in range(CLIENTS)]
-    b = runner.batch(lab, "load", runs, buffer_mib=64, parallel=CLIENTS)
+    b = runner.batch(lab, "load", runs, buffer_mib=128, parallel=CLIENTS)
     failed = [r.get("error") for r in b.reports if not r["ok"]]
     assert not failed, failed[:5]
     assert b.stats.complete and b.stats.dropped_by_kernel == 0
