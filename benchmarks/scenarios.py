@@ -103,7 +103,7 @@ def main() -> int:
             figures["scenarios"][name] = {"cli_wall_s": statistics.median(wall),
                                           "in_process_s": statistics.median(inner)}
 
-        from labctl.scenarios import traffic_analysis, verify
+        from labctl.scenarios import verify
         ta = figures["scenarios"]["traffic-analysis"]["in_process_s"]
         figures["traffic_analysis_trials_per_s"] = 2 * traffic_analysis.TRIALS / ta
         figures["verify_cases"] = {

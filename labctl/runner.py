@@ -17,6 +17,7 @@ import shlex
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Callable
 
 from . import capture
 from .analyzer import C2S, S2C, Observation, TlsConnection, analyze
@@ -248,7 +249,8 @@ class Batch:
 
 
 def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
-          spoof_dns: str | None = None, buffer_mib: int | None = None, parallel: int = 1) -> Batch:
+          spoof_dns: str | None = None, buffer_mib: int | None = None, parallel: int = 1,
+          during: Callable[[], None] | None = None) -> Batch:
     """Many client runs (`client.py --batch`) in one capture, optionally with the wire attacking.
 
     With the attacker on, the capture records both directions on the wire
@@ -268,6 +270,8 @@ def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
             if parallel > 1:
                 argv += ["--parallel", str(parallel)]
             status, out, err = lab.exec("client", argv, user="lab", timeout=300)
+            if during is not None:
+                during()                      # more traffic for the same capture (external clients)
         finally:
             if attacker:
                 events = attack.stop(lab)

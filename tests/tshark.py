@@ -39,7 +39,7 @@ def records(pcap: Path, server_port: int = 443) -> dict[str, list[tuple[int, int
 
 
 def decrypted_streams(pcap: Path, keylog: Path | None, stream: int = 0, server_port: int = 443,
-                      rsa_key: Path | None = None) -> dict[str, bytes]:
+                      rsa_key: Path | None = None, options: tuple[str, ...] = ()) -> dict[str, bytes]:
     """What tshark decrypts with the key log: `-z follow,tls,raw` per direction.
 
     Lines of "Node 0" are flush left, the other node's start with a tab. Which
@@ -50,6 +50,8 @@ def decrypted_streams(pcap: Path, keylog: Path | None, stream: int = 0, server_p
     if rsa_key:
         # tshark 4.0: RSA keys for RSA key exchange live in the rsa_keys table (file, password).
         secrets += ["-o", f'uat:rsa_keys:"{rsa_key}",""']
+    for option in options:
+        secrets += ["-o", option]
     argv = [require(), "-r", str(pcap), "-n", *secrets, "-q", "-z", f"follow,tls,raw,{stream}"]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout
     data = {"c2s": b"", "s2c": b""}

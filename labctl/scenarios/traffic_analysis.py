@@ -21,7 +21,7 @@ import time
 from collections import Counter
 
 from .. import attack, runner
-from ..analyzer import C2S, S2C, Observation
+from ..analyzer import S2C, Observation
 from ..lab import Lab
 
 NAME = "traffic-analysis"

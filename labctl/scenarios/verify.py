@@ -27,14 +27,13 @@ Placeholders: {host} {port} {url} {ca} {cert} {key}.
 
 from __future__ import annotations
 
-import json
 import shlex
 import time
 from dataclasses import dataclass, field
 
 from .. import capture, runner
-from ..analyzer import Observation, TlsConnection, analyze
-from ..errors import LabError, UsageError
+from ..analyzer import Observation, TlsConnection
+from ..errors import UsageError
 from ..lab import Lab
 
 NAME = "verify"
@@ -291,20 +290,13 @@ def _wire_view(conn: TlsConnection | None) -> list[str]:
 def run(lab: Lab, cases: tuple[Case, ...] = CASES, client_cmd: str | None = None,
         client_timeout: float = 10.0) -> VerifyResult:
     started = time.monotonic()
-    name = f"{runner.RUN_PREFIX}{NAME}-{int(time.time())}"
-    capture.start(lab, name, replace=runner.RUN_PREFIX)
-    try:
-        status, out, err = lab.exec("client", ["python3", "/app/client.py", "--batch",
-                                               json.dumps(_client_runs(cases))], user="lab", timeout=120)
-        external = _run_external(lab, cases, client_cmd, client_timeout) if client_cmd else []
-    finally:
-        stats = capture.stop(lab, name)
-    try:
-        reports = json.loads(out)
-    except json.JSONDecodeError:
-        raise LabError(f"the client's batch printed no report: {(err.strip().splitlines() or ['?'])[-1]}") from None
-    pcap = capture.read(lab, name)
-    observation = analyze(pcap, name=f"capture {name}")
+    external: list[tuple[int, str] | None] = []
+
+    def run_external() -> None:              # inside the same capture, after the lab's own clients
+        external.extend(_run_external(lab, cases, client_cmd, client_timeout))
+
+    b = runner.batch(lab, NAME, _client_runs(cases), during=run_external if client_cmd else None)
+    reports, stats, pcap, observation = b.reports, b.stats, b.pcap, b.observation
     by_port = {t.flow.client_port: t for t in observation.tls}
     results = []
     for i, case in enumerate(cases):

@@ -17,7 +17,6 @@ tshark 4.0 syntax for an RSA key (both checked against the installed 4.0.17):
 from __future__ import annotations
 
 import ssl
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -175,22 +174,8 @@ def test_without_extended_master_secret(folder, server_key, monkeypatch) -> None
 # --- tshark, the independent decryptor ----------------------------------------------------
 
 def tshark_follow(pcap: Path, option: str, server_port: int = 443) -> dict[str, bytes]:
-    """`tshark -z follow,tls,raw,0` with OPTION; per direction. "Node 0" lines are flush left, the other
-    node's start with a tab, and the "Node 0:" line says which end node 0 is (as in tests/tshark.py)."""
-    argv = [tshark.require(), "-r", str(pcap), "-n", "-o", option, "-q", "-z", "follow,tls,raw,0"]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout
-    data = {"c2s": b"", "s2c": b""}
-    node0_is_server = False
-    for line in out.splitlines():
-        if line.startswith("Node 0:"):
-            node0_is_server = line.rsplit(":", 1)[1].strip() == str(server_port)
-            continue
-        text = line.strip()
-        if not text or set(text) == {"="} or ":" in text:
-            continue
-        node0 = not line.startswith("\t")
-        data["s2c" if node0 == node0_is_server else "c2s"] += bytes.fromhex(text)
-    return data
+    """`tshark -z follow,tls,raw,0` with one extra OPTION, per direction (tests/tshark.py reads it)."""
+    return tshark.decrypted_streams(pcap, None, server_port=server_port, options=(option,))
 
 
 RSA_KEY_OPTIONS = {
