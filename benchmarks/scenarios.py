@@ -37,20 +37,12 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import labctl  # noqa: E402  (benchmarks/common.py puts the repository on sys.path)
 
 from labctl import capture  # noqa: E402
 from labctl.analyzer import analyze  # noqa: E402
 from labctl.lab import Lab  # noqa: E402
 from labctl.scenarios import NAMES, traffic_analysis  # noqa: E402
-
-
-def labctl(project: str, env: dict[str, str], *args: str) -> float:
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "labctl", "-q", "--project", project, *args], cwd=ROOT,
-                   env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
 
 
 def bulk_capture(lab: Lab, megabytes: int) -> bytes:

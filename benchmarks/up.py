@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,19 +35,11 @@ from pathlib import Path
 
 import docker
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from common import labctl  # noqa: E402  (benchmarks/common.py puts the repository on sys.path)
 
 from labctl import images  # noqa: E402
 from labctl.compose import find_tool  # noqa: E402
 from labctl.lab import Lab  # noqa: E402
-
-
-def labctl(project: str, env: dict[str, str], *args: str) -> float:
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "labctl", "-q", "--project", project, *args], cwd=ROOT,
-                   env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
 
 
 def raw_compose_up(project: str, env: dict[str, str], client: docker.DockerClient) -> float:

@@ -205,6 +205,25 @@ class TlsConnection:
     def version(self) -> str | None:
         return self.server_hello.version if self.server_hello else None
 
+    def handshake_messages(self, direction: str) -> list[bytes]:
+        """This side's handshake messages sent in clear, whole (type, u24 length, body), in order.
+
+        They end where the side's encryption starts: at its ChangeCipherSpec
+        (TLS 1.2, and TLS 1.3's compatibility record) or its first encrypted record.
+        """
+        messages, buffer = [], b""
+        for record in self.records:
+            if record.direction != direction or record.content_type == 21:
+                continue
+            if record.content_type != 22:
+                break
+            buffer += record.fragment
+            while len(buffer) >= 4 and len(buffer) >= 4 + int.from_bytes(buffer[1:4], "big"):
+                end = 4 + int.from_bytes(buffer[1:4], "big")
+                messages.append(buffer[:end])
+                buffer = buffer[end:]
+        return messages
+
     def app_data_bytes(self, direction: str) -> int:
         return sum(r.length for r in self.records if r.direction == direction and r.content_type == 23)
 
@@ -289,7 +308,7 @@ def _reader(data: bytes, name: str):
 class _Direction:
     """Segments of one TCP direction, reassembled into the byte stream the application saw."""
 
-    __slots__ = ("isn", "segments", "times")
+    __slots__ = ("isn", "segments")
 
     def __init__(self) -> None:
         self.isn: int | None = None
@@ -462,9 +481,15 @@ def _records(stream: bytes, offsets: list[int], times: list[float], direction: s
 
 def _tls(flow: Flow, per_dir: dict[str, tuple[bytes, list[int], list[float]]]) -> TlsConnection | None:
     c2s = per_dir.get(C2S, (b"", [], []))
-    if len(c2s[0]) < 6 or c2s[0][0] != 22 or c2s[0][1] != 3:
-        return None                     # a TLS connection opens with a handshake record from the client
-    records = _records(*c2s, C2S) + _records(*per_dir.get(S2C, (b"", [], [])), S2C)
+    s2c = per_dir.get(S2C, (b"", [], []))
+    if len(c2s[0]) < 6 or c2s[0][1] != 3 or c2s[0][0] not in CONTENT_TYPES:
+        return None
+    client_records = _records(*c2s, C2S)
+    if c2s[0][0] != 22 and sum(5 + r.length for r in client_records) != len(c2s[0]):
+        # Not opened by a ClientHello: TLS only if it was recorded from the middle
+        # of a connection, i.e. the client's whole stream is TLS records.
+        return None
+    records = client_records + _records(*s2c, S2C)
     records.sort(key=lambda r: (r.time, r.direction != C2S, r.offset))
     connection = TlsConnection(flow, records)
     for direction in (C2S, S2C):
@@ -473,33 +498,21 @@ def _tls(flow: Flow, per_dir: dict[str, tuple[bytes, list[int], list[float]]]) -
 
 
 def _read_handshake(connection: TlsConnection, records: list[TlsRecord]) -> None:
-    """Parse the handshake messages sent before this direction's encryption starts."""
-    buffer = b""
+    """Parse one direction's clear handshake messages, and note its alerts."""
+    direction = records[0].direction if records else C2S
+    for message in connection.handshake_messages(direction):
+        _handshake_message(connection, message)
     encrypted = False
     for record in records:
         if record.content_type == 20:
             encrypted = True            # TLS <= 1.2: everything after ChangeCipherSpec is encrypted
-            continue
-        if record.content_type == 21:
+        elif record.content_type == 21:
             clear = not encrypted and len(record.fragment) == 2
             level, desc = (record.fragment[0], record.fragment[1]) if clear else (0, -1)
             connection.alerts.append(Alert(record.direction, record.time,
                                            {1: "warning", 2: "fatal"}.get(level, "unknown") if clear else "?",
                                            ALERTS.get(desc, str(desc)) if clear else "(encrypted)",
                                            not clear))
-            continue
-        if record.content_type != 22 or encrypted:
-            continue
-        buffer += record.fragment
-        while len(buffer) >= 4:
-            length = int.from_bytes(buffer[1:4], "big")
-            if len(buffer) < 4 + length:
-                break
-            message, buffer = buffer[:4 + length], buffer[4 + length:]
-            _handshake_message(connection, message)
-            if connection.server_hello and connection.server_hello.version == "TLS 1.3" \
-                    and record.direction == S2C:
-                return                  # TLS 1.3: everything after ServerHello is encrypted
 
 
 def _handshake_message(connection: TlsConnection, message: bytes) -> None:

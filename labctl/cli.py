@@ -7,6 +7,7 @@ status; `--traceback` shows the Python traceback behind it.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -214,9 +215,10 @@ def cmd_capture(args: argparse.Namespace, io: Output) -> int:
         saved = capture.save(capture.read(lab, args.name), Path(args.out))
         io.result(f"saved {saved}")
         return ExitStatus.OK
-    rows = [(c["name"], str(c["bytes"]), "running" if c["running"] else "stopped") for c in capture.listing(lab)]
+    captures = capture.listing(lab)
+    rows = [(c["name"], str(c["bytes"]), "running" if c["running"] else "stopped") for c in captures]
     if args.json:
-        io.result(json.dumps({"schema": "tlslab.captures/1", "captures": capture.listing(lab)}, indent=2))
+        io.result(json.dumps({"schema": "tlslab.captures/1", "captures": captures}, indent=2))
     else:
         io.result(render.table(("NAME", "BYTES", "STATE"), rows) if rows else "no captures on the wire yet")
     return ExitStatus.OK
@@ -321,7 +323,7 @@ def cmd_run(args: argparse.Namespace, io: Output) -> int:
     results = []
     for module in modules:
         io.progress(f"running {module.NAME}: {module.TITLE}")
-        before = lab.started_at()
+        before = datetime.datetime.now(datetime.timezone.utc)
         try:
             if module.NAME == "verify":
                 result = module.run(lab, verify_cases, args.client_cmd, args.client_timeout)

@@ -79,6 +79,3 @@ class Compose:
         env.pop("COMPOSE_PROJECT_NAME", None)
         return subprocess.call(self.argv(*args), env=env, cwd=self.file.parent)
 
-    def services(self) -> list[str]:
-        return self.run("config", "--services").stdout.split()
-

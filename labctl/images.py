@@ -160,7 +160,6 @@ def _base_from_pull(client: docker.DockerClient, name: str, services_dir: Path,
             detail = "no registry reachable"
         raise ImageError(f"cannot pull {PULL_BASE} ({detail[:120]})") from None
     progress(f"pulled {PULL_BASE}; installing {len(PACKAGES)} packages")
-    repository, tag = name.split(":")
     try:
         client.images.build(path=str(services_dir / "base"), tag=name, rm=True, forcerm=True,
                             buildargs={"FROM_IMAGE": PULL_BASE, "PACKAGES": " ".join(PACKAGES),

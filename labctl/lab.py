@@ -7,6 +7,7 @@ so two labs run side by side without sharing a bridge, an address or a name.
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import os
 import re
@@ -368,21 +369,26 @@ class Lab:
         return LabError(f"service '{service}' stopped during the run (now {state}){why} — "
                         f"`labctl{flag} up` brings the lab back")
 
-    def started_at(self) -> dict[str, str]:
-        """When each service's container last started: a change means it restarted."""
-        return {name: c.attrs["State"].get("StartedAt", "") for name, c in self.containers().items()}
-
-    def check_running(self, before: dict[str, str] | None = None) -> None:
-        """Raise naming the first service that is not running, or that restarted since ``before``."""
-        now = self.started_at() if before else {}
-        for service in SERVICES:
-            state = self.service_state(service)
+    def check_running(self, since: datetime.datetime | None = None) -> None:
+        """Raise naming the first service that is not running, or that (re)started after ``since``."""
+        found = self.containers()
+        for service, c in ((name, found.get(name)) for name in SERVICES):
+            state = "absent" if c is None else c.attrs["State"].get("Status", "?")
             if state != "running":
                 raise self.broken(service, None)
-            if before and before.get(service) and now.get(service) != before[service]:
+            if since is not None and _docker_time(c.attrs["State"].get("StartedAt", "")) > since:
                 flag = "" if self.project == DEFAULT_PROJECT else f" --project {self.project}"
                 raise LabError(f"service '{service}' restarted during the run, so its result cannot be "
                                f"trusted — run it again (`labctl{flag} status` shows the lab)")
+
+
+def _docker_time(text: str) -> datetime.datetime:
+    """Docker's RFC 3339 timestamps carry nanoseconds; Python reads microseconds."""
+    try:
+        stamp = datetime.datetime.fromisoformat(text.rstrip("Z")[:26]).replace(tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
+    return stamp
 
 
 def check_service(service: str) -> str:

@@ -123,7 +123,7 @@ def wire_lines(result) -> list[str]:
     """The left panel: real captured bytes (ciphertext records, or the clear request)."""
     obs = result.observation
     lines: list[str] = []
-    tls = [t for t in obs.tls]
+    tls = obs.tls
     if tls:
         notes = getattr(result, "notes", {}) or {}
         # The client's records first: one of them is the request with the secret.

@@ -92,40 +92,12 @@ def new_secret() -> str:
     return "s3cr3t-" + secrets.token_urlsafe(18)
 
 
-def exchange(lab: Lab, label: str, client_args: list[str], keylog: bool = True,
-             secret: str | None = None) -> Exchange:
+def exchange(lab: Lab, label: str, client_args: list[str], keylog: bool = True) -> Exchange:
     """Capture one client run on the wire; return the report, the pcap, the key log and the observation."""
-    secret = secret or new_secret()
-    name = f"{RUN_PREFIX}{label}-{uuid.uuid4().hex[:8]}"
-    keylog_path = f"/tmp/{name}.keylog"
-    argv = ["python3", "/app/client.py", SERVER_NAME, "--secret", secret, *client_args]
-    if keylog:
-        # The key log comes back on stderr of the same exec (one round trip
-        # fewer), and leaves no file behind in the client container.
-        quoted = " ".join(shlex.quote(a) for a in argv)
-        argv = ["sh", "-c", f"{quoted} --keylog {keylog_path}; status=$?; "
-                            f"cat {keylog_path} >&2 2>/dev/null; rm -f {keylog_path}; exit $status"]
-    capture.start(lab, name, replace=RUN_PREFIX)
-    try:
-        status, out, err = lab.exec("client", argv, user="lab", timeout=CLIENT_TIMEOUT)
-    finally:
-        # Always stop the capture, even on Ctrl-C: no stray tcpdump on the wire.
-        stats = capture.stop(lab, name)
-    if status == 124:
-        raise LabError(f"the client did not finish within {CLIENT_TIMEOUT} s — is the server up? "
-                       "(`labctl status`)")
-    try:
-        report = json.loads(out.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
-        raise LabError(f"the client printed no report: "
-                       f"{(err.strip().splitlines() or [f'exit status {status}'])[-1]}") from None
-    if not stats.complete:
-        raise CaptureError(f"capture {name} is incomplete ({stats.dropped_by_kernel} packets dropped by the "
-                           "kernel): no verdict drawn from it")
-    pcap = capture.read(lab, name)
-    keys = "".join(line + "\n" for line in err.splitlines() if _KEYLOG_LINE.match(line)) if keylog else ""
-    observation = analyze(pcap, name=f"capture {name}")
-    return Exchange(secret, report, stats, pcap, keys, observation)
+    secret = new_secret()
+    b = batch(lab, label, [[SERVER_NAME, "--secret", secret, *client_args]], keylog=keylog,
+              timeout=CLIENT_TIMEOUT)
+    return Exchange(secret, b.reports[0], b.stats, b.pcap, b.keylog, b.observation)
 
 
 # -- checks shared by scenarios ----------------------------------------------------------
@@ -246,11 +218,12 @@ class Batch:
     pcap: bytes = field(repr=False)
     observation: Observation = field(repr=False)
     attacker_log: list[dict] = field(default_factory=list)
+    keylog: str = field(repr=False, default="")
 
 
 def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
           spoof_dns: str | None = None, buffer_mib: int | None = None, parallel: int = 1,
-          during: Callable[[], None] | None = None) -> Batch:
+          during: Callable[[], None] | None = None, keylog: bool = False, timeout: float = 300) -> Batch:
     """Many client runs (`client.py --batch`) in one capture, optionally with the wire attacking.
 
     With the attacker on, the capture records both directions on the wire
@@ -260,23 +233,34 @@ def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
     from . import attack
 
     name = f"{RUN_PREFIX}{label}-{uuid.uuid4().hex[:8]}"
+    keylog_path = f"/tmp/{name}.keylog"
+    if keylog:
+        runs = [[*run, "--keylog", keylog_path] for run in runs]
+    argv = ["python3", "/app/client.py", "--batch", json.dumps(runs)]
+    if parallel > 1:
+        argv += ["--parallel", str(parallel)]
+    if keylog:
+        # The key log comes back on stderr of the same exec (one round trip
+        # fewer), and leaves no file behind in the client container.
+        argv = ["sh", "-c", f"{shlex.join(argv)}; status=$?; "
+                            f"cat {keylog_path} >&2 2>/dev/null; rm -f {keylog_path}; exit $status"]
     capture.start(lab, name, buffer_mib, replace=RUN_PREFIX, direction="inout" if attacker else "in")
     events: list[dict] = []
     try:
         if attacker:
             attack.start(lab, spoof_dns)
         try:
-            argv = ["python3", "/app/client.py", "--batch", json.dumps(runs)]
-            if parallel > 1:
-                argv += ["--parallel", str(parallel)]
-            status, out, err = lab.exec("client", argv, user="lab", timeout=300)
+            status, out, err = lab.exec("client", argv, user="lab", timeout=timeout)
             if during is not None:
                 during()                      # more traffic for the same capture (external clients)
         finally:
             if attacker:
                 events = attack.stop(lab)
     finally:
+        # Always stop the capture, even on Ctrl-C: no stray tcpdump on the wire.
         stats = capture.stop(lab, name)
+    if status == 124:
+        raise LabError(f"the client did not finish within {timeout:g} s — is the server up? (`labctl status`)")
     try:
         reports = json.loads(out)
     except json.JSONDecodeError:
@@ -285,7 +269,8 @@ def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
         raise CaptureError(f"capture {name} is incomplete ({stats.dropped_by_kernel} packets dropped by the "
                            "kernel): no verdict drawn from it")
     pcap = capture.read(lab, name)
-    return Batch(reports, stats, pcap, analyze(pcap, name=f"capture {name}"), events)
+    keys = "".join(line + "\n" for line in err.splitlines() if _KEYLOG_LINE.match(line)) if keylog else ""
+    return Batch(reports, stats, pcap, analyze(pcap, name=f"capture {name}"), events, keys)
 
 
 def connection_for(obs: Observation, report: dict) -> TlsConnection | None:

@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dh, dsa, ec, ed448, ed25519, padding, rsa
 
 from . import analyzer
-from .decrypt import (APPLICATION_DATA, CHANGE_CIPHER_SPEC, HANDSHAKE, SUITES, TLS12, DecryptError, KeyLog,
-                      Plaintext, Record, application_data, decrypt_connection, prf, split_records, suite_for)
+from .decrypt import (APPLICATION_DATA, HANDSHAKE, SUITES, TLS12, DecryptError, KeyLog,
+                      Plaintext, Record, application_data, decrypt_connection, prf, suite_for)
 from .errors import LabError
 
 # Handshake message types (RFC 5246 section 7.4, RFC 8446 section 4).
@@ -164,26 +164,9 @@ class _Handshake:
         return b"".join(out)
 
 
-def _clear_handshake(records: list[analyzer.TlsRecord]) -> _Handshake:
-    """Split each direction's clear handshake records into messages (type, u24 length, body)."""
-    out: dict[str, list[bytes]] = {"c2s": [], "s2c": []}
-    for direction in out:
-        buffer = b""
-        for record in records:
-            if record.direction != direction:
-                continue
-            if record.content_type in (CHANGE_CIPHER_SPEC, APPLICATION_DATA):
-                break                   # from here on this side's records are encrypted
-            if record.content_type != HANDSHAKE:
-                continue
-            buffer += record.fragment
-            while len(buffer) >= 4:
-                length = int.from_bytes(buffer[1:4], "big")
-                if len(buffer) < 4 + length:
-                    break
-                out[direction].append(buffer[:4 + length])
-                buffer = buffer[4 + length:]
-    return _Handshake(out["c2s"], out["s2c"])
+def _clear_handshake(connection: analyzer.TlsConnection) -> _Handshake:
+    """The messages each side sent in clear (the analyzer splits them from the records)."""
+    return _Handshake(connection.handshake_messages("c2s"), connection.handshake_messages("s2c"))
 
 
 def _hello_extensions(message: bytes | None) -> dict[int, bytes]:
@@ -256,7 +239,7 @@ def attack(connection: analyzer.TlsConnection, private_key: rsa.RSAPrivateKey) -
     StolenKeyError when the key should open the session but cannot (wrong key,
     no handshake in the recording, unsupported suite or version).
     """
-    handshake = _clear_handshake(connection.records)
+    handshake = _clear_handshake(connection)
     client_key_exchange = handshake.first("c2s", CLIENT_KEY_EXCHANGE)
     if connection.server_hello is None or connection.client_hello is None:
         if client_key_exchange is None:
@@ -561,7 +544,7 @@ def attack_capture(pcap: bytes, private_key_pem: bytes) -> list[Attempt]:
     A connection the key cannot be tried on becomes a not-decrypted Attempt
     carrying the reason. TCP connections that carry TLS records but whose
     recording starts after the handshake are listed too (the analyzer does not
-    count them as TLS, having seen no ClientHello). StolenKeyError when there
+    count them as TLS with no hellos). StolenKeyError when there
     is no TLS at all, or when the key file is not an RSA private key.
     """
     key = load_private_key(private_key_pem)
@@ -573,10 +556,6 @@ def attack_capture(pcap: bytes, private_key_pem: bytes) -> list[Attempt]:
         except StolenKeyError as exc:
             attempts.append(Attempt(connection.flow.label, connection.version, _suite_name(connection),
                                     _key_exchange_or_unknown(connection), False, str(exc)))
-    seen = {id(connection.flow) for connection in observation.tls}
-    for flow in observation.flows:
-        if flow.proto == "tcp" and id(flow) not in seen and _looks_like_tls(observation, flow):
-            attempts.append(Attempt(flow.label, None, "", "unknown", False, NO_CLIENT_KEY_EXCHANGE))
     if not attempts:
         raise StolenKeyError(NO_TLS)
     return attempts
@@ -585,13 +564,4 @@ def attack_capture(pcap: bytes, private_key_pem: bytes) -> list[Attempt]:
 def _key_exchange_or_unknown(connection: analyzer.TlsConnection) -> str:
     if connection.server_hello is None:
         return "unknown"
-    return _key_exchange(connection, _clear_handshake(connection.records))
-
-
-def _looks_like_tls(observation: analyzer.Observation, flow: analyzer.Flow) -> bool:
-    """A TCP stream of TLS 1.x records recorded from the middle: every whole record is TLS-shaped."""
-    stream = observation.stream(flow, "c2s") or observation.stream(flow, "s2c")
-    records, _ = split_records("c2s", stream)
-    return bool(records) and all(r.content_type in (20, 21, 22, 23) and 0x0301 <= r.version <= 0x0304
-                                 for r in records)
-
+    return _key_exchange(connection, _clear_handshake(connection))

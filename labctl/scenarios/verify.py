@@ -52,6 +52,7 @@ UNTRUSTED_KEY = "/run/keys/client-untrusted.key"
 # OpenSSL 3 refuses TLS 1.0/1.1 at its default security level even as a client;
 # the "old client" must lower it to be able to offer them at all.
 OLD_CIPHERS = "DEFAULT:@SECLEVEL=0"
+TIMED_OUT = (124, 137)        # timeout(1): the command ran out of time / had to be killed
 
 
 @dataclass(frozen=True)
@@ -146,12 +147,13 @@ class Outcome:
     local_port: int | None
     passed: bool
     why: str                  # why it failed, or "" when it passed
+    timed_out: bool = False
 
     @property
     def actual(self) -> str:
         if self.connected:
             return CONNECTS
-        return "timed out" if self.error.startswith("timed out") else REFUSED
+        return "timed out" if self.timed_out else REFUSED
 
     def to_dict(self) -> dict:
         return {"client": self.client, "expected": self.expected.outcome, "expected_reason": self.expected.reason,
@@ -201,8 +203,11 @@ class VerifyResult:
                 "cases": [r.to_dict() for r in self.cases]}
 
 
-def grade(client: str, expect: Expect, connected: bool, error: str, local_port: int | None = None) -> Outcome:
+def grade(client: str, expect: Expect, connected: bool, error: str, local_port: int | None = None,
+          timed_out: bool = False) -> Outcome:
     """Did the client do what the case declares, for the declared reason?"""
+    if timed_out:                           # a hang is neither connecting nor refusing
+        return Outcome(client, expect, False, error, local_port, False, error, timed_out=True)
     if expect.outcome == CONNECTS:
         ok = connected
         why = "" if ok else f"expected to connect, but refused: {error}"
@@ -262,7 +267,7 @@ def _run_external(lab: Lab, cases: tuple[Case, ...], template: str, timeout: flo
             detail = "connected"
         else:
             detail = (errors or lines or [f"exit status {status}"])[0][:200]
-        if status == 124 or status == 137:
+        if status in TIMED_OUT:
             detail = f"timed out after {timeout:g} s (killed)"
         elif status == 127:
             raise UsageError(f"--client-cmd: command not found in the client container: "
@@ -306,10 +311,7 @@ def run(lab: Lab, cases: tuple[Case, ...] = CASES, client_cmd: str | None = None
                           careless.get("local_port"))]
         if client_cmd and external[i] is not None:
             code, detail = external[i]
-            outcome = grade("external", case.safe, code == 0, detail)
-            if code in (124, 137):      # a hang is neither connecting nor refusing
-                outcome.passed, outcome.why = False, detail
-            outcomes.append(outcome)
+            outcomes.append(grade("external", case.safe, code == 0, detail, timed_out=code in TIMED_OUT))
         results.append(CaseResult(case, outcomes, _wire_view(by_port.get(safe.get("local_port")))))
     checks = [runner.check_capture(stats)]
     for client in ("safe", "careless") + (("external",) if client_cmd else ()):

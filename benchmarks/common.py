@@ -1,0 +1,21 @@
+"""What the benchmark scripts share: the repository root on sys.path, and timing one labctl command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def labctl(project: str, env: dict[str, str], *args: str) -> float:
+    """Run `labctl -q --project PROJECT ARGS` as a user would; return its wall time in seconds."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "labctl", "-q", "--project", project, *args], cwd=ROOT,
+                   env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
