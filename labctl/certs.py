@@ -13,8 +13,10 @@ gitignored; `labctl certs --force` makes it all anew):
     client/client-untrusted.{crt,key}  one from a CA the server does not trust
     attacker/                    the attacker's CA and its forged server.lab.test (the wire, in attacks)
 
-Each container mounts one subfolder read-only: the server gets server/,
-the client gets client/. Private keys are mode 0600, their folders 0700.
+No container sees this folder. `labctl up` copies each subfolder but ca/
+into a named volume of the lab (labctl/volumes.py), and each container mounts
+only its own, read-only: the server gets server/, the client client/, the wire
+attacker/. On the host, private keys are mode 0600 and their folders 0700.
 """
 
 from __future__ import annotations
@@ -29,11 +31,31 @@ SERVER_NAME = "server.lab.test"
 KEY_TYPES = ("rsa", "ecdsa")
 
 
+# Host subfolder -> the lab's named volume that carries it into a container
+# (compose.yaml mounts each in one service only). ca/ has none: the CA key
+# never leaves the host.
+VOLUMES = {"server": "server-certs", "client": "client-certs", "attacker": "attacker-certs"}
+# The unprivileged user the client runs as (services/base: useradd --uid 10001 lab).
+LAB_UID = 10001
+
+
 @dataclass(frozen=True)
 class CertFile:
     path: Path
     mounted_in: str      # which container sees it ("host only" for the CA key)
     private: bool
+
+    def volume(self, certs_dir: Path) -> str | None:
+        """The named volume this file goes into, or None for host-only files."""
+        return VOLUMES.get(self.path.relative_to(certs_dir).parts[0])
+
+    def owner(self, certs_dir: Path) -> int:
+        """Its uid inside the container: a private key belongs to the user that reads it.
+
+        The server and the wire read their keys as root (the server before it
+        drops to "lab"); the client runs as "lab" throughout.
+        """
+        return LAB_UID if self.private and self.volume(certs_dir) == "client-certs" else 0
 
 
 def layout(certs_dir: Path) -> list[CertFile]:

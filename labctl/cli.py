@@ -19,7 +19,7 @@ import docker.errors
 
 from . import __version__, capture, certs, images, render
 from .compose import find_tool
-from .errors import ExitStatus, LabError, UsageError
+from .errors import DockerUnavailable, ExitStatus, LabError, UsageError
 from .lab import DEFAULT_PROJECT, SERVICES, Lab, check_service
 
 EPILOG = """\
@@ -37,11 +37,29 @@ typical session:
   labctl capture stop demo --out demo.pcap   open it in Wireshark
   labctl down                                remove containers and network
 
+where things live:
+  The lab itself (compose.yaml, services/) comes with labctl: the clone's own
+  files, or a copy inside the installed package. Certificates are made on
+  this machine, in certs/ of the clone or, for an installed labctl, in the
+  per-user data folder (~/.local/share/tlslab/certs on Linux), and reach the
+  containers in the lab's own named volumes: nothing of this machine is
+  mounted, so a remote engine works the same.
+
+engine:
+  labctl talks to one Docker engine, chosen as the docker CLI chooses:
+  DOCKER_HOST, else DOCKER_CONTEXT, else the current `docker context`.
+  Compose gets the same one. `labctl status` names it.
+
 environment:
   LAB_PROJECT       lab name, as --project (default: tlslab)
-  LAB_CERTS_DIR     certificates folder (default: certs/ in the repository)
+  LAB_HOME          an existing folder for labctl's state (certs/); if it also
+                    holds compose.yaml and services/, the lab is built from them
+  LAB_CERTS_DIR     certificates folder (default: certs/ in LAB_HOME, the
+                    clone, or the per-user data folder)
+  LAB_COMPOSE       auto (default: v2 if present, else v1), v2 or v1
   LAB_IMAGE_PREFIX  image name prefix (default: tlslab)
   LAB_BASE_SOURCE   base image: auto (pull, else build locally), pull, local
+  LAB_PULL_FROM     what the pull path pulls (default: debian:bookworm-slim)
 """
 
 
@@ -65,7 +83,8 @@ class Output:
 
 
 def _lab(args: argparse.Namespace) -> Lab:
-    return Lab(project=args.project, base_source=getattr(args, "base_source", None))
+    return Lab(project=args.project, base_source=getattr(args, "base_source", None),
+               pull_from=getattr(args, "pull_from", None))
 
 
 # -- commands ------------------------------------------------------------------
@@ -73,7 +92,7 @@ def _lab(args: argparse.Namespace) -> Lab:
 def cmd_up(args: argparse.Namespace, io: Output) -> int:
     lab = _lab(args)
     tool = find_tool()
-    io.progress(f"bringing up lab '{lab.project}' with {tool.label}")
+    io.progress(f"bringing up lab '{lab.project}' with {tool.label} on {lab.engine.label}")
     report = lab.up(io.progress, timeout=args.timeout)
     io.result(render.up_json(report) if args.json else render.up_text(report))
     return ExitStatus.OK
@@ -94,12 +113,15 @@ def cmd_status(args: argparse.Namespace, io: Output) -> int:
     running = any(s.state != "absent" for s in states)
     network = lab.network()
     net = lab.net() if network is not None else ""
+    version = lab.docker.version()
+    engine = {"host": lab.engine.host, "source": lab.engine.source,
+              "server": f"{version.get('Platform', {}).get('Name') or 'Docker Engine'} {version.get('Version', '?')}"}
     if args.json:
-        io.result(render.status_json(lab.project, net, states if running else [], find_tool().label))
+        io.result(render.status_json(lab.project, net, states if running else [], find_tool().label, engine))
     elif not running:
-        io.result(f"lab '{lab.project}' is not up — `labctl up` starts it")
+        io.result(f"lab '{lab.project}' is not up on {render.engine_text(engine)} — `labctl up` starts it")
     else:
-        io.result(render.status_text(lab.project, net, states))
+        io.result(render.status_text(lab.project, net, states, engine))
     healthy = running and all(s.state == "running" and s.health == "healthy" for s in states)
     return ExitStatus.OK if healthy else ExitStatus.ERROR
 
@@ -127,7 +149,8 @@ def cmd_shell(args: argparse.Namespace, io: Output) -> int:
     command = args.command or ["/bin/bash"]
     flags = ["-i", "-t"] if sys.stdin.isatty() and sys.stdout.isatty() else ["-i"]
     user = ["--user", args.user] if args.user else []
-    os.execvp(docker_cli, [docker_cli, "exec", *flags, *user, container.name, *command])
+    os.execvpe(docker_cli, [docker_cli, "exec", *flags, *user, container.name, *command],
+               lab.engine.subprocess_env())
     return ExitStatus.ERROR  # not reached
 
 
@@ -150,15 +173,25 @@ def cmd_certs(args: argparse.Namespace, io: Output) -> int:
                  "private key (0600)" if f.private else "certificate") for f in made]
         io.result(f"certificates {verb} in {lab.certs_dir}\n"
                   + render.table(("FILE", "MOUNTED IN", "WHAT"), rows))
-    if lab.containers() and verb == "generated":
-        io.progress("the running lab still uses the old certificates: `labctl down && labctl up`")
+    if verb == "generated" and _is_up_if_reachable(lab):
+        io.progress(f"refilling the certificate volumes of lab '{lab.project}'")
+        lab.refresh_certs(io.progress)
     return ExitStatus.OK
+
+
+def _is_up_if_reachable(lab: Lab) -> bool:
+    """Certificates are made on this machine: no engine is needed unless a lab uses them."""
+    try:
+        return lab.is_up()
+    except DockerUnavailable:
+        return False
 
 
 def cmd_build(args: argparse.Namespace, io: Output) -> int:
     lab = _lab(args)
-    base, how = images.ensure_base(lab.docker, lab.image_prefix, lab.root / "services",
-                                   lab.base_source, progress=lambda m: io.progress(f"  {m}"))
+    base, how = images.ensure_base(lab.docker, lab.image_prefix, lab.home.services,
+                                   lab.base_source, progress=lambda m: io.progress(f"  {m}"),
+                                   pull_from=lab.pull_from)
     io.progress(render.dotted("base image", f"{base} ({how})"))
     tags, built = lab.ensure_images(base, io.progress)
     rows = [(service, f"{lab.image_prefix}-{service}:{tag}", "built" if service in built else "present")
@@ -420,6 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-source", choices=images.SOURCES,
                    help="where the base image comes from: auto tries a registry, then builds "
                         "locally from Debian packages (default: $LAB_BASE_SOURCE or auto)")
+    p.add_argument("--pull-from", metavar="REF",
+                   help="the image the pull path starts from, e.g. your class registry's "
+                        "registry.example:5000/debian:bookworm-slim (default: $LAB_PULL_FROM or "
+                        f"{images.PULL_BASE}); only read when the base image has to be made")
 
     p = add("down", cmd_down, "remove the lab's containers and network (a no-op when it is not up)")
     p.add_argument("--volumes", "-v", action="store_true", help="also delete the captures volume")
@@ -444,6 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("build", cmd_build, "build the base image (pulled, or made from Debian packages) and the "
                                 "service images, without starting anything")
     p.add_argument("--base-source", choices=images.SOURCES, help="as for `up`")
+    p.add_argument("--pull-from", metavar="REF", help="as for `up`")
 
     p = add("client", cmd_client, "run the lab's TLS client once in the client container and show what it "
                                   "got; arguments go to client.py", json_flag=True)
@@ -516,6 +554,13 @@ def main(argv: list[str] | None = None, io: Output | None = None) -> int:
     except KeyboardInterrupt:
         print("labctl: interrupted", file=io.err)
         return int(ExitStatus.INTERRUPTED)
+    except Exception as exc:    # noqa: BLE001 — the last resort, as httpie's main() has
+        if args.traceback:
+            raise
+        text = str(exc).splitlines()[0][:300] if str(exc) else ""
+        print(f"labctl: error: unexpected {type(exc).__name__}{': ' + text if text else ''} "
+              "(a bug in labctl: run again with --traceback and report what it prints)", file=io.err)
+        return int(ExitStatus.ERROR)
 
 
 def main_entry() -> None:

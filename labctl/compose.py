@@ -1,8 +1,9 @@
 """The only place that runs Docker Compose: always an argument list, never a shell string.
 
 Users mostly have Compose v2 (`docker compose`); Debian's machines have v1
-(`docker-compose` 1.29). We use v2 when it answers and fall back to v1, and
-compose.yaml stays within what both accept.
+(`docker-compose` 1.29). We use v2 when it answers and fall back to v1
+(LAB_COMPOSE=v1 or v2 insists on one), and compose.yaml stays within what
+both accept. Every run goes to the engine labctl resolved (labctl/engine.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
-from .errors import ComposeError, DockerUnavailable
+from .engine import Engine
+from .errors import ComposeError, DockerUnavailable, UsageError
+
+CHOICES = ("auto", "v2", "v1")
 
 
 @dataclass(frozen=True)
@@ -28,29 +32,50 @@ class ComposeTool:
         return " ".join(self.command) + f" (v{self.version})"
 
 
-@functools.lru_cache(maxsize=None)
 def find_tool(path: str | None = None) -> ComposeTool:
-    """Find `docker compose` (v2) or else `docker-compose` (v1) on PATH."""
-    docker = shutil.which("docker", path=path)
-    if docker:
-        probe = subprocess.run([docker, "compose", "version", "--short"], capture_output=True,
-                               text=True, stdin=subprocess.DEVNULL)
-        if probe.returncode == 0:
-            return ComposeTool((docker, "compose"), 2)
+    """Find `docker compose` (v2) or else `docker-compose` (v1) on PATH.
+
+    LAB_COMPOSE=v2 or v1 takes only that one (auto, the default, prefers v2).
+    Raises DockerUnavailable when the wanted one is not installed.
+    """
+    choice = os.environ.get("LAB_COMPOSE", "auto") or "auto"
+    if choice not in CHOICES:
+        raise UsageError(f"LAB_COMPOSE={choice} is not one of: {', '.join(CHOICES)}")
+    return _find_tool(choice, path)
+
+
+@functools.lru_cache(maxsize=None)
+def _find_tool(choice: str, path: str | None) -> ComposeTool:
+    if choice in ("auto", "v2"):
+        docker = shutil.which("docker", path=path)
+        if docker:
+            # Asked of the local CLI alone: a DOCKER_CONTEXT it cannot find would fail the probe.
+            env = {k: v for k, v in os.environ.items() if k not in ("DOCKER_CONTEXT", "DOCKER_HOST")}
+            probe = subprocess.run([docker, "compose", "version", "--short"], capture_output=True,
+                                   text=True, stdin=subprocess.DEVNULL, env=env)
+            if probe.returncode == 0:
+                return ComposeTool((docker, "compose"), 2)
+        if choice == "v2":
+            raise DockerUnavailable("LAB_COMPOSE=v2 but `docker compose` does not answer — install the "
+                                    "Compose plugin (~/.docker/cli-plugins/docker-compose) or unset LAB_COMPOSE")
     legacy = shutil.which("docker-compose", path=path)
     if legacy:
         return ComposeTool((legacy,), 1)
+    if choice == "v1":
+        raise DockerUnavailable("LAB_COMPOSE=v1 but `docker-compose` is not on PATH — install it "
+                                "(apt-get install docker-compose) or unset LAB_COMPOSE")
     raise DockerUnavailable("neither `docker compose` (v2) nor `docker-compose` (v1) is installed — "
                             "install the Docker Compose plugin (or Debian's docker-compose)")
 
 
 @dataclass(frozen=True)
 class Compose:
-    """One compose project: the file, the project name and its variables."""
+    """One compose project: the file, the project name, its variables and its engine."""
 
     file: Path
     project: str
     env: Mapping[str, str]
+    engine: Engine
 
     def argv(self, *args: str) -> list[str]:
         tool = find_tool()
@@ -59,8 +84,7 @@ class Compose:
     def run(self, *args: str, capture: bool = True, check: bool = True,
             timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         """Run one compose command; raise ComposeError with its last lines if it fails."""
-        env = {**os.environ, **self.env}
-        env.pop("COMPOSE_PROJECT_NAME", None)   # --project-name is the one source of truth
+        env = self._environ()
         try:
             result = subprocess.run(self.argv(*args), env=env, text=True, stdin=subprocess.DEVNULL,
                                     capture_output=capture, timeout=timeout,
@@ -75,7 +99,11 @@ class Compose:
 
     def stream(self, *args: str) -> int:
         """Run a compose command attached to the terminal (logs -f, build output)."""
-        env = {**os.environ, **self.env}
-        env.pop("COMPOSE_PROJECT_NAME", None)
-        return subprocess.call(self.argv(*args), env=env, cwd=self.file.parent)
+        return subprocess.call(self.argv(*args), env=self._environ(), cwd=self.file.parent)
+
+    def _environ(self) -> dict[str, str]:
+        env = {**self.engine.subprocess_env(), **self.env}
+        env.pop("COMPOSE_PROJECT_NAME", None)   # --project-name is the one source of truth
+        env.pop("COMPOSE_FILE", None)           # and --file the one compose file
+        return env
 

@@ -5,7 +5,9 @@ found in this order:
 
 1. already present locally (tagged by a hash of its recipe, so a change to
    the package list makes a new one);
-2. pulled: `debian:bookworm-slim` plus the packages, via services/base/Dockerfile;
+2. pulled: `debian:bookworm-slim` (or any reference given with `--pull-from` /
+   LAB_PULL_FROM, such as a class's own registry) plus the packages, via
+   services/base/Dockerfile;
 3. built offline from Debian packages: mmdebstrap writes a root filesystem
    tarball and `docker import` turns it into an image (no registry needed;
    this is what machines without one, like CI here, use).
@@ -19,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -30,8 +32,10 @@ from typing import Callable, Iterator
 
 import docker
 import docker.errors
+import docker.utils
 
-from .errors import DockerUnavailable, ImageError
+from .errors import DockerUnavailable, ImageError, UsageError
+from .home import cache_dir
 
 SUITE = "bookworm"
 PULL_BASE = "debian:bookworm-slim"
@@ -51,6 +55,9 @@ SETUP = ("useradd --system --uid 10001 --user-group --no-create-home --home-dir 
          "&& chown tcpdump:tcpdump /captures && chmod 0750 /captures")
 SERVICES = ("wire", "server", "dns", "client")
 SOURCES = ("auto", "pull", "local")
+# registry[:port]/path/name[:tag][@digest], loosely: enough to refuse a typo or a URL.
+REFERENCE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?"
+                          r"(@sha256:[0-9a-f]{64})?$")
 
 Progress = Callable[[str], None]
 
@@ -119,16 +126,20 @@ def image_exists(client: docker.DockerClient, ref: str) -> bool:
 @contextlib.contextmanager
 def _build_lock(name: str) -> Iterator[None]:
     """One base build at a time per machine, even across parallel labs."""
-    lock_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tlslab"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with open(lock_dir / f"{name.replace(':', '_').replace('/', '_')}.lock", "w") as handle:
+    with open(cache_dir() / f"{name.replace(':', '_').replace('/', '_')}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
 
 def ensure_base(client: docker.DockerClient, prefix: str, services_dir: Path,
-                source: str = "auto", progress: Progress = print) -> tuple[str, str]:
-    """Return (name, how) of the base image, building it if it is missing."""
+                source: str = "auto", progress: Progress = print,
+                pull_from: str = PULL_BASE) -> tuple[str, str]:
+    """Return (name, how) of the base image, building it if it is missing.
+
+    ``pull_from`` is the image reference the pull path starts from (only read
+    when the base has to be made and ``source`` is auto or pull).
+    Raises ImageError (or DockerUnavailable when mmdebstrap is needed and missing).
+    """
     name = base_image_name(prefix)
     if image_exists(client, name):
         return name, "present"
@@ -138,8 +149,8 @@ def ensure_base(client: docker.DockerClient, prefix: str, services_dir: Path,
         pull_error = ""
         if source in ("auto", "pull"):
             try:
-                _base_from_pull(client, name, services_dir, progress)
-                return name, f"built from {PULL_BASE}"
+                _base_from_pull(client, name, services_dir, progress, pull_from)
+                return name, f"built from {pull_from}"
             except ImageError as exc:
                 if source == "pull":
                     raise
@@ -149,31 +160,46 @@ def ensure_base(client: docker.DockerClient, prefix: str, services_dir: Path,
         return name, "built from Debian packages (mmdebstrap)"
 
 
+def check_reference(ref: str) -> str:
+    """An image reference as `docker pull` takes it (registry[:port]/path[:tag]); UsageError if not."""
+    if not REFERENCE_RE.match(ref):
+        raise UsageError(f"{ref!r} is not an image reference such as debian:bookworm-slim or "
+                         "registry.example:5000/debian:bookworm-slim")
+    return ref
+
+
 def _base_from_pull(client: docker.DockerClient, name: str, services_dir: Path,
-                    progress: Progress) -> None:
-    repo, tag = PULL_BASE.split(":")
+                    progress: Progress, pull_from: str) -> None:
+    # "127.0.0.1:5000/debian:bookworm-slim": the last colon after the last
+    # slash separates the tag; the SDK's own parser knows the rules.
+    repo, tag = docker.utils.parse_repository_tag(pull_from)
+    progress(f"pulling {pull_from}")
     try:
-        client.images.pull(repo, tag=tag)
+        client.images.pull(repo, tag=tag or "latest")
     except docker.errors.APIError as exc:
         detail = str(exc.explanation or exc)
         if "no such host" in detail or "dial tcp" in detail or "connection refused" in detail:
             detail = "no registry reachable"
-        raise ImageError(f"cannot pull {PULL_BASE} ({detail[:120]})") from None
-    progress(f"pulled {PULL_BASE}; installing {len(PACKAGES)} packages")
+        raise ImageError(f"cannot pull {pull_from} ({detail[:160]})") from None
+    progress(f"pulled {pull_from}; installing {len(PACKAGES)} packages (services/base/Dockerfile)")
     try:
         client.images.build(path=str(services_dir / "base"), tag=name, rm=True, forcerm=True,
-                            buildargs={"FROM_IMAGE": PULL_BASE, "PACKAGES": " ".join(PACKAGES),
+                            buildargs={"FROM_IMAGE": pull_from, "PACKAGES": " ".join(PACKAGES),
                                        "SETUP": SETUP},
                             labels={"tlslab.recipe": recipe_hash()})
-    except (docker.errors.BuildError, docker.errors.APIError) as exc:
-        raise ImageError(f"building {name} from {PULL_BASE} failed: {exc}") from None
+    except docker.errors.BuildError as exc:
+        tail = [str(chunk.get("stream", "")).strip() for chunk in exc.build_log if chunk.get("stream")]
+        detail = " / ".join(line for line in tail[-3:] if line) or str(exc)
+        raise ImageError(f"building {name} from {pull_from} failed: {exc.msg} ({detail[:200]})") from None
+    except docker.errors.APIError as exc:
+        raise ImageError(f"building {name} from {pull_from} failed: {exc.explanation or exc}") from None
 
 
 def _base_from_packages(client: docker.DockerClient, name: str, progress: Progress,
                         pull_error: str) -> None:
     mmdebstrap = shutil.which("mmdebstrap")
     if not mmdebstrap:
-        why = f"pulling {PULL_BASE} failed ({pull_error}) and " if pull_error else ""
+        why = f"{pull_error} and " if pull_error else ""
         raise DockerUnavailable(f"no base image: {why}mmdebstrap is not installed — "
                                 "install it (apt-get install mmdebstrap) or make a registry reachable")
     started = time.monotonic()
@@ -204,24 +230,3 @@ def _base_from_packages(client: docker.DockerClient, name: str, progress: Progre
     if not image_exists(client, name):
         raise ImageError(f"docker import reported success but {name} is not there")
     progress(f"base image {name} ready in {time.monotonic() - started:.0f} s")
-
-
-def docker_client() -> docker.DockerClient:
-    """A Docker SDK client that has answered a ping, or a DockerUnavailable that says why."""
-    try:
-        client = docker.from_env(timeout=30)
-        client.ping()
-        return client
-    except docker.errors.DockerException as exc:
-        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        text = str(exc)
-        if "FileNotFoundError" in text or "No such file" in text:
-            reason = "no daemon socket there"
-        elif "PermissionError" in text or "Permission denied" in text:
-            reason = "permission denied; add your user to the docker group"
-        elif "Connection refused" in text:
-            reason = "connection refused"
-        else:
-            reason = text.split(": ", 1)[-1][:120]
-        raise DockerUnavailable(f"cannot reach the Docker daemon at {where} ({reason}) — "
-                                "is it running? (`sudo systemctl start docker`, or check DOCKER_HOST)") from None

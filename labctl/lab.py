@@ -21,9 +21,10 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from . import certs, images
+from . import certs, engine, images, volumes
 from .compose import Compose, find_tool
 from .errors import ComposeError, LabError, NotHealthy, ServiceFailed, UsageError
+from .home import Home, find_home
 from .waiting import NotReady, wait_for
 
 DEFAULT_PROJECT = "tlslab"
@@ -35,17 +36,6 @@ SERVICES = ("wire", "server", "dns", "client")
 HEALTH_TIMEOUT = 60.0
 
 Progress = Callable[[str], None]
-
-
-def find_root() -> Path:
-    """The folder holding compose.yaml and services/ (LAB_HOME overrides)."""
-    candidates = [Path(os.environ["LAB_HOME"])] if os.environ.get("LAB_HOME") else []
-    candidates += [Path(__file__).resolve().parent.parent, Path.cwd()]
-    for root in candidates:
-        if (root / "compose.yaml").is_file() and (root / "services").is_dir():
-            return root
-    raise UsageError("cannot find the lab's compose.yaml and services/ — run labctl from the "
-                     "repository (pip install -e .) or set LAB_HOME to its folder")
 
 
 def check_project(name: str) -> str:
@@ -92,16 +82,19 @@ class UpReport:
 
 
 class Lab:
-    def __init__(self, project: str = DEFAULT_PROJECT, root: Path | None = None,
+    def __init__(self, project: str = DEFAULT_PROJECT, home: Home | None = None,
                  certs_dir: Path | None = None, image_prefix: str | None = None,
-                 base_source: str | None = None) -> None:
+                 base_source: str | None = None, pull_from: str | None = None) -> None:
         self.project = check_project(project)
-        self.root = root or find_root()
-        self.certs_dir = (certs_dir or Path(os.environ.get("LAB_CERTS_DIR") or self.root / "certs")).resolve()
+        self.home = home or find_home()
+        self.engine = engine.resolve()
+        self.certs_dir = (certs_dir or Path(os.environ.get("LAB_CERTS_DIR") or self.home.state / "certs")
+                          ).expanduser().resolve()
         self.image_prefix = image_prefix or os.environ.get("LAB_IMAGE_PREFIX") or "tlslab"
         self.base_source = base_source or os.environ.get("LAB_BASE_SOURCE") or "auto"
         if self.base_source not in images.SOURCES:
             raise UsageError(f"base image source {self.base_source!r} is not one of: {', '.join(images.SOURCES)}")
+        self.pull_from = images.check_reference(pull_from or os.environ.get("LAB_PULL_FROM") or images.PULL_BASE)
         self._docker: docker.DockerClient | None = None
         self._net: str | None = None
         self._running: dict[str, Container] = {}
@@ -111,17 +104,16 @@ class Lab:
     @property
     def docker(self) -> docker.DockerClient:
         if self._docker is None:
-            self._docker = images.docker_client()
+            self._docker = self.engine.client()
         return self._docker
 
     def compose(self, tags: dict[str, str] | None = None, base: str | None = None) -> Compose:
-        env = {"LAB_NET": self.net(), "LAB_CERTS_DIR": str(self.certs_dir),
-               "LAB_IMAGE_PREFIX": self.image_prefix}
+        env = {"LAB_NET": self.net(), "LAB_IMAGE_PREFIX": self.image_prefix}
         if base:
             env["LAB_BASE_IMAGE"] = base
         for service, tag in (tags or {}).items():
             env[f"LAB_{service.upper()}_TAG"] = tag
-        return Compose(self.root / "compose.yaml", self.project, env)
+        return Compose(self.home.compose_file, self.project, env, self.engine)
 
     def network(self) -> docker.models.networks.Network | None:
         found = self.docker.networks.list(filters={"label": [f"com.docker.compose.project={self.project}",
@@ -235,11 +227,14 @@ class Lab:
         certs.check(self.certs_dir)
         step("certificates", f"{how} in {self.certs_dir}")
 
-        base, how = images.ensure_base(client, self.image_prefix, self.root / "services",
-                                       self.base_source, progress=lambda m: progress(f"  {m}"))
+        base, how = images.ensure_base(client, self.image_prefix, self.home.services,
+                                       self.base_source, progress=lambda m: progress(f"  {m}"),
+                                       pull_from=self.pull_from)
         step("base image", f"{base} ({how})")
         tags, built = self.ensure_images(base, progress)
         step("service images", f"built {', '.join(built)}" if built else "present")
+        how = volumes.fill(client, self.project, self.certs_dir, base, containers=self.containers())
+        step("certificate volumes", f"{how} ({', '.join(volumes.MOUNTS)})")
 
         report.net = self.net()
         try:
@@ -259,10 +254,25 @@ class Lab:
         report.seconds = time.monotonic() - started
         return report
 
+    def refresh_certs(self, progress: Progress, timeout: float = HEALTH_TIMEOUT) -> None:
+        """Refill the lab's certificate volumes from certs_dir (after `certs --force`), then
+        restart the server, which reads its keys only at start."""
+        certs.check(self.certs_dir)
+        base = images.base_image_name(self.image_prefix)
+        if not images.image_exists(self.docker, base):
+            base, _ = images.ensure_base(self.docker, self.image_prefix, self.home.services, self.base_source,
+                                         progress=lambda m: progress(f"  {m}"), pull_from=self.pull_from)
+        volumes.fill(self.docker, self.project, self.certs_dir, base, force=True)
+        if self.service_state("server") == "running":
+            progress("restarting the server so it loads the new keys")
+            self._running.clear()
+            self.compose().run("restart", "--timeout", "1", "server", timeout=120)
+            self.wait_healthy(timeout)
+
     def ensure_images(self, base: str, progress: Progress) -> tuple[dict[str, str], list[str]]:
         """Build the service images whose build context changed; return tags and what was built."""
         base_id = self.docker.images.get(base).id
-        wanted = images.service_images(self.root / "services", self.image_prefix, base_id)
+        wanted = images.service_images(self.home.services, self.image_prefix, base_id)
         tags = {img.service: img.tag for img in wanted}
         missing = [img for img in wanted if not images.image_exists(self.docker, img.ref)]
         if missing:
@@ -333,6 +343,8 @@ class Lab:
         if volumes:
             args.append("--volumes")
         self.compose().run(*args, timeout=120)
+        for helper in self.docker.containers.list(all=True, filters={"label": f"tlslab.project={self.project}"}):
+            helper.remove(force=True)      # a volume filler left by an interrupted `up`
         return True
 
     # -- doing things inside ------------------------------------------------

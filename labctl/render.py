@@ -23,19 +23,28 @@ def dotted(label: str, value: str, width: int = 24) -> str:
     return f"{label:.<{width}} {value}"
 
 
-def status_text(project: str, net: str, states: list[ServiceState]) -> str:
+def status_text(project: str, net: str, states: list[ServiceState], engine: dict[str, str] | None = None) -> str:
     rows = [(s.service, s.address or "-", s.state, s.health, s.role or "-") for s in states]
     header = f"lab '{project}'" + (f" on {net}.0/24" if net else "")
+    if engine:
+        header += f"\nengine: {engine_text(engine)}"
     return header + "\n" + table(("SERVICE", "ADDRESS", "STATE", "HEALTH", "ROLE"), rows)
 
 
-def status_json(project: str, net: str, states: list[ServiceState], compose: str) -> str:
+def engine_text(engine: dict[str, str]) -> str:
+    """`tcp://127.0.0.1:23750 (DOCKER_HOST), Docker 20.10.24` from status_json's engine object."""
+    return f"{engine['host']} ({engine['source']}), {engine['server']}"
+
+
+def status_json(project: str, net: str, states: list[ServiceState], compose: str,
+                engine: dict[str, str] | None = None) -> str:
     up = bool(states) and all(s.state == "running" and s.health == "healthy" for s in states)
     return json.dumps({
         "schema": "tlslab.status/1",
         "project": project,
         "subnet": f"{net}.0/24" if net else None,
         "compose": compose,
+        "engine": engine,
         "up": up,
         "services": [dataclasses.asdict(s) for s in states],
     }, indent=2)

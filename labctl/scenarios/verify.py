@@ -46,9 +46,9 @@ CONNECTS = "connects"
 REFUSED = "refused"
 CA = "/certs/ca.crt"
 CLIENT_CERT = "/certs/client-good.crt"
-CLIENT_KEY = "/run/keys/client-good.key"      # copied for the "lab" user by lab-init
+CLIENT_KEY = "/certs/client-good.key"         # the "lab" user's own, mode 0600 (labctl/volumes.py)
 UNTRUSTED_CERT = "/certs/client-untrusted.crt"
-UNTRUSTED_KEY = "/run/keys/client-untrusted.key"
+UNTRUSTED_KEY = "/certs/client-untrusted.key"
 # OpenSSL 3 refuses TLS 1.0/1.1 at its default security level even as a client;
 # the "old client" must lower it to be able to offer them at all.
 OLD_CIPHERS = "DEFAULT:@SECLEVEL=0"

@@ -187,10 +187,26 @@ def make_context(args: argparse.Namespace, cert: str | None = None, key: str | N
         context.set_ciphers(args.ciphers)
     if args.require_client_cert if require_client_cert is None else require_client_cert:
         context.verify_mode = ssl.CERT_REQUIRED
-        context.load_verify_locations(cafile=args.client_ca)
-    context.load_cert_chain(cert or args.cert, key or args.key)
+        context.load_verify_locations(cafile=readable(args.client_ca))
+    load_chain(context, cert or args.cert, key or args.key)
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+def readable(path: str) -> str:
+    """``path`` if this process can read it; else an OSError naming it."""
+    if not os.access(path, os.R_OK):
+        reason = "no such file" if not os.path.exists(path) else "not readable"
+        raise OSError(f"cannot load {path}: {reason} (labctl fills /certs at `labctl up`)")
+    return path
+
+
+def load_chain(context: ssl.SSLContext, cert: str, key: str) -> None:
+    """load_cert_chain, with an error that names the file (OpenSSL's "[Errno 2]" names none)."""
+    try:
+        context.load_cert_chain(readable(cert), readable(key))
+    except ssl.SSLError as exc:
+        raise OSError(f"cannot load {cert} with {key}: {exc.reason or exc}") from None
 
 
 def add_cases(context: ssl.SSLContext, args: argparse.Namespace) -> list[str]:
@@ -248,7 +264,7 @@ def server(args: argparse.Namespace) -> None:
         legacy.minimum_version = ssl.TLSVersion.TLSv1
         legacy.maximum_version = ssl.TLSVersion.TLSv1_1
         legacy.set_ciphers("DEFAULT:@SECLEVEL=0")
-        legacy.load_cert_chain(str(cases / "legacy" / "cert.pem"), str(cases / "legacy" / "key.pem"))
+        load_chain(legacy, str(cases / "legacy" / "cert.pem"), str(cases / "legacy" / "key.pem"))
         servers.append(TLSServer((args.host, args.legacy_port), legacy))
         extra.append(f"legacy TLS 1.0-1.1 on :{args.legacy_port}")
     if args.tls12_port:

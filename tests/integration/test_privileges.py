@@ -7,6 +7,8 @@ enforces is what counts.
 
 from __future__ import annotations
 
+import io
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -18,12 +20,19 @@ CAP_NET_RAW = 1 << 13
 # What each service may be given at start (lab-init needs NET_ADMIN briefly, then drops it).
 ALLOWED_CAPS = {
     "wire": {"NET_ADMIN", "NET_RAW", "SETUID", "SETGID", "KILL", "DAC_OVERRIDE", "CHOWN"},
-    "server": {"NET_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP", "DAC_OVERRIDE"},
+    "server": {"NET_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP"},
     "dns": {"NET_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP"},
-    "client": {"NET_ADMIN", "SETUID", "SETGID", "SETPCAP", "CHOWN", "DAC_READ_SEARCH"},
+    "client": {"NET_ADMIN", "SETUID", "SETGID", "SETPCAP"},
 }
 SERVICE_USER = {"server": 10001, "client": 10001, "dns": 65534}
-MOUNTED_CERTS = {"server": "server", "client": "client", "wire": "attacker"}
+# service -> (its certificate volume, where it is mounted, the host subfolder it carries)
+MOUNTED_CERTS = {"server": ("server-certs", "/certs", "server"), "client": ("client-certs", "/certs", "client"),
+                 "wire": ("attacker-certs", "/attacker", "attacker")}
+
+
+def cap_names(values: list[str] | None) -> set[str]:
+    """Compose v1 writes CapAdd as NET_ADMIN, v2 as CAP_NET_ADMIN: compare the names."""
+    return {v.upper().removeprefix("CAP_") for v in values or []}
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +55,15 @@ def test_no_privileged_no_host_network_no_docker_socket(containers, service):
     assert host["Privileged"] is False
     assert host["NetworkMode"] not in ("host",) and not host["NetworkMode"].startswith("container:")
     assert host["PidMode"] in ("", "private")
-    assert "ALL" in (host.get("CapDrop") or [])
-    assert set(host.get("CapAdd") or []) <= ALLOWED_CAPS[service]
+    assert "ALL" in cap_names(host.get("CapDrop"))
+    assert cap_names(host.get("CapAdd")) <= ALLOWED_CAPS[service]
     for mount in containers[service].attrs["Mounts"]:
         assert "docker.sock" not in mount.get("Source", "") and "docker.sock" not in mount["Destination"]
 
 
 def test_only_the_wire_may_capture(containers, session_lab):
     for service in ("server", "dns", "client"):
-        assert "NET_RAW" not in (containers[service].attrs["HostConfig"].get("CapAdd") or [])
+        assert "NET_RAW" not in cap_names(containers[service].attrs["HostConfig"].get("CapAdd"))
         assert not main_process(session_lab, service)["CapBnd"] & CAP_NET_RAW
     assert main_process(session_lab, "wire")["CapEff"] & CAP_NET_RAW
 
@@ -78,15 +87,47 @@ def test_client_rootfs_is_the_documented_exception(containers):
 
 
 @pytest.mark.parametrize("service", ["wire", "server", "dns", "client"])
-def test_each_container_mounts_only_its_own_certs_read_only(containers, session_lab, service):
-    certs_dir = Path(session_lab.env["LAB_CERTS_DIR"]).resolve()
-    binds = [m for m in containers[service].attrs["Mounts"] if m["Type"] == "bind"]
-    for mount in binds:
-        assert mount["RW"] is False, mount
-        source = Path(mount["Source"]).resolve()
-        assert source == certs_dir / MOUNTED_CERTS[service], mount
-        assert not list(source.rglob("ca.key")), "the CA key must never enter a container"
-    if service in MOUNTED_CERTS:
-        assert len(binds) == 1
-    else:
-        assert binds == []
+def test_no_host_folder_is_mounted_and_each_sees_only_its_own_cert_volume(containers, session_lab, service):
+    mounts = containers[service].attrs["Mounts"]
+    assert [m for m in mounts if m["Type"] != "volume"] == [], "a host path is mounted (breaks remote engines)"
+    cert_volumes = [m for m in mounts if m["Name"].endswith("-certs")]
+    if service not in MOUNTED_CERTS:
+        assert cert_volumes == []
+        return
+    key, target, _ = MOUNTED_CERTS[service]
+    assert [(m["Name"], m["Destination"], m["RW"]) for m in cert_volumes] == [
+        (f"{session_lab.project}_{key}", target, False)]
+
+
+def listing(session_lab, service: str, path: str) -> dict[str, tuple[int, int]]:
+    """Every file under path in a service's container: name -> (uid, mode), from the tar Docker sends."""
+    stream, _ = session_lab.lab().container(service).get_archive(path)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        return {m.name.split("/", 1)[1]: (m.uid, m.mode) for m in tar.getmembers() if m.isfile()}
+
+
+@pytest.mark.parametrize("service", ["wire", "server", "client"])
+def test_cert_volumes_hold_the_host_set_with_keys_private_to_their_reader(session_lab, service):
+    from labctl import certs
+
+    _, target, folder = MOUNTED_CERTS[service]
+    certs_dir = Path(session_lab.env["LAB_CERTS_DIR"])
+    expected = {str(f.path.relative_to(certs_dir / folder)) for f in certs.layout(certs_dir)
+                if f.path.relative_to(certs_dir).parts[0] == folder}
+    found = listing(session_lab, service, target)
+    assert set(found) - {".tlslab-certs"} == expected
+    reader = 10001 if service == "client" else 0      # the server reads its keys as root, then drops
+    for name, (uid, mode) in found.items():
+        if name.endswith((".key", "key.pem")):
+            assert (uid, mode & 0o777) == (reader, 0o600), name
+        else:
+            assert mode & 0o777 == 0o644, name
+    assert not [n for n in found if n.endswith("ca.key")], "the CA key must never enter a container"
+
+
+def test_the_client_reads_its_own_keys_but_no_other_user_can(session_lab):
+    lab = session_lab.lab()
+    status, _, err = lab.exec("client", ["cat", "/certs/client-good.key"], user="lab")
+    assert status == 0, err
+    status, _, err = lab.exec("client", ["cat", "/certs/client-good.key"], user="nobody")
+    assert status != 0 and "Permission denied" in err

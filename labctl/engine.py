@@ -1,0 +1,138 @@
+"""Which Docker engine: resolved once, the same for the SDK and for compose.
+
+The Docker CLI and Compose read DOCKER_HOST, DOCKER_CONTEXT and the current
+context in ~/.docker/config.json; the Docker SDK reads only DOCKER_HOST. Left
+alone, `DOCKER_CONTEXT=teacher labctl up` would check images on the local
+engine and start containers on the teacher's. So labctl resolves the engine
+here, the way the Docker CLI does (cli/command/cli.go, resolveContextName:
+DOCKER_HOST, then DOCKER_CONTEXT, then the config's current context), and
+hands that one endpoint to both: the SDK as base_url, every subprocess
+(compose, `docker exec` for `labctl shell`) as DOCKER_HOST with the context's
+TLS files, and without DOCKER_CONTEXT.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import docker
+import docker.context
+import docker.errors
+import docker.tls
+import docker.utils
+
+from .errors import DockerUnavailable
+
+DEFAULT_HOST = "unix:///var/run/docker.sock"
+
+
+@dataclass(frozen=True)
+class Engine:
+    """One Docker endpoint and how it was chosen."""
+
+    host: str                               # unix:///…, tcp://HOST:PORT or ssh://USER@HOST
+    source: str                             # "DOCKER_HOST", "context 'x' (DOCKER_CONTEXT)", …
+    tls: docker.tls.TLSConfig | None = field(default=None, compare=False)
+    cert_path: str | None = None            # the folder with ca.pem, cert.pem, key.pem
+    tls_verify: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.host} ({self.source})"
+
+    def env(self) -> dict[str, str]:
+        """The variables a docker or compose subprocess needs to reach this engine."""
+        env = {"DOCKER_HOST": self.host}
+        if self.cert_path:
+            env["DOCKER_CERT_PATH"] = self.cert_path
+            if self.tls_verify:
+                env["DOCKER_TLS_VERIFY"] = "1"
+        return env
+
+    def subprocess_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``base`` (default os.environ) pointed at this engine and at nothing else."""
+        env = dict(os.environ if base is None else base)
+        for name in ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"):
+            env.pop(name, None)
+        env.update(self.env())
+        return env
+
+    def client(self, timeout: int = 30) -> docker.DockerClient:
+        """A Docker SDK client that has answered a ping, or DockerUnavailable saying why."""
+        try:
+            client = docker.DockerClient(base_url=self.host, tls=self.tls or False, timeout=timeout,
+                                         use_ssh_client=self.host.startswith("ssh://"))
+            client.ping()
+            return client
+        except docker.errors.DockerException as exc:
+            raise DockerUnavailable(f"cannot reach the Docker daemon at {self.label} ({_reason(exc)}) — "
+                                    "is it running? (`sudo systemctl start docker`, or check DOCKER_HOST "
+                                    "and `docker context ls`)") from None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    if "FileNotFoundError" in text or "No such file" in text:
+        return "no daemon socket there"
+    if "PermissionError" in text or "Permission denied" in text:
+        return "permission denied; add your user to the docker group"
+    if "Connection refused" in text:
+        return "connection refused"
+    if "timed out" in text.lower():
+        return "timed out"
+    return text.split(": ", 1)[-1][:120]
+
+
+def _normal(host: str) -> str:
+    """Compare endpoints as the SDK would use them (tcp://h:p, unix:///path)."""
+    parsed = docker.utils.parse_host(host)
+    return parsed.replace("http+unix://", "unix://").replace("http://", "tcp://").replace("https://", "tcp://")
+
+
+def _from_context(name: str, how: str) -> Engine:
+    try:
+        context = docker.context.ContextAPI.get_context(name)
+    except Exception as exc:     # the SDK raises a bare Exception for a corrupt meta.json
+        raise DockerUnavailable(f"docker context {name!r} ({how}) cannot be read: {exc}") from None
+    if context is None:
+        raise DockerUnavailable(f"docker context {name!r} ({how}) does not exist — "
+                                "`docker context ls` lists the contexts")
+    host = context.Host or DEFAULT_HOST
+    tls = context.TLSConfig
+    cert_path = os.path.join(context.tls_path, "docker") if tls is not None else None
+    verify = bool(tls is not None and tls.verify)
+    return Engine(host, f"context '{name}' ({how})" if name != "default" else "default context",
+                  tls, cert_path, verify)
+
+
+def resolve(environ: Mapping[str, str] | None = None) -> Engine:
+    """The engine labctl talks to, chosen as the Docker CLI chooses it.
+
+    Raises DockerUnavailable when DOCKER_HOST and DOCKER_CONTEXT name two
+    different engines (the CLI would silently prefer DOCKER_HOST; compose and
+    a user reading their shell would not agree), or when a named context does
+    not exist.
+    """
+    env = os.environ if environ is None else environ
+    host = env.get("DOCKER_HOST", "").strip()
+    context_name = env.get("DOCKER_CONTEXT", "").strip()
+    if context_name == "default":
+        context_name = ""      # the default context is "DOCKER_HOST, else the local socket"
+    if context_name:
+        from_context = _from_context(context_name, "DOCKER_CONTEXT")
+        if host and _normal(host) != _normal(from_context.host):
+            raise DockerUnavailable(f"DOCKER_HOST={host} and DOCKER_CONTEXT={context_name} "
+                                    f"({from_context.host}) name different engines — unset one of them")
+        if not host:
+            return from_context
+    if host:
+        kwargs = docker.utils.kwargs_from_env(environment=dict(env))
+        tls = kwargs.get("tls") or None
+        verify = env.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
+        return Engine(host, "DOCKER_HOST", tls, env.get("DOCKER_CERT_PATH") or None, verify)
+    current = docker.context.config.get_current_context_name()
+    if current and current != "default":
+        return _from_context(current, "current context in the docker config")
+    return Engine(DEFAULT_HOST, "default socket")
