@@ -352,7 +352,7 @@ def cmd_run(args: argparse.Namespace, io: Output) -> int:
     pcap_to = _output_path(args.pcap, many, "pcap")
     keylog_to = _output_path(args.keylog, many, "keylog")
     lab = _lab(args)
-    lab.container("wire")               # a clear error now if the lab is not up
+    lab.require_running()               # a clear error now if the lab is not up, naming why
     results = []
     for module in modules:
         io.progress(f"running {module.NAME}: {module.TITLE}")
@@ -402,7 +402,7 @@ def cmd_report(args: argparse.Namespace, io: Output) -> int:
     modules = [scenarios.load(name) for name in dict.fromkeys(names)]   # an unknown name fails first
     out_dir = report.check_out_dir(Path(args.out))                      # so does an unwritable folder
     lab = _lab(args)
-    lab.container("wire")
+    lab.require_running()
     results = []
     for module in modules:
         io.progress(f"running {module.NAME}: {module.TITLE}")

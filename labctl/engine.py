@@ -99,7 +99,8 @@ def _from_context(name: str, how: str) -> Engine:
     if context is None:
         raise DockerUnavailable(f"docker context {name!r} ({how}) does not exist — "
                                 "`docker context ls` lists the contexts")
-    host = context.Host or DEFAULT_HOST
+    # Contexts written by docker-py say https:// where the CLI says tcp://.
+    host = (context.Host or DEFAULT_HOST).replace("https://", "tcp://").replace("http://", "tcp://")
     tls = context.TLSConfig
     cert_path = os.path.join(context.tls_path, "docker") if tls is not None else None
     verify = bool(tls is not None and tls.verify)

@@ -159,11 +159,46 @@ class Lab:
             return cached
         found = self.containers().get(service)
         if found is None or found.status != "running":
-            flag = "" if self.project == DEFAULT_PROJECT else f" --project {self.project}"
-            raise LabError(f"service '{service}' of lab '{self.project}' is not running — start the lab "
-                           f"with `labctl{flag} up`")
+            raise self.not_running(service, found)
         self._running[service] = found
         return found
+
+    def require_running(self) -> None:
+        """Before a run: raise naming the first service that is not running, and why."""
+        found = self.containers()
+        for service in SERVICES:
+            c = found.get(service)
+            if c is None or c.status != "running":
+                raise self.not_running(service, c)
+
+    def not_running(self, service: str, c: Container | None) -> LabError:
+        flag = "" if self.project == DEFAULT_PROJECT else f" --project {self.project}"
+        if c is None:
+            return LabError(f"service '{service}' of lab '{self.project}' is not running — start the lab "
+                            f"with `labctl{flag} up`")
+        return LabError(f"service '{service}' of lab '{self.project}' is not running "
+                        f"({self.describe_stop(c)}) — `labctl{flag} up` brings the lab back; "
+                        f"`labctl{flag} logs {service}` says more")
+
+    def describe_stop(self, c: Container) -> str:
+        """"exited with status 1: <the last line it printed>", "created, never started", ..."""
+        state = c.attrs["State"]
+        status = state.get("Status", "?")
+        if status == "created":
+            return "created, never started"
+        if status not in ("exited", "dead"):
+            return status
+        text = f"exited with status {state.get('ExitCode')}"
+        reason = self.last_words(c)
+        return f"{text}: {reason}" if reason else text
+
+    def last_words(self, c: Container) -> str:
+        """The last line a stopped container printed: a service that fails at start says why there."""
+        try:
+            lines = c.logs(tail=5).decode(errors="replace").strip().splitlines()
+        except docker.errors.APIError:
+            return ""
+        return lines[-1].strip()[:200] if lines else ""
 
     # -- state ----------------------------------------------------------------
 
@@ -296,7 +331,9 @@ class Lab:
             healthy.update(s.service for s in last if s.state == "running" and s.health == "healthy")
             for s in last:
                 if s.state in ("exited", "dead"):
-                    raise self._unhealthy(s, f"exited with status {s.exit_code}")
+                    stopped = self.containers().get(s.service)
+                    raise self._unhealthy(s, self.describe_stop(stopped) if stopped is not None
+                                          else f"exited with status {s.exit_code}")
                 if s.health == "unhealthy":
                     raise self._unhealthy(s, "unhealthy")
             waiting = [s.service for s in last if s.state != "running" or s.health not in ("healthy", "-")]
@@ -375,7 +412,8 @@ class Lab:
         return "absent" if c is None else c.attrs["State"].get("Status", "?")
 
     def broken(self, service: str, exc: Exception | None) -> LabError:
-        state = self.service_state(service)
+        c = self.containers().get(service)
+        state = "absent" if c is None else self.describe_stop(c)
         why = f" ({exc.explanation})" if isinstance(exc, docker.errors.APIError) and exc.explanation else ""
         flag = "" if self.project == DEFAULT_PROJECT else f" --project {self.project}"
         return LabError(f"service '{service}' stopped during the run (now {state}){why} — "

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, start_lab
+from tests.conftest import ROOT, assert_one_line_error, start_lab
 
 pytestmark = pytest.mark.integration
 
@@ -108,3 +108,28 @@ def test_ctrl_c_leaves_no_capture_running_and_no_half_written_file(lab, tmp_path
     assert not pcap.exists() and not list(tmp_path.glob(".*partial"))
     listing = lab.run("capture", "list", "--json").json()["captures"]
     assert not [c for c in listing if c["running"]]
+
+
+def test_a_server_that_cannot_load_its_key_is_named_with_the_file(lab):
+    """A service that exits at start says why in its own log; labctl quotes it instead of guessing."""
+    import docker
+
+    from labctl import images
+
+    l = lab.lab()
+    client = docker.from_env()
+    # Take the key out of the lab's volume behind labctl's back, then restart the server.
+    client.containers.run(images.base_image_name(l.image_prefix), ["rm", "/v/server-rsa.key"], remove=True,
+                          network_mode="none", volumes={f"{lab.project}_server-certs": {"bind": "/v", "mode": "rw"}})
+    server = l.container("server")
+    server.restart(timeout=1)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        server.reload()
+        if server.status == "exited":
+            break
+        time.sleep(0.2)
+    result = lab.run("run", "tls")
+    assert_one_line_error(result, r"service 'server' of lab '.*' is not running \(exited with status 1: "
+                                  r"server: error: cannot load /certs/server-rsa.key: no such file")
+    # and `up` (the fixture's) refills the volume and brings the server back

@@ -90,3 +90,45 @@ def test_analyze_json_has_the_documented_schema(tmp_path):
     tls = doc["tls"][0]
     assert tls["version"] == "TLS 1.2" and tls["client_hello"]["sni"] == "server.lab.test"
     assert tls["certificates_in_clear"][0]["sans"] == ["server.lab.test"]
+
+
+def test_an_unexpected_exception_is_one_line_naming_its_type(monkeypatch):
+    import labctl.cli as cli
+
+    def explode(args, io):
+        raise ValueError("something nobody foresaw\nsecond line")
+
+    monkeypatch.setattr(cli, "cmd_scenarios", explode)
+    err = io.StringIO()
+    status = main(["scenarios"], Output(io.StringIO(), err))
+    assert status == 1
+    assert err.getvalue() == ("labctl: error: unexpected ValueError: something nobody foresaw (a bug in labctl: "
+                              "run again with --traceback and report what it prints)\n")
+
+
+def test_traceback_shows_the_unexpected_exception(monkeypatch):
+    import labctl.cli as cli
+
+    def explode(args, io):
+        raise ValueError("boom")
+
+    monkeypatch.setattr(cli, "cmd_scenarios", explode)
+    with pytest.raises(ValueError, match="boom"):
+        main(["scenarios", "--traceback"], Output(io.StringIO(), io.StringIO()))
+
+
+@pytest.mark.parametrize("ref", ["debian:bookworm-slim", "127.0.0.1:5000/debian:bookworm-slim",
+                                 "registry.example/team/debian", "debian@sha256:" + "a" * 64])
+def test_pull_from_takes_image_references(ref):
+    from labctl.images import check_reference
+
+    assert check_reference(ref) == ref
+
+
+@pytest.mark.parametrize("ref", ["http://registry/debian", "Debian:bookworm", "debian:", "", "a b"])
+def test_pull_from_refuses_what_is_not_a_reference(ref):
+    from labctl.errors import UsageError
+    from labctl.images import check_reference
+
+    with pytest.raises(UsageError, match="is not an image reference"):
+        check_reference(ref)
