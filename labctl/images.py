@@ -177,10 +177,7 @@ def _base_from_pull(client: docker.DockerClient, name: str, services_dir: Path,
     try:
         client.images.pull(repo, tag=tag or "latest")
     except docker.errors.APIError as exc:
-        detail = str(exc.explanation or exc)
-        if "no such host" in detail or "dial tcp" in detail or "connection refused" in detail:
-            detail = "no registry reachable"
-        raise ImageError(f"cannot pull {pull_from} ({detail[:160]})") from None
+        raise ImageError(f"cannot pull {pull_from} ({_pull_failure(str(exc.explanation or exc))})") from None
     progress(f"pulled {pull_from}; installing {len(PACKAGES)} packages (services/base/Dockerfile)")
     try:
         client.images.build(path=str(services_dir / "base"), tag=name, rm=True, forcerm=True,
@@ -193,6 +190,21 @@ def _base_from_pull(client: docker.DockerClient, name: str, services_dir: Path,
         raise ImageError(f"building {name} from {pull_from} failed: {exc.msg} ({detail[:200]})") from None
     except docker.errors.APIError as exc:
         raise ImageError(f"building {name} from {pull_from} failed: {exc.explanation or exc}") from None
+
+
+def _pull_failure(detail: str) -> str:
+    """The engine's pull error, said the way a student can act on it."""
+    if "server gave HTTP response to HTTPS client" in detail:
+        return ("the registry speaks plain HTTP: list it under insecure-registries in the engine's "
+                "/etc/docker/daemon.json, or serve it over TLS")
+    if "no such host" in detail:
+        host = re.search(r"lookup (\S+?)(?: on \S+)?: no such host", detail)
+        return f"no registry reachable: cannot resolve {host.group(1) if host else 'its host name'}"
+    if "connection refused" in detail:
+        return "no registry reachable: connection refused"
+    if "dial tcp" in detail or "i/o timeout" in detail:
+        return "no registry reachable"
+    return detail[:160]
 
 
 def _base_from_packages(client: docker.DockerClient, name: str, progress: Progress,
