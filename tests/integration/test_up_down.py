@@ -66,3 +66,25 @@ def test_up_from_nothing_then_idempotent_then_down(tmp_path):
         for image in client.images.list():
             if any(tag.startswith(prefix) for tag in image.tags):
                 client.images.remove(image.id, force=True)
+
+
+def test_certs_force_refills_the_running_labs_volumes(tmp_path):
+    """A new CA and server key reach the running lab: the client trusts only the new CA, and the
+    server (restarted) presents the new certificate, so `run tls` passes only if both moved."""
+    from tests.conftest import start_lab
+
+    handle = start_lab(tmp_path, prefix="tcert")
+    try:
+        lab = handle.lab()
+        before = lab.exec("client", ["cat", "/certs/ca.crt"], user="lab")[1]
+        assert before == (tmp_path / "certs" / "client" / "ca.crt").read_text()
+        forced = handle.run("certs", "--force")
+        assert forced.returncode == 0, forced.stderr
+        assert "refilling the certificate volumes" in forced.stderr
+        after = handle.lab().exec("client", ["cat", "/certs/ca.crt"], user="lab")[1]
+        assert after != before and after == (tmp_path / "certs" / "client" / "ca.crt").read_text()
+        run = handle.run("run", "tls", "--json")
+        assert run.returncode == 0, run.stdout[-1000:] + run.stderr
+        assert run.json()["passed"] is True
+    finally:
+        handle.run("down", "--volumes")
