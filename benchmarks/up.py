@@ -37,7 +37,7 @@ import docker
 
 from common import labctl  # noqa: E402  (benchmarks/common.py puts the repository on sys.path)
 
-from labctl import images  # noqa: E402
+from labctl import images, volumes  # noqa: E402
 from labctl.compose import find_tool  # noqa: E402
 from labctl.lab import Lab  # noqa: E402
 
@@ -48,6 +48,9 @@ def raw_compose_up(project: str, env: dict[str, str], client: docker.DockerClien
     base = images.base_image_name(lab.image_prefix)
     tags, built = lab.ensure_images(base, progress=lambda _: None)
     assert not built, "the images should exist before the raw compose run"
+    # The certificate volumes are labctl's to fill (compose would start the
+    # server with empty ones); filled before the clock starts.
+    volumes.fill(lab.docker, project, lab.certs_dir, base)
     compose = lab.compose(tags, base)
     started = time.perf_counter()
     compose.run("up", "--detach", "--no-build")

@@ -13,12 +13,14 @@ TLS files, and without DOCKER_CONTEXT.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
 import docker
-import docker.context
 import docker.errors
 import docker.tls
 import docker.utils
@@ -91,21 +93,50 @@ def _normal(host: str) -> str:
     return parsed.replace("http+unix://", "unix://").replace("http://", "tcp://").replace("https://", "tcp://")
 
 
-def _from_context(name: str, how: str) -> Engine:
+def config_dir(environ: Mapping[str, str]) -> Path:
+    """The docker CLI's configuration folder: $DOCKER_CONFIG, else ~/.docker.
+
+    Read the way the CLI reads it. (The SDK's own lookup goes elsewhere when
+    the folder has no config.json, as after `docker --config DIR context create`.)
+    """
+    return Path(environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+
+
+def current_context(environ: Mapping[str, str]) -> str:
+    """The config's currentContext, or "default"."""
     try:
-        context = docker.context.ContextAPI.get_context(name)
-    except Exception as exc:     # the SDK raises a bare Exception for a corrupt meta.json
-        raise DockerUnavailable(f"docker context {name!r} ({how}) cannot be read: {exc}") from None
-    if context is None:
+        config = json.loads((config_dir(environ) / "config.json").read_text())
+    except FileNotFoundError:
+        return "default"
+    except (OSError, ValueError) as exc:
+        raise DockerUnavailable(f"cannot read {config_dir(environ) / 'config.json'}: {exc}") from None
+    return str(config.get("currentContext") or "default") if isinstance(config, dict) else "default"
+
+
+def _from_context(name: str, how: str, environ: Mapping[str, str]) -> Engine:
+    """The docker endpoint of a context, from contexts/meta/<sha256(name)>/meta.json and its TLS folder."""
+    key = hashlib.sha256(name.encode()).hexdigest()
+    meta_file = config_dir(environ) / "contexts" / "meta" / key / "meta.json"
+    try:
+        meta = json.loads(meta_file.read_text())
+        endpoint = meta["Endpoints"]["docker"]
+    except FileNotFoundError:
         raise DockerUnavailable(f"docker context {name!r} ({how}) does not exist — "
-                                "`docker context ls` lists the contexts")
+                                "`docker context ls` lists the contexts") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DockerUnavailable(f"docker context {name!r} ({how}) cannot be read from {meta_file}: "
+                                f"{exc}") from None
     # Contexts written by docker-py say https:// where the CLI says tcp://.
-    host = (context.Host or DEFAULT_HOST).replace("https://", "tcp://").replace("http://", "tcp://")
-    tls = context.TLSConfig
-    cert_path = os.path.join(context.tls_path, "docker") if tls is not None else None
-    verify = bool(tls is not None and tls.verify)
-    return Engine(host, f"context '{name}' ({how})" if name != "default" else "default context",
-                  tls, cert_path, verify)
+    host = str(endpoint.get("Host") or DEFAULT_HOST).replace("https://", "tcp://").replace("http://", "tcp://")
+    tls_dir = config_dir(environ) / "contexts" / "tls" / key / "docker"
+    tls = None
+    verify = not endpoint.get("SkipTLSVerify", False)
+    if (tls_dir / "cert.pem").is_file() and (tls_dir / "key.pem").is_file():
+        ca = tls_dir / "ca.pem"
+        tls = docker.tls.TLSConfig(client_cert=(str(tls_dir / "cert.pem"), str(tls_dir / "key.pem")),
+                                   ca_cert=str(ca) if ca.is_file() else None,
+                                   verify=str(ca) if verify and ca.is_file() else verify)
+    return Engine(host, f"context '{name}' ({how})", tls, str(tls_dir) if tls else None, bool(tls and verify))
 
 
 def resolve(environ: Mapping[str, str] | None = None) -> Engine:
@@ -122,7 +153,7 @@ def resolve(environ: Mapping[str, str] | None = None) -> Engine:
     if context_name == "default":
         context_name = ""      # the default context is "DOCKER_HOST, else the local socket"
     if context_name:
-        from_context = _from_context(context_name, "DOCKER_CONTEXT")
+        from_context = _from_context(context_name, "DOCKER_CONTEXT", env)
         if host and _normal(host) != _normal(from_context.host):
             raise DockerUnavailable(f"DOCKER_HOST={host} and DOCKER_CONTEXT={context_name} "
                                     f"({from_context.host}) name different engines — unset one of them")
@@ -133,7 +164,7 @@ def resolve(environ: Mapping[str, str] | None = None) -> Engine:
         tls = kwargs.get("tls") or None
         verify = env.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
         return Engine(host, "DOCKER_HOST", tls, env.get("DOCKER_CERT_PATH") or None, verify)
-    current = docker.context.config.get_current_context_name()
-    if current and current != "default":
-        return _from_context(current, "current context in the docker config")
+    current = current_context(env)
+    if current != "default":
+        return _from_context(current, "current context in the docker config", env)
     return Engine(DEFAULT_HOST, "default socket")

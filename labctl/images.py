@@ -124,8 +124,8 @@ def image_exists(client: docker.DockerClient, ref: str) -> bool:
 
 
 @contextlib.contextmanager
-def _build_lock(name: str) -> Iterator[None]:
-    """One base build at a time per machine, even across parallel labs."""
+def build_lock(name: str) -> Iterator[None]:
+    """One build of image ``name`` at a time per machine and user, even across parallel labs."""
     with open(cache_dir() / f"{name.replace(':', '_').replace('/', '_')}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
@@ -143,7 +143,7 @@ def ensure_base(client: docker.DockerClient, prefix: str, services_dir: Path,
     name = base_image_name(prefix)
     if image_exists(client, name):
         return name, "present"
-    with _build_lock(name):
+    with build_lock(name):
         if image_exists(client, name):       # another labctl built it while we waited
             return name, "present"
         pull_error = ""
@@ -209,19 +209,40 @@ def _pull_failure(detail: str) -> str:
 
 def _base_from_packages(client: docker.DockerClient, name: str, progress: Progress,
                         pull_error: str) -> None:
-    mmdebstrap = shutil.which("mmdebstrap")
-    if not mmdebstrap:
+    if not shutil.which("mmdebstrap"):
         why = f"{pull_error} and " if pull_error else ""
         raise DockerUnavailable(f"no base image: {why}mmdebstrap is not installed — "
                                 "install it (apt-get install mmdebstrap) or make a registry reachable")
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="tlslab-base-") as tmp:
-        tarball = Path(tmp) / "base.tar"
-        argv = [mmdebstrap, "--variant=essential", "--include=" + ",".join(PACKAGES),
-                *[f"--dpkgopt=path-exclude={pattern}" for pattern in EXCLUDES],
-                f'--customize-hook=chroot "$1" sh -c "{SETUP}"',
-                SUITE, str(tarball)]
-        progress(f"mmdebstrap {SUITE} with {len(PACKAGES)} packages (about 40 s)")
+    progress(f"mmdebstrap {SUITE} with {len(PACKAGES)} packages (about 40 s)")
+    rootfs_image(client, name, variant="essential", packages=PACKAGES, excludes=EXCLUDES,
+                 customize=SETUP, changes=(f"LABEL tlslab.recipe={recipe_hash()}",), progress=progress)
+    progress(f"base image {name} ready in {time.monotonic() - started:.0f} s")
+
+
+def rootfs_image(client: docker.DockerClient, name: str, *, variant: str, packages: tuple[str, ...] = (),
+                 excludes: tuple[str, ...] = (), customize: str = "", changes: tuple[str, ...] = (),
+                 suite: str = SUITE, progress: Progress = print) -> None:
+    """Make image ``name`` (repository:tag) from Debian packages, with no registry.
+
+    mmdebstrap writes a root filesystem tarball (``variant``: essential,
+    minbase, apt...; ``packages`` added; paths matching ``excludes`` never
+    unpacked; ``customize`` a shell command run inside the new root as root),
+    then `docker import` sends it through the API, so it works on a remote
+    engine too; ``changes`` are Dockerfile instructions for the import (LABEL,
+    ENV, CMD). mmdebstrap's default mirror is used. Raises DockerUnavailable
+    without mmdebstrap and ImageError when a step fails.
+    """
+    mmdebstrap = shutil.which("mmdebstrap")
+    if not mmdebstrap:
+        raise DockerUnavailable("mmdebstrap is not installed — apt-get install mmdebstrap")
+    with tempfile.TemporaryDirectory(prefix="tlslab-rootfs-") as tmp:
+        tarball = Path(tmp) / "rootfs.tar"
+        argv = [mmdebstrap, f"--variant={variant}",
+                *(["--include=" + ",".join(packages)] if packages else []),
+                *[f"--dpkgopt=path-exclude={pattern}" for pattern in excludes],
+                *([f'--customize-hook=chroot "$1" sh -c "{customize}"'] if customize else []),
+                suite, str(tarball)]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         tail: list[str] = []
@@ -232,13 +253,12 @@ def _base_from_packages(client: docker.DockerClient, name: str, progress: Progre
                 progress(line[3:].strip())
         if proc.wait() != 0:
             raise ImageError(f"mmdebstrap failed: {' / '.join(tail[-3:])}")
-        repository, tag = name.split(":")
-        progress(f"importing the root filesystem as {name}")
+        repository, tag = docker.utils.parse_repository_tag(name)
+        progress(f"importing the root filesystem ({tarball.stat().st_size / 1e6:.0f} MB) as {name}")
         try:
-            client.api.import_image_from_file(str(tarball), repository=repository, tag=tag,
-                                              changes=[f"LABEL tlslab.recipe={recipe_hash()}"])
+            client.api.import_image_from_file(str(tarball), repository=repository, tag=tag or "latest",
+                                              changes=list(changes))
         except docker.errors.APIError as exc:
-            raise ImageError(f"docker import of the base image failed: {exc.explanation or exc}") from None
+            raise ImageError(f"docker import of {name} failed: {exc.explanation or exc}") from None
     if not image_exists(client, name):
         raise ImageError(f"docker import reported success but {name} is not there")
-    progress(f"base image {name} ready in {time.monotonic() - started:.0f} s")

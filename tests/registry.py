@@ -23,7 +23,6 @@ import secrets
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -32,6 +31,9 @@ from typing import Callable, Iterator
 
 import docker
 import docker.errors
+import docker.utils
+
+from labctl import images
 
 REGISTRY_BINARY = "docker-registry"
 SUITE = "bookworm"
@@ -65,17 +67,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def split_ref(ref: str) -> tuple[str, str]:
-    """`host:port/name:tag` -> (`host:port/name`, `tag`); the tag defaults to `latest`.
-
-    The tag is after the last colon only if that colon comes after the last
-    slash: in `127.0.0.1:5000/debian` the colon belongs to the host.
-    """
-    if "@" in ref:
-        raise ValueError(f"digest references are not supported here: {ref}")
-    head, sep, tail = ref.rpartition(":")
-    if sep and "/" not in tail:
-        return head, tail
-    return ref, "latest"
+    """`host:port/name:tag` -> (`host:port/name`, `tag`), by the SDK's parser; the tag defaults to `latest`."""
+    repository, tag = docker.utils.parse_repository_tag(ref)
+    return repository, tag or "latest"
 
 
 def registry_answers(address: str, timeout: float = 2.0) -> bool:
@@ -169,25 +163,6 @@ def local_registry(tmp_dir: Path, start_timeout: float = 30.0, attempts: int = 3
     raise RegistryError(f"the registry did not start in {attempts} attempts: " + "; ".join(failures))
 
 
-def _mmdebstrap_slim(tarball: Path, progress: Progress) -> float:
-    """Write a slim bookworm root filesystem to TARBALL; return the seconds it took."""
-    mmdebstrap = shutil.which("mmdebstrap")
-    if mmdebstrap is None:
-        raise RegistryError("mmdebstrap is not installed (apt-get install mmdebstrap)")
-    argv = [mmdebstrap, "--variant=minbase", "--format=tar", "--quiet",
-            *[f"--dpkgopt=path-exclude={pattern}" for pattern in SLIM_EXCLUDES],
-            SUITE, str(tarball)]
-    progress(f"mmdebstrap --variant=minbase {SUITE}")
-    started = time.monotonic()
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    seconds = time.monotonic() - started
-    if proc.returncode != 0:
-        tail = " / ".join((proc.stderr or proc.stdout).strip().splitlines()[-3:])
-        raise RegistryError(f"mmdebstrap failed (status {proc.returncode}): {tail}")
-    progress(f"root filesystem: {tarball.stat().st_size / 1e6:.0f} MB in {seconds:.0f} s")
-    return seconds
-
-
 def _push(client: docker.DockerClient, repository: str, tag: str) -> str:
     """Push REPOSITORY:TAG and return the digest the registry gave it.
 
@@ -205,49 +180,26 @@ def _push(client: docker.DockerClient, repository: str, tag: str) -> str:
     return digest
 
 
-def slim_debian(client: docker.DockerClient, ref: str, progress: Progress = print,
-                cache_dir: Path | None = None) -> str:
+def slim_debian(client: docker.DockerClient, ref: str, progress: Progress = print) -> str:
     """Put a slim Debian bookworm image into a registry as REF; return its digest.
 
     REF names the registry, e.g. `127.0.0.1:5000/debian:bookworm-slim`. The
-    root filesystem comes from Debian's packages (mmdebstrap, minbase variant,
-    no man pages, docs or translations: about 30 s and 125 MB uncompressed); with CACHE_DIR
-    the tarball is kept there as `bookworm-minbase.tar` and reused on the next
-    call. The image is imported as REF, pushed, checked in the registry, and
-    the local tag is removed afterwards (also on failure), so that pulling REF
-    afterwards really goes to the registry.
+    root filesystem comes from Debian's packages (labctl's images.rootfs_image:
+    mmdebstrap minbase, no man pages, docs or translations: about 30 s and
+    125 MB), is imported as REF, pushed and checked in the registry; the local
+    tag is removed afterwards (also on failure), so that pulling REF really
+    goes to the registry.
     """
-    repository, _ = split_ref(ref)
-    if "/" not in repository:
-        raise ValueError(f"{ref} names no registry host")
-    with contextlib.ExitStack() as stack:
-        if cache_dir is None:
-            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tlslab-slim-")))
-        else:
-            folder = Path(cache_dir)
-            folder.mkdir(parents=True, exist_ok=True)
-        tarball = folder / f"{SUITE}-minbase.tar"
-        if tarball.exists():
-            progress(f"reusing {tarball}")
-        else:
-            partial = folder / f"partial-{SUITE}-minbase.tar"
-            _mmdebstrap_slim(partial, progress)
-            partial.rename(tarball)
-        return _import_and_push(client, tarball, ref, progress)
-
-
-def _import_and_push(client: docker.DockerClient, tarball: Path, ref: str, progress: Progress) -> str:
-    """Import TARBALL as REF, push it, check the registry has it; always drop the local tag."""
     repository, tag = split_ref(ref)
     address, _, path = repository.partition("/")
+    if not path:
+        raise ValueError(f"{ref} names no registry host")
     try:
-        progress(f"importing {tarball.name} as {ref}")
-        try:
-            client.api.import_image_from_file(str(tarball), repository=repository, tag=tag,
-                                              changes=list(SLIM_CHANGES))
-            client.images.get(ref)
-        except docker.errors.APIError as exc:
-            raise RegistryError(f"docker import as {ref} failed: {exc.explanation or exc}") from None
+        started = time.monotonic()
+        progress(f"mmdebstrap --variant=minbase {SUITE} as {ref}")
+        images.rootfs_image(client, ref, variant="minbase", excludes=SLIM_EXCLUDES, changes=SLIM_CHANGES,
+                            progress=lambda _: None)
+        progress(f"{ref} made in {time.monotonic() - started:.0f} s")
         started = time.monotonic()
         digest = _push(client, repository, tag)
         progress(f"pushed {ref} ({digest}) in {time.monotonic() - started:.1f} s")
@@ -255,8 +207,7 @@ def _import_and_push(client: docker.DockerClient, tarball: Path, ref: str, progr
             raise RegistryError(f"the push of {ref} reported {digest} but the registry has no such manifest")
         return digest
     finally:
-        with contextlib.suppress(docker.errors.ImageNotFound):
-            client.images.remove(ref)
+        remove_image(client, ref)
 
 
 def remove_image(client: docker.DockerClient, ref: str) -> bool:

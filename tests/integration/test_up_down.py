@@ -54,7 +54,9 @@ def test_up_from_nothing_then_idempotent_then_down(tmp_path):
         assert handle.run("capture", "stop", "keep").returncode == 0
         assert handle.run("down").returncode == 0
         left = project_leftovers(client, handle.project)
-        assert left["containers"] == [] and left["networks"] == [] and len(left["volumes"]) == 1
+        assert left["containers"] == [] and left["networks"] == []
+        assert sorted(left["volumes"]) == [f"{handle.project}_{v}" for v in
+                                           ("attacker-certs", "captures", "client-certs", "server-certs")]
         assert handle.run("up").returncode == 0
         listing = handle.run("capture", "list", "--json").json()
         assert [c["name"] for c in listing["captures"]] == ["keep"]
