@@ -99,12 +99,12 @@ def user_env(tmp: Path, **docker_env: str) -> dict[str, str]:
 def docker_config_with_context(folder: Path, name: str, host: str) -> Path:
     """A fresh DOCKER_CONFIG folder holding one context ``name`` for ``host``; returns the folder.
 
-    The user's Compose v2 plugin (~/.docker/cli-plugins) is linked in, read-only,
+    The user's Compose v2 plugin ($DOCKER_CONFIG or ~/.docker, cli-plugins/) is linked in,
     so `docker compose` still answers with this config; the user's own
     config.json and contexts are never read or written.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    plugins = Path.home() / ".docker" / "cli-plugins"
+    plugins = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "cli-plugins"
     if plugins.is_dir() and not (folder / "cli-plugins").exists():
         (folder / "cli-plugins").symlink_to(plugins)
     docker_cli = shutil.which("docker")
