@@ -179,7 +179,15 @@ def _write(path: Path, data: bytes, private: bool) -> None:
 
 
 def generate(certs_dir: Path) -> list[CertFile]:
-    """Make a fresh lab CA and the server's RSA and ECDSA certificates."""
+    """Make a fresh lab CA and every certificate and key of the layout; CertError if it cannot write."""
+    try:
+        return _generate(certs_dir)
+    except OSError as exc:
+        raise CertError(f"cannot write the certificates in {certs_dir}: "
+                        f"{exc.strerror or exc}{' (' + exc.filename + ')' if exc.filename else ''}") from None
+
+
+def _generate(certs_dir: Path) -> list[CertFile]:
     import trustme  # imported here: it pulls in cryptography, slow for `labctl status`
 
     ca = trustme.CA(organization_name="tlslab", organization_unit_name="lab CA",
@@ -196,11 +204,10 @@ def generate(certs_dir: Path) -> list[CertFile]:
     _write(certs_dir / "server" / "ca.crt", ca_pem, False)
     _write(certs_dir / "client" / "ca.crt", ca_pem, False)
     _generate_cases(certs_dir, ca)
-    # The server runs as root only long enough to read its key; the client
-    # runs as an unprivileged user and must be able to read the CA certificate.
-    os.chmod(certs_dir / "ca", 0o700)
-    os.chmod(certs_dir / "server", 0o700)
-    os.chmod(certs_dir / "client", 0o755)
+    # No container reads this folder (labctl/volumes.py copies each file into
+    # the lab with its own owner and mode): on the host it is the owner's alone.
+    for folder in (certs_dir, certs_dir / "ca", certs_dir / "server", certs_dir / "client"):
+        os.chmod(folder, 0o700)
     return layout(certs_dir)
 
 

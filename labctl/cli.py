@@ -101,7 +101,8 @@ def cmd_up(args: argparse.Namespace, io: Output) -> int:
 def cmd_down(args: argparse.Namespace, io: Output) -> int:
     lab = _lab(args)
     if lab.down(volumes=args.volumes):
-        io.result(f"lab '{lab.project}' removed" + (" with its captures" if args.volumes else ""))
+        io.result(f"lab '{lab.project}' removed" + (" with its captures and certificate volumes"
+                                                    if args.volumes else ""))
     else:
         io.result(f"lab '{lab.project}' is not up; nothing to remove")
     return ExitStatus.OK
@@ -205,7 +206,7 @@ def cmd_client(args: argparse.Namespace, io: Output) -> int:
     client_args = args.client_args[1:] if args.client_args[:1] == ["--"] else args.client_args
     if not client_args:
         raise UsageError("say which server to talk to, e.g. `labctl client server.lab.test --secret hunter2` "
-                         "(`labctl client --help-client` lists the client's options)")
+                         "(`labctl client-help` lists the client's options)")
     status, out, err = lab.exec("client", ["python3", "/app/client.py", *client_args], user="lab",
                                 timeout=CLIENT_TIMEOUT)
     if status == 124:
@@ -459,10 +460,11 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{images.PULL_BASE}); only read when the base image has to be made")
 
     p = add("down", cmd_down, "remove the lab's containers and network (a no-op when it is not up)")
-    p.add_argument("--volumes", "-v", action="store_true", help="also delete the captures volume")
+    p.add_argument("--volumes", "-v", action="store_true",
+                   help="also delete the lab's volumes: the captures and the certificate volumes")
 
-    add("status", cmd_status, "services, addresses, roles and health; exit 0 only when all are healthy",
-        json_flag=True)
+    add("status", cmd_status, "the engine labctl talks to, then services, addresses, roles and health; "
+                              "exit 0 only when all are healthy", json_flag=True)
 
     p = add("logs", cmd_logs, "show the services' logs (the server logs requests, dns logs queries)")
     p.add_argument("service", nargs="?", help=f"one of: {', '.join(SERVICES)} (default: all)")
@@ -474,9 +476,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("command", nargs=argparse.REMAINDER, help="command to run instead of a shell")
     p.add_argument("--user", "-u", help="user to run as (default: root; the client runs as 'lab')")
 
-    p = add("certs", cmd_certs, "make the lab CA and the server's RSA and ECDSA certificates with trustme; "
-                                "say which container mounts each file", json_flag=True)
-    p.add_argument("--force", action="store_true", help="make a new set even if one exists")
+    p = add("certs", cmd_certs, "make the lab CA and the server's RSA and ECDSA certificates with trustme "
+                                "(in certs/ of the clone, LAB_HOME or ~/.local/share/tlslab; LAB_CERTS_DIR "
+                                "overrides) and say which container gets each file", json_flag=True)
+    p.add_argument("--force", action="store_true",
+                   help="make a new set even if one exists; a running lab gets it at once (its certificate "
+                        "volumes are refilled and the server restarted); other labs at their next `up`")
 
     p = add("build", cmd_build, "build the base image (pulled, or made from Debian packages) and the "
                                 "service images, without starting anything")
@@ -554,6 +559,8 @@ def main(argv: list[str] | None = None, io: Output | None = None) -> int:
     except KeyboardInterrupt:
         print("labctl: interrupted", file=io.err)
         return int(ExitStatus.INTERRUPTED)
+    except BrokenPipeError:
+        raise                   # `labctl ... | head`: main_entry treats it as the reader leaving
     except Exception as exc:    # noqa: BLE001 — the last resort, as httpie's main() has
         if args.traceback:
             raise

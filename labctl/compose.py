@@ -56,8 +56,9 @@ def _find_tool(choice: str, path: str | None) -> ComposeTool:
             if probe.returncode == 0:
                 return ComposeTool((docker, "compose"), 2)
         if choice == "v2":
-            raise DockerUnavailable("LAB_COMPOSE=v2 but `docker compose` does not answer — install the "
-                                    "Compose plugin (~/.docker/cli-plugins/docker-compose) or unset LAB_COMPOSE")
+            plugins = os.path.join(os.environ.get("DOCKER_CONFIG") or "~/.docker", "cli-plugins", "docker-compose")
+            raise DockerUnavailable(f"LAB_COMPOSE=v2 but `docker compose` does not answer — install the "
+                                    f"Compose plugin ({plugins}) or unset LAB_COMPOSE")
     legacy = shutil.which("docker-compose", path=path)
     if legacy:
         return ComposeTool((legacy,), 1)

@@ -35,7 +35,7 @@ class Engine:
     """One Docker endpoint and how it was chosen."""
 
     host: str                               # unix:///…, tcp://HOST:PORT or ssh://USER@HOST
-    source: str                             # "DOCKER_HOST", "context 'x' (DOCKER_CONTEXT)", …
+    source: str                             # "DOCKER_HOST", "context 'x' from DOCKER_CONTEXT", …
     tls: docker.tls.TLSConfig | None = field(default=None, compare=False)
     cert_path: str | None = None            # the folder with ca.pem, cert.pem, key.pem
     tls_verify: bool = False
@@ -121,10 +121,10 @@ def _from_context(name: str, how: str, environ: Mapping[str, str]) -> Engine:
         meta = json.loads(meta_file.read_text())
         endpoint = meta["Endpoints"]["docker"]
     except FileNotFoundError:
-        raise DockerUnavailable(f"docker context {name!r} ({how}) does not exist — "
+        raise DockerUnavailable(f"docker context {name!r} (from {how}) does not exist — "
                                 "`docker context ls` lists the contexts") from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DockerUnavailable(f"docker context {name!r} ({how}) cannot be read from {meta_file}: "
+        raise DockerUnavailable(f"docker context {name!r} (from {how}) cannot be read from {meta_file}: "
                                 f"{exc}") from None
     # Contexts written by docker-py say https:// where the CLI says tcp://.
     host = str(endpoint.get("Host") or DEFAULT_HOST).replace("https://", "tcp://").replace("http://", "tcp://")
@@ -136,7 +136,7 @@ def _from_context(name: str, how: str, environ: Mapping[str, str]) -> Engine:
         tls = docker.tls.TLSConfig(client_cert=(str(tls_dir / "cert.pem"), str(tls_dir / "key.pem")),
                                    ca_cert=str(ca) if ca.is_file() else None,
                                    verify=str(ca) if verify and ca.is_file() else verify)
-    return Engine(host, f"context '{name}' ({how})", tls, str(tls_dir) if tls else None, bool(tls and verify))
+    return Engine(host, f"context '{name}' from {how}", tls, str(tls_dir) if tls else None, bool(tls and verify))
 
 
 def resolve(environ: Mapping[str, str] | None = None) -> Engine:
@@ -166,5 +166,5 @@ def resolve(environ: Mapping[str, str] | None = None) -> Engine:
         return Engine(host, "DOCKER_HOST", tls, env.get("DOCKER_CERT_PATH") or None, verify)
     current = current_context(env)
     if current != "default":
-        return _from_context(current, "current context in the docker config", env)
+        return _from_context(current, "the docker config's currentContext", env)
     return Engine(DEFAULT_HOST, "default socket")

@@ -55,9 +55,11 @@ SETUP = ("useradd --system --uid 10001 --user-group --no-create-home --home-dir 
          "&& chown tcpdump:tcpdump /captures && chmod 0750 /captures")
 SERVICES = ("wire", "server", "dns", "client")
 SOURCES = ("auto", "pull", "local")
-# registry[:port]/path/name[:tag][@digest], loosely: enough to refuse a typo or a URL.
-REFERENCE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9][a-z0-9._-]*)*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?"
-                          r"(@sha256:[0-9a-f]{64})?$")
+# [registry[:port]/]path[:tag][@sha256:digest], as `docker pull` takes it: the
+# registry host may have capitals, the path may not (distribution's reference grammar).
+REFERENCE_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]+)?/)?"
+                          r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+                          r"(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")
 
 Progress = Callable[[str], None]
 
@@ -163,8 +165,8 @@ def ensure_base(client: docker.DockerClient, prefix: str, services_dir: Path,
 def check_reference(ref: str) -> str:
     """An image reference as `docker pull` takes it (registry[:port]/path[:tag]); UsageError if not."""
     if not REFERENCE_RE.match(ref):
-        raise UsageError(f"{ref!r} is not an image reference such as debian:bookworm-slim or "
-                         "registry.example:5000/debian:bookworm-slim")
+        raise UsageError(f"{ref!r} is not an image reference: [registry[:port]/]name[:tag], the name in "
+                         "lower case, e.g. debian:bookworm-slim or registry.example:5000/debian:bookworm-slim")
     return ref
 
 

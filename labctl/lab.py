@@ -76,6 +76,7 @@ class ServiceState:
 class UpReport:
     project: str
     net: str
+    engine: dict[str, str] = field(default_factory=dict)     # host and source, as status --json
     steps: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     services: list[ServiceState] = field(default_factory=list)
@@ -88,8 +89,8 @@ class Lab:
         self.project = check_project(project)
         self.home = home or find_home()
         self.engine = engine.resolve()
-        self.certs_dir = (certs_dir or Path(os.environ.get("LAB_CERTS_DIR") or self.home.state / "certs")
-                          ).expanduser().resolve()
+        self.certs_dir = check_certs_dir(certs_dir or Path(os.environ.get("LAB_CERTS_DIR")
+                                                         or self.home.state / "certs"))
         self.image_prefix = image_prefix or os.environ.get("LAB_IMAGE_PREFIX") or "tlslab"
         self.base_source = base_source or os.environ.get("LAB_BASE_SOURCE") or "auto"
         if self.base_source not in images.SOURCES:
@@ -251,7 +252,7 @@ class Lab:
         """Certificates, images, containers, health: idempotent, bounded."""
         started = time.monotonic()
         self._running.clear()
-        report = UpReport(self.project, "")
+        report = UpReport(self.project, "", {"host": self.engine.host, "source": self.engine.source})
         client = self.docker
 
         def step(name: str, outcome: str) -> None:
@@ -260,6 +261,7 @@ class Lab:
 
         how = certs.ensure(self.certs_dir)
         certs.check(self.certs_dir)
+        step("lab files", f"{self.home.files} ({self.home.kind})")
         step("certificates", f"{how} in {self.certs_dir}")
 
         base, how = images.ensure_base(client, self.image_prefix, self.home.services,
@@ -268,7 +270,8 @@ class Lab:
         step("base image", f"{base} ({how})")
         tags, built = self.ensure_images(base, progress)
         step("service images", f"built {', '.join(built)}" if built else "present")
-        how = volumes.fill(client, self.project, self.certs_dir, base, containers=self.containers())
+        before = self.containers()
+        how = volumes.fill(client, self.project, self.certs_dir, base, containers=before)
         step("certificate volumes", f"{how} ({', '.join(volumes.MOUNTS)})")
 
         report.net = self.net()
@@ -283,6 +286,9 @@ class Lab:
             report.net = self.net()
             self.compose(tags, base).run("up", "--detach", "--no-build", "--remove-orphans", timeout=300)
         step("containers", f"{self.project} on {report.net}.0/24")
+        if how == "filled" and before.get("server") is not None and before["server"].status == "running":
+            # It kept the old keys in memory (certificates made anew since it started).
+            self._restart_server(progress)
 
         report.services = self.wait_healthy(timeout)
         step("health", "all services healthy")
@@ -299,10 +305,14 @@ class Lab:
                                          progress=lambda m: progress(f"  {m}"), pull_from=self.pull_from)
         volumes.fill(self.docker, self.project, self.certs_dir, base, force=True)
         if self.service_state("server") == "running":
-            progress("restarting the server so it loads the new keys")
-            self._running.clear()
-            self.compose().run("restart", "--timeout", "1", "server", timeout=120)
+            self._restart_server(progress)
             self.wait_healthy(timeout)
+
+    def _restart_server(self, progress: Progress) -> None:
+        """The server reads its keys only at start: restart it after its volume was refilled."""
+        progress("  restarting the server so it loads the new keys")
+        self._running.clear()
+        self.compose().run("restart", "--timeout", "1", "server", timeout=120)
 
     def ensure_images(self, base: str, progress: Progress) -> tuple[dict[str, str], list[str]]:
         """Build the service images whose build context changed; return tags and what was built."""
@@ -439,6 +449,18 @@ def _docker_time(text: str) -> datetime.datetime:
     except ValueError:
         return datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
     return stamp
+
+
+def check_certs_dir(path: Path) -> Path:
+    """The certificates folder, resolved; UsageError for a file or a folder whose parent is missing
+    (a typo in LAB_CERTS_DIR must not quietly make a second CA somewhere else)."""
+    path = path.expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"certificates folder {path} is a file, not a folder — check LAB_CERTS_DIR")
+    if not path.exists() and not path.parent.is_dir():
+        raise UsageError(f"certificates folder {path}: its parent {path.parent} does not exist — "
+                         "create it, or check LAB_CERTS_DIR")
+    return path
 
 
 def check_service(service: str) -> str:

@@ -53,8 +53,10 @@ def status_json(project: str, net: str, states: list[ServiceState], compose: str
 def up_text(report: UpReport) -> str:
     lines = [f"lab '{report.project}' is up in {report.seconds:.1f} s", ""]
     lines.append(status_text(report.project, report.net, report.services).split("\n", 1)[1])
-    lines += ["", "next: `labctl client server.lab.test --secret hunter2` runs one exchange;",
-              "      `labctl capture start NAME` / `stop NAME --out FILE.pcap` records the wire."]
+    flag = "" if report.project == "tlslab" else f" -p {report.project}"
+    lines += ["", f"next: `labctl{flag} run tls` shows TLS 1.3 on the wire; `labctl{flag} client server.lab.test "
+                  "--secret hunter2` runs one exchange;",
+              f"      `labctl{flag} capture start NAME` / `stop NAME --out FILE.pcap` records the wire."]
     return "\n".join(lines)
 
 
@@ -64,6 +66,7 @@ def up_json(report: UpReport) -> str:
         "project": report.project,
         "subnet": f"{report.net}.0/24",
         "seconds": round(report.seconds, 3),
+        "engine": report.engine,
         "steps": [{"step": name, "outcome": outcome} for name, outcome in report.steps],
         "services": [dataclasses.asdict(s) for s in report.services],
     }, indent=2)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import secrets
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,8 +156,8 @@ def fill(client: docker.DockerClient, project: str, certs_dir: Path, helper_imag
             client.volumes.create(name, labels={"com.docker.compose.project": project,
                                                 "com.docker.compose.volume": key})
         mounts[name] = {"bind": f"/v/{key}", "mode": "rw"}
-    helper_name = f"{project}-fill-certs"
-    _remove(client, helper_name)       # left by an interrupted run
+    # Its own name each time: two `up` at once must not collide on it.
+    helper_name = f"{project}-fill-certs-{secrets.token_hex(3)}"
     helper = client.containers.create(
         helper_image, ["sh", "-c", FILL_SCRIPT], name=helper_name, user="0", network_mode="none",
         volumes=mounts, labels={"tlslab.project": project, "tlslab.role": "fills the certificate volumes"})

@@ -118,17 +118,34 @@ def test_traceback_shows_the_unexpected_exception(monkeypatch):
 
 
 @pytest.mark.parametrize("ref", ["debian:bookworm-slim", "127.0.0.1:5000/debian:bookworm-slim",
-                                 "registry.example/team/debian", "debian@sha256:" + "a" * 64])
+                                 "registry.example/team/debian", "debian@sha256:" + "a" * 64,
+                                 "Registry.Example:5000/debian:Bookworm", "localhost/debian"])
 def test_pull_from_takes_image_references(ref):
     from labctl.images import check_reference
 
     assert check_reference(ref) == ref
 
 
-@pytest.mark.parametrize("ref", ["http://registry/debian", "Debian:bookworm", "debian:", "", "a b"])
+@pytest.mark.parametrize("ref", ["http://registry/debian", "Debian:bookworm", "registry/Debian", "debian:",
+                                 "", "a b", "debian:-x"])
 def test_pull_from_refuses_what_is_not_a_reference(ref):
     from labctl.errors import UsageError
     from labctl.images import check_reference
 
     with pytest.raises(UsageError, match="is not an image reference"):
         check_reference(ref)
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(monkeypatch):
+    """`labctl status | head -1`: the broken pipe is not "a bug in labctl"; it reaches main_entry,
+    which exits 0 quietly."""
+    import labctl.cli as cli
+
+    def reader_gone(args, io):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "cmd_scenarios", reader_gone)
+    err = io.StringIO()
+    with pytest.raises(BrokenPipeError):
+        main(["scenarios"], Output(io.StringIO(), err))
+    assert err.getvalue() == ""

@@ -49,14 +49,14 @@ def test_docker_context_is_read_from_the_docker_config():
     create_context("teacher", host="tcp://127.0.0.1:23751")
     chosen = resolve({"DOCKER_CONTEXT": "teacher"})
     assert chosen.host == "tcp://127.0.0.1:23751"
-    assert chosen.source == "context 'teacher' (DOCKER_CONTEXT)"
+    assert chosen.source == "context 'teacher' from DOCKER_CONTEXT"
 
 
 def test_the_current_context_counts_when_nothing_is_set(docker_config):
     create_context("class", host="tcp://127.0.0.1:23752")
     (docker_config / "config.json").write_text(json.dumps({"currentContext": "class"}))
     chosen = resolve({})
-    assert chosen.host == "tcp://127.0.0.1:23752" and "current context" in chosen.source
+    assert chosen.host == "tcp://127.0.0.1:23752" and "currentContext" in chosen.source
 
 
 def test_docker_host_beats_the_current_context_as_in_the_cli(docker_config):
@@ -79,7 +79,7 @@ def test_docker_host_and_context_that_disagree_are_refused():
 
 
 def test_a_context_that_does_not_exist_is_named():
-    with pytest.raises(DockerUnavailable, match=r"docker context 'ghost' \(DOCKER_CONTEXT\) does not exist"):
+    with pytest.raises(DockerUnavailable, match=r"docker context 'ghost' \(from DOCKER_CONTEXT\) does not exist"):
         resolve({"DOCKER_CONTEXT": "ghost"})
 
 
