@@ -127,8 +127,10 @@ def image_exists(client: docker.DockerClient, ref: str) -> bool:
 
 @contextlib.contextmanager
 def build_lock(name: str) -> Iterator[None]:
-    """One build of image ``name`` at a time per machine and user, even across parallel labs."""
-    with open(cache_dir() / f"{name.replace(':', '_').replace('/', '_')}.lock", "w") as handle:
+    """Build image ``name`` alone: one image build at a time per machine and user, even across
+    parallel labs. One lock file for all (a file per image name piled up, one per test prefix);
+    builds are rare, and two at once would only share the same two cores."""
+    with open(cache_dir() / "image-builds.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
