@@ -126,12 +126,17 @@ def image_exists(client: docker.DockerClient, ref: str) -> bool:
 
 
 @contextlib.contextmanager
-def build_lock(name: str) -> Iterator[None]:
+def build_lock(name: str, progress: Progress | None = None) -> Iterator[None]:
     """Build image ``name`` alone: one image build at a time per machine and user, even across
     parallel labs. One lock file for all (a file per image name piled up, one per test prefix);
     builds are rare, and two at once would only share the same two cores."""
     with open(cache_dir() / "image-builds.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                progress(f"waiting for another labctl's image build to finish before {name}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
         yield
 
 
@@ -147,7 +152,7 @@ def ensure_base(client: docker.DockerClient, prefix: str, services_dir: Path,
     name = base_image_name(prefix)
     if image_exists(client, name):
         return name, "present"
-    with build_lock(name):
+    with build_lock(name, progress):
         if image_exists(client, name):       # another labctl built it while we waited
             return name, "present"
         pull_error = ""
