@@ -13,7 +13,7 @@ import os
 import shutil
 import sys
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TYPE_CHECKING, Callable, TextIO
 
 import docker.errors
 
@@ -21,6 +21,9 @@ from . import __version__, capture, certs, images, render
 from .compose import find_tool
 from .errors import DockerUnavailable, ExitStatus, LabError, UsageError
 from .lab import DEFAULT_PROJECT, SERVICES, Lab, check_service
+
+if TYPE_CHECKING:
+    from .runner import ScenarioResult
 
 EPILOG = """\
 what the lab shows:
@@ -337,6 +340,22 @@ def cmd_scenarios(args: argparse.Namespace, io: Output) -> int:
     return ExitStatus.OK
 
 
+def _checked(lab: Lab, scenario: Callable[[], ScenarioResult]) -> ScenarioResult:
+    """Run one scenario; raise naming any service that stopped or restarted meanwhile.
+
+    Checked after a pass too: a verdict computed while the server restarted
+    is about a lab that changed under it.
+    """
+    before = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        result = scenario()
+    except LabError:
+        lab.check_running(before)    # a service that died or restarted is the better explanation
+        raise
+    lab.check_running(before)
+    return result
+
+
 def cmd_run(args: argparse.Namespace, io: Output) -> int:
     from . import scenarios
 
@@ -357,17 +376,10 @@ def cmd_run(args: argparse.Namespace, io: Output) -> int:
     results = []
     for module in modules:
         io.progress(f"running {module.NAME}: {module.TITLE}")
-        before = datetime.datetime.now(datetime.timezone.utc)
-        try:
-            if module.NAME == "verify":
-                result = module.run(lab, verify_cases, args.client_cmd, args.client_timeout)
-            else:
-                result = module.run(lab)
-        except LabError:
-            lab.check_running(before)    # a service that died or restarted is the better explanation
-            raise
-        if not result.passed:
-            lab.check_running(before)
+        if module.NAME == "verify":
+            result = _checked(lab, lambda: module.run(lab, verify_cases, args.client_cmd, args.client_timeout))
+        else:
+            result = _checked(lab, lambda: module.run(lab))
         results.append(result)
         if pcap_to:
             dest = pcap_to / f"{module.NAME}.pcap" if many else pcap_to
@@ -407,7 +419,7 @@ def cmd_report(args: argparse.Namespace, io: Output) -> int:
     results = []
     for module in modules:
         io.progress(f"running {module.NAME}: {module.TITLE}")
-        results.append(module.run(lab))
+        results.append(_checked(lab, lambda: module.run(lab)))
     addresses = {service: lab.address(service) for service in ("client", "wire", "server", "dns")}
     index = report.write_report(results, out_dir, addresses)
     io.result(f"report written to {index} (captures and key logs beside it)")

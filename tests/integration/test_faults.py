@@ -47,9 +47,23 @@ def wire_processes(lab) -> list[str]:
     return out.split()
 
 
+def wait_for_running_capture(lab, timeout: float = 30.0) -> None:
+    """Until the scenario's capture runs on the wire: from then on it is mid-run, whatever the
+    machine's speed (a fixed sleep raced a scenario that had got faster)."""
+    from labctl import capture
+
+    l = lab.lab()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(c["running"] for c in capture.listing(l)):
+            return
+        time.sleep(0.05)
+    pytest.fail(f"no capture started on the wire within {timeout:.0f} s")
+
+
 def test_server_killed_mid_scenario(lab):
     run = spawn(lab, "run", "traffic-analysis")
-    time.sleep(2.0)
+    wait_for_running_capture(lab)
     lab.lab().container("server").kill()
     started = time.monotonic()
     out, err = run.communicate(timeout=120)
@@ -79,9 +93,16 @@ def test_resolver_stopped(lab):
 
 
 def test_server_restarted_mid_scenario(lab):
-    run = spawn(lab, "run", "traffic-analysis")
-    time.sleep(2.0)
-    lab.lab().container("server").restart(timeout=1)
+    for _ in range(3):
+        run = spawn(lab, "run", "traffic-analysis")
+        wait_for_running_capture(lab)
+        lab.lab().container("server").restart(timeout=1)
+        if run.poll() is None:
+            break       # the server restarted while the scenario still ran: the case under test
+        run.communicate()
+        assert lab.run("up").returncode == 0
+    else:
+        pytest.fail("the scenario finished each time before `docker restart` returned")
     out, err = run.communicate(timeout=120)
     assert run.returncode != 0 and "Traceback" not in err
     assert "service 'server' restarted during the run" in err, (out[-500:], err)
@@ -99,7 +120,8 @@ def test_a_restarted_container_rejoins_the_path(lab, service):
 def test_ctrl_c_leaves_no_capture_running_and_no_half_written_file(lab, tmp_path):
     pcap = tmp_path / "interrupted.pcap"
     run = spawn(lab, "run", "traffic-analysis", "--pcap", str(pcap))
-    time.sleep(2.5)
+    wait_for_running_capture(lab)
+    time.sleep(0.3)
     run.send_signal(signal.SIGINT)
     out, err = run.communicate(timeout=60)
     assert run.returncode == 130, (out[-300:], err)
