@@ -103,6 +103,11 @@ class Lab:
     # -- Docker and compose -------------------------------------------------
 
     @property
+    def flag(self) -> str:
+        """What a labctl command line needs to name this lab ("" for the default one)."""
+        return "" if self.project == DEFAULT_PROJECT else f" --project {self.project}"
+
+    @property
     def docker(self) -> docker.DockerClient:
         if self._docker is None:
             self._docker = self.engine.client()
@@ -173,7 +178,7 @@ class Lab:
                 raise self.not_running(service, c)
 
     def not_running(self, service: str, c: Container | None) -> LabError:
-        flag = "" if self.project == DEFAULT_PROJECT else f" --project {self.project}"
+        flag = self.flag
         if c is None:
             return LabError(f"service '{service}' of lab '{self.project}' is not running — start the lab "
                             f"with `labctl{flag} up`")
@@ -425,7 +430,7 @@ class Lab:
         c = self.containers().get(service)
         state = "absent" if c is None else self.describe_stop(c)
         why = f" ({exc.explanation})" if isinstance(exc, docker.errors.APIError) and exc.explanation else ""
-        flag = "" if self.project == DEFAULT_PROJECT else f" --project {self.project}"
+        flag = self.flag
         return LabError(f"service '{service}' stopped during the run (now {state}){why} — "
                         f"`labctl{flag} up` brings the lab back")
 
@@ -437,7 +442,7 @@ class Lab:
             if state != "running":
                 raise self.broken(service, None)
             if since is not None and _docker_time(c.attrs["State"].get("StartedAt", "")) > since:
-                flag = "" if self.project == DEFAULT_PROJECT else f" --project {self.project}"
+                flag = self.flag
                 raise LabError(f"service '{service}' restarted during the run, so its result cannot be "
                                f"trusted — run it again (`labctl{flag} status` shows the lab)")
 
