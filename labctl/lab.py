@@ -39,7 +39,7 @@ Progress = Callable[[str], None]
 
 
 def check_project(name: str) -> str:
-    if not PROJECT_RE.match(name):
+    if not PROJECT_RE.fullmatch(name):     # match() would let "lab\n" through (`$` before a newline)
         raise UsageError(f"project name {name!r} must be 1-40 lowercase letters, digits, '-' or '_', "
                          "starting with a letter or digit")
     return name

@@ -149,3 +149,11 @@ def test_a_reader_that_leaves_early_is_not_an_error(monkeypatch):
     with pytest.raises(BrokenPipeError):
         main(["scenarios"], Output(io.StringIO(), err))
     assert err.getvalue() == ""
+
+
+def test_a_project_name_with_a_trailing_newline_is_refused():
+    from labctl.errors import UsageError
+    from labctl.lab import check_project
+
+    with pytest.raises(UsageError, match="must be 1-40 lowercase letters"):
+        check_project("lab\n")
