@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TextIO
 
 import docker.errors
+import requests
 
 from . import __version__, capture, certs, images, render
 from .compose import find_tool
@@ -573,6 +574,13 @@ def main(argv: list[str] | None = None, io: Output | None = None) -> int:
         return int(ExitStatus.INTERRUPTED)
     except BrokenPipeError:
         raise                   # `labctl ... | head`: main_entry treats it as the reader leaving
+    except requests.exceptions.ConnectionError as exc:
+        if args.traceback:
+            raise
+        # The engine went away mid-command (stopped, restarted, network gone).
+        print(f"labctl: error: the Docker engine stopped answering ({_first_text(exc)[:160]}) — "
+              "`labctl status` says whether it is back", file=io.err)
+        return int(ExitStatus.UNAVAILABLE)
     except Exception as exc:    # noqa: BLE001 — the last resort, as httpie's main() has
         if args.traceback:
             raise
@@ -580,6 +588,20 @@ def main(argv: list[str] | None = None, io: Output | None = None) -> int:
         print(f"labctl: error: unexpected {type(exc).__name__}{': ' + text if text else ''} "
               "(a bug in labctl: run again with --traceback and report what it prints)", file=io.err)
         return int(ExitStatus.ERROR)
+
+
+def _first_text(exc: BaseException) -> str:
+    """"Connection aborted." out of requests' ConnectionError(ProtocolError(('Connection aborted.', …)))."""
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop(0)
+        if isinstance(item, str):
+            return item
+        if isinstance(item, (tuple, list)):
+            todo[:0] = list(item)
+        elif isinstance(item, BaseException):
+            todo[:0] = list(item.args)
+    return type(exc).__name__
 
 
 def main_entry() -> None:

@@ -256,10 +256,20 @@ def rootfs_image(client: docker.DockerClient, name: str, *, variant: str, packag
                                 stderr=subprocess.STDOUT, text=True)
         tail: list[str] = []
         assert proc.stdout is not None
-        for line in proc.stdout:
-            tail = (tail + [line.rstrip()])[-5:]
-            if line.startswith("I: ") and "ing " in line:
-                progress(line[3:].strip())
+        try:
+            for line in proc.stdout:
+                tail = (tail + [line.rstrip()])[-5:]
+                if line.startswith("I: ") and "ing " in line:
+                    progress(line[3:].strip())
+        except BaseException:
+            # Ctrl-C reaches mmdebstrap too; it then unmounts /proc, /sys and /dev
+            # in its chroot and removes it. Leaving before it is done left ~250 MB
+            # folders with those still mounted.
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
         if proc.wait() != 0:
             raise ImageError(f"mmdebstrap failed: {' / '.join(tail[-3:])}")
         repository, tag = docker.utils.parse_repository_tag(name)

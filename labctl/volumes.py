@@ -38,6 +38,7 @@ FINGERPRINT = ".tlslab-certs"
 MOUNTS = {"server-certs": ("server", "/certs"), "client-certs": ("client", "/certs"),
           "attacker-certs": ("wire", "/attacker")}
 FILL_TIMEOUT = 60
+ROLE = "fills the certificate volumes"
 # Empty each volume, then unpack as root keeping the tar's numeric owners and modes.
 FILL_SCRIPT = ("set -e; for d in /v/*; do find \"$d\" -mindepth 1 -delete; done; "
                "tar -x -p --same-owner --numeric-owner -f /tmp/certs.tar -C /v")
@@ -156,14 +157,21 @@ def fill(client: docker.DockerClient, project: str, certs_dir: Path, helper_imag
             client.volumes.create(name, labels={"com.docker.compose.project": project,
                                                 "com.docker.compose.volume": key})
         mounts[name] = {"bind": f"/v/{key}", "mode": "rw"}
-    # Its own name each time: two `up` at once must not collide on it.
+    # Its own name each time: two `up` at once must not collide on it. Ones an
+    # interrupted run left (never started, or exited) go first.
+    for stale in client.containers.list(all=True, filters={"label": [f"tlslab.project={project}",
+                                                                      f"tlslab.role={ROLE}"]}):
+        if stale.status in ("created", "exited", "dead"):
+            _remove(client, stale.name)
     helper_name = f"{project}-fill-certs-{secrets.token_hex(3)}"
-    helper = client.containers.create(
-        helper_image, ["sh", "-c", FILL_SCRIPT], name=helper_name, user="0", network_mode="none",
-        volumes=mounts, labels={"tlslab.project": project, "tlslab.role": "fills the certificate volumes"})
+    started = False
     try:
+        helper = client.containers.create(
+            helper_image, ["sh", "-c", FILL_SCRIPT], name=helper_name, user="0", network_mode="none",
+            volumes=mounts, labels={"tlslab.project": project, "tlslab.role": ROLE})
         helper.put_archive("/tmp", _wrapped(bundle.tar))
         helper.start()
+        started = True
         try:
             status = helper.wait(timeout=FILL_TIMEOUT).get("StatusCode")
         except requests.exceptions.RequestException:
@@ -173,6 +181,15 @@ def fill(client: docker.DockerClient, project: str, certs_dir: Path, helper_imag
             tail = helper.logs(tail=3).decode(errors="replace").strip().replace("\n", " / ")
             raise LabError(f"filling the certificate volumes of lab '{project}' failed "
                            f"(status {status}: {tail or 'no output'})")
+    except KeyboardInterrupt:
+        if started:
+            # Let it finish (well under a second): killed between emptying the
+            # volumes and unpacking, it would leave the lab without its keys.
+            try:
+                client.api.wait(helper_name, timeout=10)
+            except (docker.errors.APIError, requests.exceptions.RequestException):
+                pass
+        raise
     finally:
         _remove(client, helper_name)
     return "filled"

@@ -157,3 +157,18 @@ def test_a_project_name_with_a_trailing_newline_is_refused():
 
     with pytest.raises(UsageError, match="must be 1-40 lowercase letters"):
         check_project("lab\n")
+
+
+def test_an_engine_that_goes_away_mid_command_is_one_line_not_a_bug(monkeypatch):
+    import requests
+
+    import labctl.cli as cli
+
+    def engine_gone(args, io):
+        raise requests.exceptions.ConnectionError(("Connection aborted.", ConnectionResetError(104, "reset")))
+
+    monkeypatch.setattr(cli, "cmd_scenarios", engine_gone)
+    err = io.StringIO()
+    assert main(["scenarios"], Output(io.StringIO(), err)) == 3
+    assert err.getvalue().startswith("labctl: error: the Docker engine stopped answering (Connection aborted.)")
+    assert "a bug in labctl" not in err.getvalue() and err.getvalue().count("\n") == 1
