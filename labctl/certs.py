@@ -22,6 +22,7 @@ attacker/. On the host, private keys are mode 0600 and their folders 0700.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,15 +180,33 @@ def _write(path: Path, data: bytes, private: bool) -> None:
 
 
 def generate(certs_dir: Path) -> list[CertFile]:
-    """Make a fresh lab CA and every certificate and key of the layout; CertError if it cannot write."""
+    """Make a fresh lab CA and every certificate and key of the layout; CertError if it cannot write.
+
+    All or nothing: the set is made in a sibling folder and swapped in, so an
+    interrupted `certs --force` leaves the old set whole, never a new CA beside
+    old leaves.
+    """
+    fresh = certs_dir.with_name(f".{certs_dir.name}.new-{os.getpid()}")
+    retired = certs_dir.with_name(f".{certs_dir.name}.old-{os.getpid()}")
     try:
-        return _generate(certs_dir)
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(mode=0o700, parents=True)
+        _generate(fresh)
+        if certs_dir.exists():
+            os.replace(certs_dir, retired)
+        os.replace(fresh, certs_dir)
+        shutil.rmtree(retired, ignore_errors=True)
     except OSError as exc:
         raise CertError(f"cannot write the certificates in {certs_dir}: "
                         f"{exc.strerror or exc}{' (' + exc.filename + ')' if exc.filename else ''}") from None
+    finally:
+        shutil.rmtree(fresh, ignore_errors=True)
+        if retired.exists() and not certs_dir.exists():
+            os.replace(retired, certs_dir)      # interrupted between the two renames: keep the old set
+    return layout(certs_dir)
 
 
-def _generate(certs_dir: Path) -> list[CertFile]:
+def _generate(certs_dir: Path) -> None:
     import trustme  # imported here: it pulls in cryptography, slow for `labctl status`
 
     ca = trustme.CA(organization_name="tlslab", organization_unit_name="lab CA",
@@ -208,7 +227,6 @@ def _generate(certs_dir: Path) -> list[CertFile]:
     # the lab with its own owner and mode): on the host it is the owner's alone.
     for folder in (certs_dir, certs_dir / "ca", certs_dir / "server", certs_dir / "client"):
         os.chmod(folder, 0o700)
-    return layout(certs_dir)
 
 
 def ensure(certs_dir: Path) -> str:

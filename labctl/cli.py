@@ -178,17 +178,19 @@ def cmd_certs(args: argparse.Namespace, io: Output) -> int:
                  "private key (0600)" if f.private else "certificate") for f in made]
         io.result(f"certificates {verb} in {lab.certs_dir}\n"
                   + render.table(("FILE", "MOUNTED IN", "WHAT"), rows))
-    if verb == "generated" and _is_up_if_reachable(lab):
+    if verb == "generated" and _is_up_if_reachable(lab, io):
         io.progress(f"refilling the certificate volumes of lab '{lab.project}'")
         lab.refresh_certs(io.progress)
     return ExitStatus.OK
 
 
-def _is_up_if_reachable(lab: Lab) -> bool:
+def _is_up_if_reachable(lab: Lab, io: Output) -> bool:
     """Certificates are made on this machine: no engine is needed unless a lab uses them."""
     try:
         return lab.is_up()
     except DockerUnavailable:
+        io.progress(f"the engine ({lab.engine.label}) does not answer, so no lab was refilled: "
+                    f"`labctl{lab.flag} up` gives a lab the new set")
         return False
 
 

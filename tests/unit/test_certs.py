@@ -156,3 +156,21 @@ def test_an_older_set_is_completed_with_the_same_ca(certs_dir, tmp_path):
     certs.check(old)
     assert (old / "ca" / "ca.crt").read_bytes() == ca_before
     assert certs.ensure(old) == "present"
+
+
+def test_an_interrupted_regeneration_leaves_the_old_set_whole(tmp_path, monkeypatch):
+    """Ctrl-C during `certs --force`: never a new CA beside the old leaves, and no half folder left."""
+    folder = tmp_path / "certs"
+    certs.generate(folder)
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(certs, "_generate_cases", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        certs.generate(folder)
+    after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["certs"]
+    assert folder.stat().st_mode & 0o777 == 0o700
