@@ -39,6 +39,13 @@ class Home:
     kind: str       # "LAB_HOME", "clone" or "installed": how they were found
 
     @property
+    def files_from(self) -> str:
+        """Where the lab files came from: "LAB_HOME", "the clone" or "the installed package"."""
+        if self.kind == "LAB_HOME" and self.files == self.state:
+            return "LAB_HOME"
+        return "the clone" if self.files == clone_root() else "the installed package"
+
+    @property
     def compose_file(self) -> Path:
         return self.files / "compose.yaml"
 

@@ -266,7 +266,7 @@ class Lab:
 
         how = certs.ensure(self.certs_dir)
         certs.check(self.certs_dir)
-        step("lab files", f"{self.home.files} ({self.home.kind})")
+        step("lab files", f"{self.home.files} (from {self.home.files_from})")
         step("certificates", f"{how} in {self.certs_dir}")
 
         base, how = images.ensure_base(client, self.image_prefix, self.home.services,

@@ -41,12 +41,14 @@ def test_lab_home_that_is_a_file_is_an_error(tmp_path):
 def test_lab_home_holds_state_and_the_lab_comes_with_labctl(tmp_path):
     found = home.find_home({"LAB_HOME": str(tmp_path)})
     assert (found.kind, found.state, found.files) == ("LAB_HOME", tmp_path.resolve(), REPO)
+    assert found.files_from == "the clone"
 
 
 def test_lab_home_with_its_own_compose_file_is_built_from_it(tmp_path):
     lab = make_lab_folder(tmp_path / "mylab")
     found = home.find_home({"LAB_HOME": str(lab)})
     assert found.files == lab.resolve() and found.state == lab.resolve()
+    assert found.files_from == "LAB_HOME"
 
 
 def test_an_installed_labctl_reads_package_data_and_keeps_state_per_user(tmp_path, monkeypatch):
