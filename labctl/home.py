@@ -22,6 +22,7 @@ import importlib.resources
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import platformdirs
 
@@ -72,7 +73,7 @@ def clone_root() -> Path | None:
     return root if is_lab_folder(root) and (root / "labctl").is_dir() else None
 
 
-def find_home(environ: os._Environ[str] | dict[str, str] | None = None) -> Home:
+def find_home(environ: Mapping[str, str] | None = None) -> Home:
     """Resolve the lab's files and labctl's state folder.
 
     Raises UsageError when LAB_HOME is set but is not an existing folder, or

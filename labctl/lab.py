@@ -303,7 +303,6 @@ class Lab:
     def refresh_certs(self, progress: Progress, timeout: float = HEALTH_TIMEOUT) -> None:
         """Refill the lab's certificate volumes from certs_dir (after `certs --force`), then
         restart the server, which reads its keys only at start."""
-        certs.check(self.certs_dir)
         base = images.base_image_name(self.image_prefix)
         if not images.image_exists(self.docker, base):
             base, _ = images.ensure_base(self.docker, self.image_prefix, self.home.services, self.base_source,

@@ -7,7 +7,7 @@ import json
 from typing import Sequence
 
 from .capture import CaptureStats
-from .lab import ServiceState, UpReport
+from .lab import DEFAULT_PROJECT, ServiceState, UpReport
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -53,7 +53,7 @@ def status_json(project: str, net: str, states: list[ServiceState], compose: str
 def up_text(report: UpReport) -> str:
     lines = [f"lab '{report.project}' is up in {report.seconds:.1f} s", ""]
     lines.append(status_text(report.project, report.net, report.services).split("\n", 1)[1])
-    flag = "" if report.project == "tlslab" else f" -p {report.project}"
+    flag = "" if report.project == DEFAULT_PROJECT else f" -p {report.project}"
     lines += ["", f"next: `labctl{flag} run tls` shows TLS 1.3 on the wire; `labctl{flag} client server.lab.test "
                   "--secret hunter2` runs one exchange;",
               f"      `labctl{flag} capture start NAME` / `stop NAME --out FILE.pcap` records the wire."]

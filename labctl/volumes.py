@@ -28,6 +28,7 @@ from pathlib import Path
 
 import docker
 import docker.errors
+from docker.models.containers import Container
 import requests
 
 from . import certs
@@ -116,7 +117,7 @@ def _wrapped(tar: bytes) -> bytes:
     return buffer.getvalue()
 
 
-def current(client: docker.DockerClient, containers: dict, wanted: dict[str, str]) -> bool:
+def current(containers: dict[str, Container], wanted: dict[str, str]) -> bool:
     """True when every volume, as the running lab mounts it, holds the wanted fingerprint."""
     for key, (service, path) in MOUNTS.items():
         c = containers.get(service)
@@ -135,7 +136,7 @@ def current(client: docker.DockerClient, containers: dict, wanted: dict[str, str
 
 
 def fill(client: docker.DockerClient, project: str, certs_dir: Path, helper_image: str,
-         containers: dict | None = None, force: bool = False) -> str:
+         containers: dict[str, Container] | None = None, force: bool = False) -> str:
     """Make the project's certificate volumes hold certs_dir; return "filled" or "present".
 
     ``containers`` (service -> Container) lets a running lab's volumes be
@@ -144,7 +145,7 @@ def fill(client: docker.DockerClient, project: str, certs_dir: Path, helper_imag
     helper container fails; the helper is removed whatever happens.
     """
     bundle = archive(certs_dir)
-    if not force and containers and current(client, containers, bundle.fingerprints):
+    if not force and containers and current(containers, bundle.fingerprints):
         return "present"
     mounts = {}
     for key in MOUNTS:

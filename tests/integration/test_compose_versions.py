@@ -47,8 +47,8 @@ def test_smoke_under_compose_v1(tmp_path):
         assert "docker-compose (v1)" in up.stderr
         assert {s["service"]: s["health"] for s in up.json()["services"]} == {
             "wire": "healthy", "server": "healthy", "dns": "healthy", "client": "healthy"}
-        assert compose_versions(handle.project) == {"1.29.2"} or all(
-            v.startswith("1.") for v in compose_versions(handle.project))
+        versions = compose_versions(handle.project)
+        assert versions and all(v.startswith("1.") for v in versions), versions
         run = handle.run("run", "tls", "--json")
         assert run.returncode == 0, run.stderr
         assert run.json()["passed"] is True

@@ -127,7 +127,7 @@ def test_pull_from_takes_image_references(ref):
 
 
 @pytest.mark.parametrize("ref", ["http://registry/debian", "Debian:bookworm", "registry/Debian", "debian:",
-                                 "", "a b", "debian:-x"])
+                                 "", "a b", "debian:-x", "debian:bookworm\n"])
 def test_pull_from_refuses_what_is_not_a_reference(ref):
     from labctl.errors import UsageError
     from labctl.images import check_reference
