@@ -25,7 +25,8 @@ from pathlib import Path
 import dpkt
 import dpkt.ssl
 
-from .errors import ExitStatus, LabError
+from .errors import UsageError
+from .files import read_input, shown
 
 CONTENT_TYPES = {20: "change_cipher_spec", 21: "alert", 22: "handshake", 23: "application_data",
                  24: "heartbeat"}
@@ -47,10 +48,8 @@ MAX_RECORD = (1 << 14) + 2048   # RFC 5246 6.2.3: TLSCiphertext.length limit
 C2S, S2C = "c2s", "s2c"
 
 
-class CaptureFormatError(LabError):
-    """The file is not a readable capture (not pcap/pcapng, or cut short)."""
-
-    status = ExitStatus.USAGE
+class CaptureFormatError(UsageError):
+    """The file is not a readable capture (not pcap/pcapng, or cut short): exit status 2."""
 
 
 # -- records ----------------------------------------------------------------------
@@ -273,6 +272,8 @@ class Observation:
 
 PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",
                b"\xa1\xb2\x3c\x4d": ">"}
+PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
+HEADER = 24          # a pcap file header; a pcapng file starts with a longer block
 
 
 def _check_records(data: bytes, name: str) -> None:
@@ -293,12 +294,13 @@ def _check_records(data: bytes, name: str) -> None:
 
 
 def _reader(data: bytes, name: str):
-    if len(data) < 24:
+    if len(data) < HEADER:
         raise CaptureFormatError(f"{name} is not a capture: {len(data)} bytes, too short for a pcap header")
+    check_magic(data[:HEADER], name)
     magic = data[:4]
     _check_records(data, name)
     try:
-        if magic == b"\x0a\x0d\x0d\x0a":
+        if magic == PCAPNG_MAGIC:
             return dpkt.pcapng.Reader(io.BytesIO(data))
         return dpkt.pcap.Reader(io.BytesIO(data))
     except (ValueError, dpkt.UnpackError) as exc:
@@ -339,12 +341,35 @@ class _Direction:
         return b"".join(chunks), offsets, times, gaps
 
 
-def analyze_file(path: Path) -> Observation:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CaptureFormatError(f"cannot read {path}: {exc.strerror}") from None
-    return analyze(data, name=str(path))
+EXPECTED = "a pcap or pcapng capture"
+
+
+def check_magic(head: bytes, name: str) -> None:
+    """Refuse, from its first bytes alone, a file that is not a pcap or pcapng capture."""
+    magic = head[:4]
+    if magic not in PCAP_MAGICS and magic != PCAPNG_MAGIC:
+        start = " ".join(f"{b:02x}" for b in head[:8])
+        raise CaptureFormatError(f"{name} is not a pcap or pcapng file (it starts with {start}, not a capture's "
+                                 "magic number a1b2c3d4, d4c3b2a1, a1b23c4d, 4d3cb2a1 or 0a0d0d0a)")
+    if len(head) < HEADER:
+        raise CaptureFormatError(f"{name} is not a capture: {len(head)} bytes, too short for a pcap header")
+
+
+def read_capture(path: str | Path) -> bytes:
+    """The bytes of the capture at PATH, or CaptureFormatError (a UsageError: exit 2) in one line.
+
+    The file's first bytes are read and checked before the rest, so a file that
+    is not a capture costs a header's worth of reading, whatever its size; a
+    folder, device, FIFO or socket is refused before it is opened.
+    """
+    name = shown(path)
+    return read_input(path, EXPECTED, head=HEADER, check_head=lambda head: check_magic(head, name),
+                      error=CaptureFormatError)
+
+
+def analyze_file(path: str | Path) -> Observation:
+    """Read and dissect the capture at PATH (see read_capture for what is refused)."""
+    return analyze(read_capture(path), name=shown(path))
 
 
 def analyze(data: bytes, name: str = "the capture") -> Observation:

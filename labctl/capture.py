@@ -8,17 +8,22 @@ had to be killed, is incomplete: we say so instead of analysing half a story.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
+import secrets
+import stat
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import docker.errors
 
-from .errors import CaptureError
-from .lab import Lab
+from .errors import CaptureError, LabError, UsageError
+from .files import kind, shown
+from .lab import TIMEOUT_SETTING, Lab
 
 
 @dataclass(frozen=True)
@@ -34,13 +39,18 @@ class CaptureStats:
 
 
 def _wirectl(lab: Lab, *args: str) -> dict:
-    status, out, err = lab.exec("wire", ["python3", "/app/wirectl.py", *args], timeout=20)
+    status, out, err = lab.exec("wire", ["python3", "/app/wirectl.py", *args])
     try:
         result = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
     except json.JSONDecodeError:
         result = {}
+    if status in (124, 137) and not result:
+        raise CaptureError(f"wire: capture {args[0]} did not finish within {lab.timeout:g} s "
+                           f"({TIMEOUT_SETTING} sets it)")
     if status != 0 or "error" in result:
         reason = result.get("error") or (err.strip().splitlines() or [f"exit status {status}"])[-1]
+        if "within" in reason:
+            reason += f" ({TIMEOUT_SETTING} sets it)"
         raise CaptureError(f"wire: capture {' '.join(args)} failed: {reason}")
     return result
 
@@ -51,6 +61,7 @@ def start(lab: Lab, name: str, buffer_mib: int | None = None, replace: str = "",
     ``replace``: first delete the stopped captures whose names start with it.
     """
     extra = (["--buffer-mib", str(buffer_mib)] if buffer_mib else []) + (["--replace", replace] if replace else [])
+    extra += ["--timeout", f"{lab.timeout:g}"]
     if direction != "in":
         extra += ["--direction", direction]
     _wirectl(lab, "start", name, *extra)
@@ -88,20 +99,191 @@ def read(lab: Lab, name: str) -> bytes:
         return member.read()
 
 
+# -- files on the host that may hold secrets --------------------------------------------
+#
+# A capture or a key log can hold everything a student typed, so every copy on
+# the host is its owner's alone, and that is checked, not assumed: the file is
+# written under a temporary name created new (O_EXCL, never through a stale file
+# or a symlink left there) and fchmod'ed to 0600 before a byte is written
+# (O_CREAT's mode only applies to a new file, and the umask can take bits away),
+# then renamed over the destination, whose mode is then read back. Output paths
+# are checked before a scenario runs (check_output, check_output_dir), by
+# creating and removing the temporary file for real where it will be made.
+
+PRIVATE = 0o600
+
+
+def partial(dest: Path) -> Path:
+    """The temporary name DEST is written under before it is renamed into place."""
+    return dest.with_name(f".{dest.name}.partial")
+
+
+def _clear(tmp: Path) -> None:
+    """Remove a stale temporary file (or a symlink planted in its place); never write through it."""
+    try:
+        info = os.lstat(tmp)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, f"{shown(tmp)} is a folder in the way", str(tmp))
+    os.unlink(tmp)
+
+
+def write_partial(data: bytes, dest: Path) -> Path:
+    """Write DATA under DEST's temporary name, mode 0600 before the first byte; return that name.
+
+    OSError as the system gave it; nothing is left behind on any failure or interrupt.
+    """
+    tmp = partial(dest)
+    _clear(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), PRIVATE)
+            handle.write(data)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def install(tmp: Path, dest: Path) -> None:
+    """Rename TMP (from write_partial) over DEST and check that DEST is now a regular file of mode 0600.
+
+    CaptureError if it is not (a filesystem that ignores modes): the file is
+    removed rather than left readable by others. OSError from the rename.
+    """
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    info = os.lstat(dest)
+    if not stat.S_ISREG(info.st_mode) or stat.S_IMODE(info.st_mode) != PRIVATE:
+        what = f"mode {stat.S_IMODE(info.st_mode):04o}" if stat.S_ISREG(info.st_mode) else kind(info.st_mode)
+        if stat.S_ISREG(info.st_mode):
+            os.unlink(dest)
+        raise CaptureError(f"{shown(dest)} came out {what}, not a file of mode 0600 (its owner's alone), "
+                           "so it was not kept: this filesystem ignores permissions; write it elsewhere")
+
+
+def _example(option: str) -> str:
+    return "lab.keylog" if option == "--keylog" else "lab.pcap"
+
+
+def _refuse_target(dest: Path, error: type[LabError], option: str = "") -> None:
+    """Refuse a destination that exists and is not a regular file: never rename over a folder or a device."""
+    try:
+        info = os.stat(dest)
+    except (FileNotFoundError, NotADirectoryError):
+        return                      # absent (a folder above it is checked apart), or a dangling symlink
+    except OSError as exc:
+        raise error(f"{option + ' ' if option else ''}{shown(dest)}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise error(f"{option + ' ' if option else ''}{shown(dest)} is a folder; give a file name such as "
+                    f"{shown(dest / _example(option))}")
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{option + ' ' if option else ''}{shown(dest)} is {kind(info.st_mode)}, not a file: "
+                    "give the name of a file to write")
+
+
 def save(data: bytes, dest: Path) -> Path:
-    """Write a capture on the host, readable by its owner only (it may hold secrets)."""
-    dest = dest.expanduser()
-    if dest.is_dir():
-        raise CaptureError(f"{dest} is a folder; give a file name such as {dest / 'lab.pcap'}")
-    tmp = dest.with_name(f".{dest.name}.partial")
+    """Write a capture (or key log) on the host, all or nothing, readable by its owner only (mode 0600)."""
+    dest = Path(dest).expanduser()
+    _refuse_target(dest, CaptureError)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, dest)        # all or nothing: an interrupted run leaves no half file
+        install(write_partial(data, dest), dest)      # an interrupted run leaves no half file
     except OSError as exc:
-        raise CaptureError(f"cannot write {dest}: {exc.strerror}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+        raise CaptureError(f"cannot write {shown(dest)}: {exc.strerror or exc}") from None
     return dest
+
+
+def _name(value: str | os.PathLike[str], option: str) -> Path:
+    text = os.fspath(value)
+    if not text.strip():
+        raise UsageError(f"{option} {shown(text)} is not a name: give a file or folder name")
+    try:
+        return Path(text).expanduser()
+    except RuntimeError as exc:      # ~nobody/x: no such user
+        raise UsageError(f"{option} {shown(text)}: {exc}") from None
+
+
+def _probe(folder: Path, probe_name: str, option: str, path: Path) -> None:
+    """Create and remove a file where PATH's files will be made, mode 0600 checked: UsageError if that fails.
+
+    FOLDER may not exist yet (save makes it): then the nearest existing
+    folder above it must be one we can write in.
+    """
+    where = folder
+    while True:
+        try:
+            info = os.stat(where)
+            break
+        except (FileNotFoundError, NotADirectoryError):
+            if where.parent == where:
+                raise UsageError(f"{option} {shown(path)}: no folder of it exists") from None
+            where = where.parent
+        except OSError as exc:
+            raise UsageError(f"{option} {shown(path)}: cannot use {shown(where)}: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise UsageError(f"{option} {shown(path)}: {shown(where)} is {kind(info.st_mode)}, not a folder")
+    # In the folder itself, the very name save() will write under; above it (a
+    # folder still to be made), a name of our own that nothing else uses.
+    name = probe_name if where == folder else f".labctl-probe-{os.getpid()}-{secrets.token_hex(4)}"
+    probe = where / name
+    try:
+        if where == folder:
+            _clear(probe)           # a stale one from an interrupted run: save() would remove it too
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE)
+        try:
+            os.fchmod(fd, PRIVATE)
+            mode = stat.S_IMODE(os.fstat(fd).st_mode)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise UsageError(f"{option} {shown(path)}: cannot write in {shown(where)} "
+                         f"({exc.strerror or exc}); choose another place") from None
+    if mode != PRIVATE:
+        raise UsageError(f"{option} {shown(path)}: files made in {shown(where)} come out mode {mode:04o}, not 0600 "
+                         "(this filesystem ignores permissions), and these files may hold secrets; "
+                         "choose another place")
+
+
+def check_output(value: str | os.PathLike[str], option: str = "--pcap") -> Path:
+    """Where a capture or key log will be written, checked before anything runs; UsageError (exit 2) if unusable.
+
+    Refused: an empty or blank name; a name that ends in '/' or names '.' or
+    '..'; a path that exists and is not a regular file (a folder, /dev/null, a
+    FIFO, a socket); a folder we cannot write in or make (tested for real by
+    creating and removing the temporary file save() will use); a filesystem
+    that does not keep mode 0600.
+    """
+    path = _name(value, option)
+    text = os.fspath(value)
+    if text.endswith(os.sep) or path.name in ("", ".", ".."):
+        raise UsageError(f"{option} {shown(text)} names a folder; give a file name such as "
+                         f"{shown(path / _example(option))}")
+    _refuse_target(path, UsageError, option)
+    _probe(path.parent, partial(path).name, option, path)
+    return path
+
+
+def check_output_dir(value: str | os.PathLike[str], option: str = "--pcap", names: Iterable[str] = ()) -> Path:
+    """A folder that will receive one file per scenario (`run all --pcap DIR`, `report --out DIR`), checked
+    before anything runs: UsageError (exit 2) if it is not a folder, cannot be made or written, or if one of
+    NAMES inside it exists and is not a regular file."""
+    path = _name(value, option)
+    try:
+        info = os.stat(path)
+    except OSError:
+        info = None
+    if info is not None and not stat.S_ISDIR(info.st_mode):
+        raise UsageError(f"{option} {shown(path)} is {kind(info.st_mode)}, not a folder: "
+                         "give a folder (one file per scenario goes in it)")
+    names = list(names)
+    for name in names:
+        _refuse_target(path / name, UsageError, option)
+    _probe(path, partial(path / (names[0] if names else "lab.pcap")).name, option, path)
+    return path

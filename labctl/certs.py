@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,23 @@ class CertFile:
         drops to "lab"); the client runs as "lab" throughout.
         """
         return LAB_UID if self.private and self.volume(certs_dir) == "client-certs" else 0
+
+    def mode(self) -> int | None:
+        """Its permission bits as they are on disk now (None when it is missing): never assumed."""
+        try:
+            return stat.S_IMODE(os.stat(self.path).st_mode)
+        except FileNotFoundError:
+            return None
+
+    def describe(self) -> str:
+        """What `labctl certs` prints for it, with the mode read from disk: "private key (0600)"."""
+        mode = self.mode()
+        what = "private key" if self.private else "certificate"
+        if mode is None:
+            return f"{what} (missing)"
+        if self.private and mode & 0o077:
+            return f"{what} ({mode:04o}: readable by others!)"
+        return f"{what} ({mode:04o})"
 
 
 def layout(certs_dir: Path) -> list[CertFile]:
@@ -170,13 +188,19 @@ def _generate_cases(certs_dir: Path, ca) -> None:
 
 
 def _write(path: Path, data: bytes, private: bool) -> None:
+    """Write PATH whole (a temporary name, then a rename), its mode set before the first byte."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = 0o600 if private else 0o644
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, 0o600 if private else 0o644)
-    os.replace(tmp, path)
+    tmp.unlink(missing_ok=True)     # a stale one, or a symlink left there: never written through
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)    # O_CREAT's mode passes through the umask
+            handle.write(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def generate(certs_dir: Path) -> list[CertFile]:
@@ -192,6 +216,8 @@ def generate(certs_dir: Path) -> list[CertFile]:
         shutil.rmtree(fresh, ignore_errors=True)
         fresh.mkdir(mode=0o700, parents=True)
         _generate(fresh)
+        tighten(fresh)                          # each key is checked 0600 before the set is swapped in
+        _keep_others(certs_dir, fresh)
         if certs_dir.exists():
             os.replace(certs_dir, retired)
         os.replace(fresh, certs_dir)
@@ -204,6 +230,21 @@ def generate(certs_dir: Path) -> list[CertFile]:
         if retired.exists() and not certs_dir.exists():
             os.replace(retired, certs_dir)      # interrupted between the two renames: keep the old set
     return layout(certs_dir)
+
+
+def _keep_others(old: Path, fresh: Path) -> None:
+    """Copy into the fresh set what the old folder holds that labctl does not make (certs/README.md
+    in a clone): the swap replaces the whole folder, and must not delete them."""
+    if not old.is_dir():
+        return
+    made = {f.path.relative_to(old).parts[0] for f in layout(old)}
+    for entry in old.iterdir():
+        if entry.name in made or (fresh / entry.name).exists():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, fresh / entry.name, symlinks=True)
+        else:
+            shutil.copy2(entry, fresh / entry.name, follow_symlinks=False)
 
 
 def _generate(certs_dir: Path) -> None:
@@ -229,12 +270,60 @@ def _generate(certs_dir: Path) -> None:
         os.chmod(folder, 0o700)
 
 
+def tighten(certs_dir: Path) -> list[str]:
+    """Make every private key of the set mode 0600 and its folders 0700 where they are looser.
+
+    Returns one phrase per file or folder changed (empty when all were tight), e.g.
+    "ca/ca.key was 0644, now 0600". CertError if a mode cannot be set or does
+    not hold (a filesystem that ignores permissions).
+    """
+    said: list[str] = []
+
+    def fix(path: Path, want: int) -> None:
+        try:
+            mode = stat.S_IMODE(os.stat(path).st_mode)
+        except FileNotFoundError:
+            return
+        if not mode & ~want & 0o777:
+            return
+        try:
+            os.chmod(path, mode & want)
+            now = stat.S_IMODE(os.stat(path).st_mode)
+        except OSError as exc:
+            raise CertError(f"{path} is mode {mode:04o}, readable by others, and cannot be made "
+                            f"{want:04o}: {exc.strerror or exc}") from None
+        if now & ~want & 0o777:
+            raise CertError(f"{path} stays mode {now:04o} after chmod {want:o} (this filesystem ignores "
+                            "permissions): keep the certificates elsewhere (LAB_CERTS_DIR)")
+        said.append(f"{path.relative_to(certs_dir)} was {mode:04o}, now {now:04o}")
+
+    folders = {certs_dir} | {f.path.parent for f in layout(certs_dir)}
+    folders |= {p for f in layout(certs_dir) for p in f.path.parents if certs_dir in p.parents}
+    for folder in sorted(folders):
+        fix(folder, 0o700)
+    for f in layout(certs_dir):
+        if f.private:
+            fix(f.path, 0o600)
+    return said
+
+
 def ensure(certs_dir: Path) -> str:
     """Make what is missing: everything ("generated"), only the verification cases
-    of an older set ("completed", signed by the same CA), or nothing ("present")."""
+    of an older set ("completed", signed by the same CA), or nothing ("present").
+
+    An existing set's private keys (and folders) that are readable by others are
+    made owner-only (tighten) and the answer says so: "present (made owner-only:
+    ca/ca.key was 0644, now 0600)".
+    """
     if not exist(certs_dir):
         generate(certs_dir)
         return "generated"
+    how = _ensure_present(certs_dir)
+    tightened = tighten(certs_dir)
+    return f"{how} (made owner-only: {', '.join(tightened)})" if tightened else how
+
+
+def _ensure_present(certs_dir: Path) -> str:
     missing_cases = not all(f.path.is_file() for f in layout(certs_dir)
                             if "cases" in f.path.parts or "attacker" in f.path.parts
                             or f.path.name.startswith("client-"))

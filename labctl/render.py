@@ -83,6 +83,16 @@ def capture_text(stats: CaptureStats, saved: str | None) -> str:
     return "\n".join(lines)
 
 
+def certs_text(verb: str, certs_dir, files, tightened: Sequence[str] = ()) -> str:
+    """`labctl certs`: each file, who gets it, and what it is with its mode as read from disk
+    (CertFile.describe), never a constant."""
+    rows = [(str(f.path.relative_to(certs_dir)), f.mounted_in, f.describe()) for f in files]
+    lines = [f"certificates {verb} in {certs_dir}"]
+    if tightened:
+        lines.append(f"made owner-only: {', '.join(tightened)}")
+    return "\n".join(lines) + "\n" + table(("FILE", "MOUNTED IN", "WHAT"), rows)
+
+
 def client_text(report: dict) -> str:
     if not report.get("ok"):
         lines = [dotted("server address", report["address"])] if report.get("address") else []
@@ -271,6 +281,9 @@ def verify_text(result) -> str:
     failed = [(r.case.name, o) for r in result.cases for o in r.outcomes if not o.passed]
     if failed:
         lines += ["", "not as declared:"] + [f"  {name} ({o.client}): {o.why}" for name, o in failed]
+    note = result.external_note() if hasattr(result, "external_note") else ""
+    if note:
+        lines += ["", note]
     lines += [""] + check_lines(result.checks)
     lines.append(f"verdict: {'all checks passed' if result.passed else 'SOME CHECKS FAILED'} ({result.seconds:.2f} s)")
     return "\n".join(lines)

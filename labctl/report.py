@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import html
 import io
-import os
 import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
-from . import render
+from . import capture, render
 from .analyzer import ALERTS, C2S, Observation
-from .errors import LabError, UsageError
+from .errors import LabError
+from .files import shown
 
 LANES = ("client", "wire", "server", "dns")   # the wire in the middle: every arrow crosses it
 MAX_EVENTS = 40
@@ -485,6 +486,7 @@ def forward_secrecy_html(data: dict) -> str:
 
 def verify_body(result) -> str:
     """The verification matrix: expected beside actual, per case and client."""
+    note = result.external_note() if hasattr(result, "external_note") else ""
     rows = []
     for r in result.cases:
         for o in r.outcomes:
@@ -494,7 +496,8 @@ def verify_body(result) -> str:
     return ('<table class="grid"><thead><tr><th>case</th><th>client</th><th>expected</th><th>actual</th>'
             '<th>error</th><th></th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
             + "<h4>What the wire saw (the safe client's connection)</h4>"
-            + _pre_lines([f"{r.case.name:<17} {'; '.join(r.wire)}" for r in result.cases]))
+            + _pre_lines([f"{r.case.name:<17} {'; '.join(r.wire)}" for r in result.cases])
+            + (f'<p class="note">{e(note)}</p>' if note else ""))
 
 
 def files_html(name: str, files: dict[str, str]) -> str:
@@ -587,44 +590,54 @@ def page(results, addresses: dict[str, str] | None = None, files: dict[str, dict
 
 # -- writing ------------------------------------------------------------------------------------
 
-def check_out_dir(out_dir: Path) -> Path:
-    """Fail before anything runs if the folder cannot be made or written."""
-    out_dir = Path(out_dir).expanduser()
-    probe = out_dir
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UsageError(f"--out {out_dir}: {probe} is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out_dir}: {probe} is not writable")
-    return out_dir
+def check_out_dir(out_dir: Path, names: Iterable[str] = ()) -> Path:
+    """Fail before anything runs if the folder cannot be made or written (tested for real, see
+    capture.check_output_dir), or if one of NAMES in it (index.html, NAME.pcap, NAME.keylog) is
+    there and is not a regular file."""
+    return capture.check_output_dir(out_dir, "--out", ["index.html", *names])
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, mode)     # an existing file keeps its old mode otherwise
+def report_files(names: Iterable[str]) -> list[str]:
+    """The files a report of these scenarios may write beside index.html."""
+    return [f"{name}.{ext}" for name in names for ext in ("pcap", "keylog")]
 
 
 def write_report(results, out_dir: Path, addresses: dict[str, str] | None = None) -> Path:
-    """Write OUT/index.html and, beside it, NAME.pcap and NAME.keylog (mode 0600); return the page's path."""
-    out_dir = check_out_dir(Path(out_dir))
+    """Write OUT/index.html and, beside it, NAME.pcap and NAME.keylog; return the page's path.
+
+    Every file is mode 0600 (captures, key logs, and the page, which may quote a
+    secret read off the wire), written under a temporary name and renamed into
+    place only once all of them are written: an interrupted or failed report
+    leaves no partial file, and no page linking to a capture that is not there.
+    """
+    out_dir = check_out_dir(Path(out_dir), report_files(r.name for r in results))
     files: dict[str, dict[str, str]] = {}
+    written: list[tuple[Path, Path]] = []           # (temporary, final)
+    index = out_dir / "index.html"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+
+        def put(name: str, data: bytes) -> None:
+            dest = out_dir / name
+            written.append((capture.write_partial(data, dest), dest))
+
         for r in results:
             links = {}
             if r.pcap:
-                _write(out_dir / f"{r.name}.pcap", r.pcap, 0o600)
+                put(f"{r.name}.pcap", r.pcap)
                 links["capture"] = f"{r.name}.pcap"
             if getattr(r, "keylog", ""):
-                _write(out_dir / f"{r.name}.keylog", r.keylog.encode(), 0o600)
+                put(f"{r.name}.keylog", r.keylog.encode())
                 links["key log"] = f"{r.name}.keylog"
             files[r.name] = links
-        index = out_dir / "index.html"
-        # The page may quote a secret read off the wire: owner-only, like the captures.
-        _write(index, page(results, addresses, files).encode("utf-8"), 0o600)
+        put("index.html", page(results, addresses, files).encode("utf-8"))
+        while written:
+            tmp, dest = written[0]
+            capture.install(tmp, dest)                # the page last: it links to the others
+            written.pop(0)
     except OSError as exc:
-        raise ReportError(f"cannot write the report in {out_dir}: {exc.strerror}") from None
+        raise ReportError(f"cannot write the report in {shown(out_dir)}: {exc.strerror or exc}") from None
+    finally:
+        for tmp, _ in written:                       # failed or interrupted: no partial file stays
+            tmp.unlink(missing_ok=True)
     return index

@@ -23,6 +23,7 @@ stolen later, can rebuild it: that is forward secrecy.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ from cryptography.utils import CryptographyDeprecationWarning
 from . import analyzer
 from .decrypt import (APPLICATION_DATA, HANDSHAKE, SUITES, TLS12, DecryptError, KeyLog,
                       Plaintext, Record, application_data, decrypt_connection, prf, suite_for)
-from .errors import LabError
+from .errors import LabError, UsageError
+from .files import read_input, shown
 
 # Handshake message types (RFC 5246 section 7.4, RFC 8446 section 4).
 HELLO_REQUEST = 0
@@ -73,6 +75,14 @@ _RSA_SIGNATURES: dict[int, tuple[str, type[hashes.HashAlgorithm]]] = {
 
 class StolenKeyError(LabError):
     """The stolen key cannot be tried on this session (or this capture); the message says why."""
+
+
+class KeyFileError(StolenKeyError, UsageError):
+    """What was given as the key is not an RSA private key: bad input, exit status 2."""
+
+
+EXPECTED_KEY = "an RSA private key in PEM, e.g. certs/server/server-rsa.key"
+MAX_KEY_BYTES = 1 << 20       # a 16384-bit RSA key in PEM is under 13 kB
 
 
 @dataclass(frozen=True)
@@ -115,26 +125,38 @@ with warnings.catch_warnings():
                   (ed448.Ed448PrivateKey, "an Ed448"), (dsa.DSAPrivateKey, "a DSA"), (dh.DHPrivateKey, "a DH"))
 
 
-def load_private_key(pem: bytes) -> rsa.RSAPrivateKey:
-    """The RSA private key in PEM (or DER) bytes, or StolenKeyError saying what the bytes are instead."""
+def load_private_key(pem: bytes, name: str = "the stolen key file") -> rsa.RSAPrivateKey:
+    """The RSA private key in PEM (or DER) bytes, or KeyFileError saying what the bytes are instead.
+
+    ``name`` is how the messages name the file (its path, from read_key).
+    """
     try:
         if b"-----BEGIN" in pem:
             key = serialization.load_pem_private_key(pem, password=None)
         else:
             key = serialization.load_der_private_key(pem, password=None)
     except TypeError:
-        raise StolenKeyError("the key file is encrypted with a passphrase: decrypt it first "
-                             "(openssl pkey -in KEY -out PLAIN.key)") from None
+        raise KeyFileError(f"{name} is encrypted with a passphrase: decrypt it first "
+                           "(openssl pkey -in KEY -out PLAIN.key)") from None
     except (ValueError, UnsupportedAlgorithm):
         what = "a certificate" if b"CERTIFICATE-----" in pem else \
             "a public key" if b"PUBLIC KEY-----" in pem else "not a readable PEM or DER private key"
-        raise StolenKeyError(f"the stolen key file holds no private key ({what}): "
-                             "give the server's private key, e.g. certs/server/server-rsa.key") from None
+        raise KeyFileError(f"{name} holds no private key ({what}): give {EXPECTED_KEY}") from None
     if not isinstance(key, rsa.RSAPrivateKey):
-        kind = next((name for cls, name in _KEY_KINDS if isinstance(key, cls)), type(key).__name__)
-        raise StolenKeyError(f"the stolen key is {kind} key, not an RSA private key: only RSA key exchange "
-                             "encrypts the pre-master secret to the server's key, e.g. certs/server/server-rsa.key")
+        kind = next((label for cls, label in _KEY_KINDS if isinstance(key, cls)), type(key).__name__)
+        raise KeyFileError(f"{name} is {kind} key, not an RSA private key: only RSA key exchange "
+                           f"encrypts the pre-master secret to the server's key; give {EXPECTED_KEY}")
     return key
+
+
+def read_key(path: str | os.PathLike[str]) -> rsa.RSAPrivateKey:
+    """The RSA private key in the file at PATH, or KeyFileError (exit 2) naming the file and what it should be.
+
+    A folder, device, FIFO, empty file or unreadable file is refused before
+    anything is read; so is a file larger than any key.
+    """
+    return load_private_key(read_input(path, EXPECTED_KEY, limit=MAX_KEY_BYTES, error=KeyFileError, label="--key"),
+                            name=f"--key {shown(path)}")
 
 
 # --- handshake messages in clear ------------------------------------------------------
@@ -544,6 +566,14 @@ def _preview(data: bytes, limit: int = 40) -> str:
 
 # --- a whole capture -----------------------------------------------------------------------
 
+def attack_files(pcap_path: str | os.PathLike[str], key_path: str | os.PathLike[str]) -> list[Attempt]:
+    """`labctl stolen-key FILE --key KEY`: the key is read and checked first (it is small),
+    then the capture (its header first; see analyzer.read_capture). Bad input of
+    either kind is a UsageError (exit 2); a key that opens nothing is not."""
+    key = read_key(key_path)
+    return _attack_observation(analyzer.analyze(analyzer.read_capture(pcap_path), name=shown(pcap_path)), key)
+
+
 def attack_capture(pcap: bytes, private_key_pem: bytes) -> list[Attempt]:
     """Try the stolen key on every TLS connection in PCAP; one Attempt each.
 
@@ -553,8 +583,10 @@ def attack_capture(pcap: bytes, private_key_pem: bytes) -> list[Attempt]:
     count them as TLS with no hellos). StolenKeyError when there
     is no TLS at all, or when the key file is not an RSA private key.
     """
-    key = load_private_key(private_key_pem)
-    observation = analyzer.analyze(pcap)
+    return _attack_observation(analyzer.analyze(pcap), load_private_key(private_key_pem))
+
+
+def _attack_observation(observation: analyzer.Observation, key: rsa.RSAPrivateKey) -> list[Attempt]:
     attempts: list[Attempt] = []
     for connection in observation.tls:
         try:

@@ -105,7 +105,7 @@ def test_a_file_that_is_not_a_capture(tmp_path):
 def test_an_empty_file(tmp_path):
     path = tmp_path / "empty.pcap"
     path.write_bytes(b"")
-    with pytest.raises(CaptureFormatError, match="too short for a pcap header"):
+    with pytest.raises(CaptureFormatError, match="empty.pcap is empty: give a pcap or pcapng capture"):
         analyze_file(path)
 
 
@@ -138,3 +138,135 @@ def test_decryption_check_passes_with_the_right_key_log(sessions):
                                            {"request": session.request.decode("latin-1")}, "s3cr3t-cookie-value")
     assert check.passed, check.evidence
     assert plain["c2s"] == session.request and plain["s2c"] == session.response
+
+
+# -- what `labctl analyze FILE` reads before it refuses a file ------------------------------------
+
+def test_a_large_file_that_is_not_a_capture_is_refused_after_its_header(tmp_path, monkeypatch):
+    """50 MB of random bytes: refused having read a header's worth, with next to no memory."""
+    import os
+    import tracemalloc
+
+    from labctl.analyzer import read_capture
+
+    path = tmp_path / "random.bin"
+    with open(path, "wb") as handle:
+        handle.write(b"RAND")                       # never a capture's magic number
+        for _ in range(50):
+            handle.write(os.urandom(1 << 20))
+    read_bytes = []
+    real_read = os.read
+
+    def counting(fd, n):
+        data = real_read(fd, n)
+        read_bytes.append(len(data))
+        return data
+
+    monkeypatch.setattr(os, "read", counting)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CaptureFormatError, match=r"random.bin is not a pcap or pcapng file \(it starts with "
+                                                     r"52 41 4e 44") as caught:
+            read_capture(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sum(read_bytes) <= 64, read_bytes
+    assert peak < 1 << 20, peak
+    assert caught.value.status == 2 and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("what, message", [
+    ("folder", "is a folder, not a file"),
+    ("/dev/zero", "is a character device, not a file"),
+    ("fifo", r"is a FIFO \(named pipe\), not a file"),
+    ("empty", "is empty"),
+    ("short", "too short for a pcap header"),
+    ("missing", "cannot read .*: No such file or directory"),
+    ("blank", "is not a file name"),
+])
+def test_what_is_not_a_capture_file_is_one_line_and_exit_2(tmp_path, what, message):
+    """Each refused before it is read (a FIFO would wait for a writer, /dev/zero never ends)."""
+    from labctl.analyzer import read_capture
+
+    path = {"folder": str(tmp_path), "/dev/zero": "/dev/zero", "fifo": str(tmp_path / "fifo"),
+            "empty": str(tmp_path / "empty.pcap"), "short": str(tmp_path / "short.pcap"),
+            "missing": str(tmp_path / "missing.pcap"), "blank": "  "}[what]
+    if what == "fifo":
+        import os
+
+        os.mkfifo(path)
+    elif what == "empty":
+        open(path, "wb").close()
+    elif what == "short":
+        with open(path, "wb") as handle:
+            handle.write(b"\xd4\xc3\xb2\xa1\x02\x00")
+    with pytest.raises(CaptureFormatError, match=message) as caught:
+        read_capture(path)
+    assert caught.value.status == 2 and "\n" not in str(caught.value)
+
+
+def test_an_unreadable_file(tmp_path, monkeypatch):
+    import os
+
+    from labctl.analyzer import read_capture
+
+    path = tmp_path / "secret.pcap"
+    path.write_bytes(b"\xd4\xc3\xb2\xa1" + bytes(20))
+    real_open = os.open
+
+    def denied(file, flags, *args, **kwargs):       # root reads anything: the denial is made here
+        if os.fspath(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(file, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(CaptureFormatError, match=r"cannot read .*secret.pcap: Permission denied"):
+        read_capture(path)
+
+
+def test_a_name_that_is_not_utf8_is_printed_escaped(sessions, tmp_path):
+    import os
+
+    from labctl.analyzer import read_capture
+
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.pcap"
+    with open(raw, "wb") as handle:
+        handle.write(sessions["tls13"].pcap.read_bytes())
+    assert analyze_file(os.fsdecode(raw)).tls
+    with open(raw, "wb") as handle:
+        handle.write(b"not a capture at all, a longer text")
+    with pytest.raises(CaptureFormatError) as caught:
+        read_capture(os.fsdecode(raw))
+    assert "caf\\xe9.pcap is not a pcap" in str(caught.value)
+    str(caught.value).encode("utf-8")
+
+
+def test_a_pcapng_file_is_read(sessions, tmp_path):
+    """The header check lets pcapng through (tshark converts the synthetic pcap)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("editcap") is None:
+        pytest.skip("editcap (wireshark) not installed")
+    out = tmp_path / "s.pcapng"
+    subprocess.run(["editcap", "-F", "pcapng", str(sessions["tls13"].pcap), str(out)], check=True)
+    assert out.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"
+    assert analyze_file(out).tls[0].client_hello.sni == "server.lab.test"
+
+
+@pytest.mark.parametrize("what", ["/dev/zero", "fifo", "folder"])
+def test_labctl_analyze_refuses_at_once_what_it_must_not_read(tmp_path, what):
+    """Through the command line, in a process of its own: a regression would hang, not pass."""
+    import os
+    import subprocess
+    import sys
+
+    path = {"/dev/zero": "/dev/zero", "fifo": str(tmp_path / "fifo"), "folder": str(tmp_path)}[what]
+    if what == "fifo":
+        os.mkfifo(path)
+    program = "import sys; from labctl.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.run([sys.executable, "-c", program, "analyze", path], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("labctl: error: ") and proc.stderr.count("\n") == 1, proc.stderr

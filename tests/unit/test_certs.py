@@ -174,3 +174,64 @@ def test_an_interrupted_regeneration_leaves_the_old_set_whole(tmp_path, monkeypa
     assert after == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["certs"]
     assert folder.stat().st_mode & 0o777 == 0o700
+
+
+def test_certs_prints_the_mode_read_from_disk_not_a_constant(certs_dir, tmp_path):
+    from labctl import render
+
+    loose = copy_set(certs_dir, tmp_path / "loose")
+    (loose / "ca" / "ca.key").chmod(0o644)
+    text = render.certs_text("present", loose, certs.layout(loose))
+    [ca_key] = [line for line in text.splitlines() if line.startswith("ca/ca.key")]
+    assert "private key (0644: readable by others!)" in ca_key and "(0600)" not in ca_key
+    [server_key] = [line for line in text.splitlines() if line.startswith("server/server-rsa.key")]
+    assert server_key.endswith("private key (0600)")
+    [crt] = [line for line in text.splitlines() if line.startswith("ca/ca.crt")]
+    assert crt.endswith("certificate (0644)")
+
+
+def test_ensure_tightens_keys_and_folders_it_finds_looser_and_says_so(certs_dir, tmp_path):
+    loose = copy_set(certs_dir, tmp_path / "loose")
+    (loose / "ca" / "ca.key").chmod(0o644)
+    (loose / "server" / "server-rsa.key").chmod(0o640)
+    (loose / "client").chmod(0o755)
+    how = certs.ensure(loose)
+    assert how.startswith("present (made owner-only: ")
+    assert "ca/ca.key was 0644, now 0600" in how and "server/server-rsa.key was 0640, now 0600" in how
+    assert "client was 0755, now 0700" in how
+    for f in certs.layout(loose):
+        assert f.path.stat().st_mode & 0o077 == (0 if f.private else 0o044), f.path
+    certs.check(loose)                       # a loose server key no longer stops `up`
+    assert certs.ensure(loose) == "present"  # and the second time there is nothing to say
+
+
+def test_tighten_refuses_a_filesystem_that_ignores_modes(certs_dir, tmp_path, monkeypatch):
+    import os
+
+    loose = copy_set(certs_dir, tmp_path / "loose")
+    (loose / "ca" / "ca.key").chmod(0o644)
+    monkeypatch.setattr(os, "chmod", lambda path, mode, **kw: None)
+    with pytest.raises(CertError, match=r"ca.key stays mode 0644 after chmod 600"):
+        certs.tighten(loose)
+
+
+def test_writing_a_key_does_not_follow_a_planted_symlink(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    folder = tmp_path / "certs" / "ca"
+    folder.mkdir(parents=True)
+    (folder / ".ca.key.tmp").symlink_to(victim)
+    certs._write(folder / "ca.key", b"KEY", True)
+    assert victim.read_text() == "precious"
+    assert (folder / "ca.key").stat().st_mode & 0o777 == 0o600 and not (folder / ".ca.key.tmp").exists()
+
+
+def test_a_new_set_keeps_what_labctl_does_not_make(tmp_path):
+    """certs/README.md in a clone is committed: `certs --force` swaps the whole folder, not that file."""
+    folder = tmp_path / "certs"
+    certs.generate(folder)
+    (folder / "README.md").write_text("# certs/\n")
+    old_ca = (folder / "ca" / "ca.crt").read_bytes()
+    certs.generate(folder)
+    assert (folder / "README.md").read_text() == "# certs/\n"
+    assert (folder / "ca" / "ca.crt").read_bytes() != old_ca

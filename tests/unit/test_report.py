@@ -193,3 +193,67 @@ def test_unwritable_out_is_a_usage_error(tmp_path, tls):
     (tmp_path / "file").write_text("x")
     with pytest.raises(UsageError, match="is a file, not a folder"):
         report.write_report([tls], tmp_path / "file" / "sub")
+
+
+def test_every_file_of_the_report_is_0600_even_over_looser_ones(tmp_path, tls, plain):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("index.html", "tls.pcap", "tls.keylog"):
+        (out / name).write_text("old, world-readable")
+        (out / name).chmod(0o644)
+    report.write_report([tls, plain], out, ADDRESSES)
+    for name in ("index.html", "tls.pcap", "tls.keylog", "plaintext.pcap"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o600, name
+    assert (out / "tls.keylog").read_text() == tls.keylog
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_an_interrupted_report_leaves_no_partial_file(tmp_path, tls, plain, monkeypatch):
+    """Ctrl-C while the page is being made: nothing half-written, and no new capture without its page."""
+    out = tmp_path / "out"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "page", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        report.write_report([tls, plain], out, ADDRESSES)
+    assert list(out.iterdir()) == []
+
+
+def test_a_failed_rename_leaves_no_partial_file(tmp_path, tls, plain, monkeypatch):
+    import os
+
+    out = tmp_path / "out"
+    real_replace = os.replace
+    calls = []
+
+    def failing(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(report.ReportError, match="No space left on device"):
+        report.write_report([tls, plain], out, ADDRESSES)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert not (out / "index.html").exists()
+
+
+def test_a_scenario_file_in_the_way_is_refused_before_anything_runs(tmp_path):
+    out = tmp_path / "out"
+    (out / "tls.pcap").mkdir(parents=True)
+    with pytest.raises(UsageError, match=r"tls.pcap is a folder"):
+        report.check_out_dir(out, report.report_files(["plaintext", "tls"]))
+    (out / "index.html").mkdir()
+    with pytest.raises(UsageError, match=r"index.html is a folder"):
+        report.check_out_dir(out)
+
+
+def test_verify_note_says_when_a_command_was_not_graded():
+    from labctl.scenarios import verify
+
+    result = verify.VerifyResult("verify", "t", [], _stats("verify"), None, external="curl {url}",
+                                 not_graded={"mtls-none": verify.external_skip(verify.select(["mtls-none"])[0])})
+    assert "not graded" in report.verify_body(result)

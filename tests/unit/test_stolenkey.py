@@ -417,3 +417,101 @@ def test_der_and_pkcs8_keys_load(server_key) -> None:
                           (serialization.Encoding.DER, serialization.PrivateFormat.TraditionalOpenSSL)):
         data = server_key.private_bytes(encoding, fmt, serialization.NoEncryption())
         assert load_private_key(data).private_numbers() == server_key.private_numbers()
+
+
+# --- `labctl stolen-key FILE --key KEY`: bad input is exit 2, naming the file ---------------------
+
+def _key_input(folder: Path, tmp_path: Path, what: str) -> str:
+    import os
+
+    certs_dir = folder / "certs"
+    if what == "certificate":
+        return str(certs_dir / "server" / "server-rsa.crt")
+    if what == "ecdsa":
+        return str(certs_dir / "server" / "server-ecdsa.key")
+    if what == "folder":
+        return str(tmp_path)
+    if what == "device":
+        return "/dev/zero"
+    if what == "fifo":
+        os.mkfifo(tmp_path / "fifo")
+        return str(tmp_path / "fifo")
+    if what == "missing":
+        return str(tmp_path / "missing.key")
+    if what == "blank":
+        return " "
+    if what == "huge":
+        (tmp_path / "huge.key").write_bytes(b"-----BEGIN PRIVATE KEY-----\n" + b"A" * (2 << 20))
+        return str(tmp_path / "huge.key")
+    if what == "non-utf8":
+        raw = os.fsencode(tmp_path) + b"/cl\xe9.key"
+        with open(raw, "wb") as handle:
+            handle.write(b"garbage, not a key")
+        return os.fsdecode(raw)
+    data = {"empty": b"", "garbage": b"\x00\x01 not a key", "text": b"just some notes\n"}[what]
+    (tmp_path / f"{what}.key").write_bytes(data)
+    return str(tmp_path / f"{what}.key")
+
+
+@pytest.mark.parametrize("what, message", [
+    ("certificate", r"holds no private key \(a certificate\): give an RSA private key in PEM, "
+                    r"e\.g\. certs/server/server-rsa\.key"),
+    ("ecdsa", r"is an EC \(ECDSA\) key, not an RSA private key"),
+    ("empty", "is empty: give an RSA private key in PEM"),
+    ("garbage", "holds no private key"),
+    ("text", "holds no private key"),
+    ("folder", "is a folder, not a file: give an RSA private key in PEM"),
+    ("device", "is a character device, not a file"),
+    ("fifo", r"is a FIFO \(named pipe\), not a file"),
+    ("missing", "cannot read .*missing.key: No such file or directory"),
+    ("blank", "is not a file name"),
+    ("huge", "too big to be an RSA private key"),
+    ("non-utf8", r"cl\\xe9\.key holds no private key"),
+])
+def test_what_is_not_an_rsa_key_file_is_a_usage_error_naming_it(folder, sessions, tmp_path, what, message) -> None:
+    from labctl.errors import ExitStatus
+    from labctl.stolenkey import attack_files, read_key
+
+    key = _key_input(folder, tmp_path, what)
+    for call in (lambda: read_key(key), lambda: attack_files(sessions["aes128"].pcap, key)):
+        with pytest.raises(LabError, match=message) as caught:
+            call()
+        text = str(caught.value)
+        assert caught.value.status == ExitStatus.USAGE and "\n" not in text, text
+        assert text.startswith("--key"), text
+        text.encode("utf-8")
+
+
+@pytest.mark.parametrize("what", ["folder", "device", "fifo", "empty", "text", "certificate"])
+def test_what_is_not_a_capture_is_a_usage_error_too(folder, server_key_pem, tmp_path, what) -> None:
+    from labctl.errors import ExitStatus
+    from labctl.stolenkey import attack_files
+
+    pcap = _key_input(folder, tmp_path, what)
+    key = folder / "certs" / "server" / "server-rsa.key"
+    with pytest.raises(LabError) as caught:
+        attack_files(pcap, key)
+    assert caught.value.status == ExitStatus.USAGE and "\n" not in str(caught.value)
+    assert "pcap or pcapng capture" in str(caught.value) or "not a pcap or pcapng file" in str(caught.value)
+
+
+def test_a_forward_secret_capture_stays_a_failure_to_decrypt_not_bad_input(folder, sessions) -> None:
+    from labctl.stolenkey import attack_files
+
+    attempts = attack_files(sessions["ecdhe"].pcap, folder / "certs" / "server" / "server-rsa.key")
+    assert [a.decrypted for a in attempts] == [False] and attempts[0].key_exchange == "ECDHE"
+    [opened] = attack_files(sessions["aes128"].pcap, folder / "certs" / "server" / "server-rsa.key")
+    assert opened.decrypted
+
+
+def test_the_cli_exits_2_for_a_key_that_is_not_an_rsa_key(folder, sessions) -> None:
+    """Through the command line as it is today (it reads the files itself, then attack_capture)."""
+    import io
+
+    from labctl.cli import Output, main
+
+    for key in ("server-rsa.crt", "server-ecdsa.key"):
+        out, err = io.StringIO(), io.StringIO()
+        status = main(["stolen-key", str(sessions["aes128"].pcap), "--key", str(folder / "certs" / "server" / key)],
+                      Output(out, err))
+        assert status == 2 and err.getvalue().count("\n") == 1, err.getvalue()
