@@ -1,4 +1,9 @@
+"""`python -m labctl`: the same as the `labctl` command."""
 
-from .cli import main_entry
+import signal
 
-main_entry()
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})   # labctl.entry lets them in
+
+from .entry import main  # noqa: E402
+
+main()

@@ -25,7 +25,7 @@ def start(lab: Lab, spoof_dns: str | None = None) -> None:
             "--server", lab.address("server")]
     if spoof_dns:
         argv += ["--spoof-dns", spoof_dns]
-    status, out, err = lab.exec("wire", argv, timeout=20)
+    status, out, err = lab.exec("wire", argv)
     if status != 0:
         stop(lab)
         reason = (json.loads(out).get("error") if out.strip().startswith("{") else "") or err.strip() or out
@@ -34,7 +34,7 @@ def start(lab: Lab, spoof_dns: str | None = None) -> None:
 
 def stop(lab: Lab) -> list[dict]:
     """Remove the interception and return everything the attacker logged."""
-    status, out, err = lab.exec("wire", ["python3", "/app/attacker.py", "stop"], timeout=20)
+    status, out, err = lab.exec("wire", ["python3", "/app/attacker.py", "stop"])
     try:
         return json.loads(out)["log"]
     except (json.JSONDecodeError, KeyError):

@@ -15,7 +15,8 @@ class ExitStatus(enum.IntEnum):
     ERROR = 1          # the lab or a step failed
     USAGE = 2          # bad arguments or input (argparse uses 2 as well)
     UNAVAILABLE = 3    # Docker or a host tool is missing or unreachable
-    INTERRUPTED = 130  # Ctrl-C
+    INTERRUPTED = 130  # Ctrl-C (SIGINT): 128 + 2, as shells report it
+    TERMINATED = 143   # SIGTERM: 128 + 15
 
 
 class LabError(Exception):

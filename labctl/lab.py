@@ -25,6 +25,7 @@ from . import certs, engine, images, volumes
 from .compose import Compose, find_tool
 from .errors import ComposeError, LabError, NotHealthy, ServiceFailed, UsageError
 from .home import Home, find_home
+from .interrupts import shielded
 from .waiting import NotReady, wait_for
 
 DEFAULT_PROJECT = "tlslab"
@@ -33,7 +34,16 @@ LAB_RANGE = ipaddress.ip_network("10.77.0.0/16")
 # Host part of each service's address; the wire sits at .254, the resolver at .53.
 HOSTS = {"client": 10, "server": 20, "dns": 53, "wire": 254}
 SERVICES = ("wire", "server", "dns", "client")
-HEALTH_TIMEOUT = 60.0
+# The one timeout setting (--timeout, LAB_TIMEOUT): how long any one step on
+# the lab may take (a client exchange, a wire command, the services' health,
+# a --client-cmd in verify). A loaded machine makes runs slow; it must not
+# make them fail, so the default is generous and the error names the setting.
+DEFAULT_TIMEOUT = 60.0
+MAX_TIMEOUT = 86400.0
+TIMEOUT_SETTING = "--timeout SECONDS or LAB_TIMEOUT"
+# Processes labctl starts in the client container carry this variable, so
+# an interrupted run's processes can be found and stopped (see kill_run_processes).
+RUN_TAG = "TLSLAB_RUN"
 
 Progress = Callable[[str], None]
 
@@ -43,6 +53,17 @@ def check_project(name: str) -> str:
         raise UsageError(f"project name {name!r} must be 1-40 lowercase letters, digits, '-' or '_', "
                          "starting with a letter or digit")
     return name
+
+
+def check_timeout(value: object, source: str = "--timeout") -> float:
+    """Seconds, as a float in (0, MAX_TIMEOUT]; UsageError naming ``source`` otherwise."""
+    try:
+        seconds = float(value)       # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise UsageError(f"{source} {value!r} is not a number of seconds") from None
+    if not 0 < seconds <= MAX_TIMEOUT:        # also refuses nan; inf is > MAX_TIMEOUT
+        raise UsageError(f"{source} {value!r} must be more than 0 and at most {MAX_TIMEOUT:.0f} seconds")
+    return seconds
 
 
 def choose_net(project: str, taken: list[ipaddress.IPv4Network]) -> str:
@@ -85,8 +106,11 @@ class UpReport:
 class Lab:
     def __init__(self, project: str = DEFAULT_PROJECT, home: Home | None = None,
                  certs_dir: Path | None = None, image_prefix: str | None = None,
-                 base_source: str | None = None, pull_from: str | None = None) -> None:
+                 base_source: str | None = None, pull_from: str | None = None,
+                 timeout: float | None = None) -> None:
         self.project = check_project(project)
+        self.timeout = check_timeout(timeout) if timeout is not None else \
+            check_timeout(os.environ.get("LAB_TIMEOUT") or DEFAULT_TIMEOUT, "LAB_TIMEOUT")
         self.home = home or find_home()
         self.engine = engine.resolve()
         self.certs_dir = check_certs_dir(certs_dir or Path(os.environ.get("LAB_CERTS_DIR")
@@ -99,6 +123,7 @@ class Lab:
         self._docker: docker.DockerClient | None = None
         self._net: str | None = None
         self._running: dict[str, Container] = {}
+        self.run_tag: str | None = None      # set by runner.batch while a run's client processes may live
 
     # -- Docker and compose -------------------------------------------------
 
@@ -182,6 +207,9 @@ class Lab:
         if c is None:
             return LabError(f"service '{service}' of lab '{self.project}' is not running — start the lab "
                             f"with `labctl{flag} up`")
+        if c.status == "created":
+            return LabError(f"lab '{self.project}' was never started: its service '{service}' was created "
+                            f"but not started (an interrupted `up`?) — `labctl{flag} up` starts it")
         return LabError(f"service '{service}' of lab '{self.project}' is not running "
                         f"({self.describe_stop(c)}) — `labctl{flag} up` brings the lab back; "
                         f"`labctl{flag} logs {service}` says more")
@@ -253,8 +281,25 @@ class Lab:
 
     # -- up -----------------------------------------------------------------
 
-    def up(self, progress: Progress, timeout: float = HEALTH_TIMEOUT) -> UpReport:
-        """Certificates, images, containers, health: idempotent, bounded."""
+    def up(self, progress: Progress) -> UpReport:
+        """Certificates, images, containers, health: idempotent, each wait bounded by ``self.timeout``.
+
+        Interrupted (Ctrl-C, SIGTERM) after it created containers for a lab
+        that was not up before, it removes them again: a lab is up, or it is
+        not there.
+        """
+        existed = bool(self.containers())
+        try:
+            return self._up(progress)
+        except KeyboardInterrupt:
+            if not existed:
+                with shielded():
+                    if self.containers() or self.network() is not None:
+                        progress(f"interrupted: removing what this `up` created of lab '{self.project}'")
+                        self.down()
+            raise
+
+    def _up(self, progress: Progress) -> UpReport:
         started = time.monotonic()
         self._running.clear()
         report = UpReport(self.project, "", {"host": self.engine.host, "source": self.engine.source})
@@ -280,27 +325,30 @@ class Lab:
         step("certificate volumes", f"{how} ({', '.join(volumes.MOUNTS)})")
 
         report.net = self.net()
-        try:
-            self.compose(tags, base).run("up", "--detach", "--no-build", "--remove-orphans", timeout=300)
-        except ComposeError as exc:
-            if "overlaps" not in str(exc):
-                raise
-            # Another lab took this subnet between our look and compose's
-            # network create; pick again once, now that it is visibly taken.
-            self._net = None
-            report.net = self.net()
-            self.compose(tags, base).run("up", "--detach", "--no-build", "--remove-orphans", timeout=300)
+        # Held from Ctrl-C: compose killed half-way leaves containers created
+        # and never started; let it finish (seconds), then up() undoes it.
+        with shielded():
+            try:
+                self.compose(tags, base).run("up", "--detach", "--no-build", "--remove-orphans", timeout=300)
+            except ComposeError as exc:
+                if "overlaps" not in str(exc):
+                    raise
+                # Another lab took this subnet between our look and compose's
+                # network create; pick again once, now that it is visibly taken.
+                self._net = None
+                report.net = self.net()
+                self.compose(tags, base).run("up", "--detach", "--no-build", "--remove-orphans", timeout=300)
         step("containers", f"{self.project} on {report.net}.0/24")
         if how == "filled" and before.get("server") is not None and before["server"].status == "running":
             # It kept the old keys in memory (certificates made anew since it started).
             self._restart_server(progress)
 
-        report.services = self.wait_healthy(timeout)
+        report.services = self.wait_healthy()
         step("health", "all services healthy")
         report.seconds = time.monotonic() - started
         return report
 
-    def refresh_certs(self, progress: Progress, timeout: float = HEALTH_TIMEOUT) -> None:
+    def refresh_certs(self, progress: Progress) -> None:
         """Refill the lab's certificate volumes from certs_dir (after `certs --force`), then
         restart the server, which reads its keys only at start."""
         base = images.base_image_name(self.image_prefix)
@@ -310,7 +358,7 @@ class Lab:
         volumes.fill(self.docker, self.project, self.certs_dir, base, force=True)
         if self.service_state("server") == "running":
             self._restart_server(progress)
-            self.wait_healthy(timeout)
+            self.wait_healthy()
 
     def _restart_server(self, progress: Progress) -> None:
         """The server reads its keys only at start: restart it after its volume was refilled."""
@@ -334,8 +382,9 @@ class Lab:
             progress(f"  removed the older build {stale}")
         return tags, [img.service for img in missing]
 
-    def wait_healthy(self, timeout: float = HEALTH_TIMEOUT) -> list[ServiceState]:
-        """Wait until every service is running and healthy; fail fast if one exits."""
+    def wait_healthy(self) -> list[ServiceState]:
+        """Wait until every service is running and healthy (at most ``self.timeout``); fail fast if one exits."""
+        timeout = self.timeout
         last: list[ServiceState] = []
         healthy: set[str] = set()
 
@@ -401,13 +450,19 @@ class Lab:
     # -- doing things inside ------------------------------------------------
 
     def exec(self, service: str, argv: list[str], user: str = "root",
-             timeout: float | None = None) -> tuple[int, str, str]:
-        """Run argv in a service's container; return (status, stdout, stderr)."""
+             timeout: float | None = None, tagged: bool = True) -> tuple[int, str, str]:
+        """Run argv in a service's container; return (status, stdout, stderr).
+
+        Bounded by ``timeout`` seconds (default: the lab's one setting): the
+        exec ends with status 124, or 137 when it had to be killed. In the
+        client, while a run is on (``run_tag``), the process carries
+        TLSLAB_RUN so kill_run_processes finds it and its children.
+        """
         c = self.container(service)
-        if timeout is not None:
-            argv = ["timeout", "--kill-after=2", str(timeout), *argv]
+        argv = ["timeout", "--kill-after=2", f"{timeout or self.timeout:g}", *argv]
+        environment = {RUN_TAG: self.run_tag} if tagged and service == "client" and self.run_tag else None
         try:
-            result = c.exec_run(argv, user=user, demux=True)
+            result = c.exec_run(argv, user=user, demux=True, environment=environment)
         except docker.errors.APIError as exc:
             # The container went away under us (killed, stopped, restarted).
             self._running.pop(service, None)
@@ -420,6 +475,17 @@ class Lab:
                 raise self.broken(service, None)
         out, err = result.output if result.output else (b"", b"")
         return result.exit_code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
+
+    def kill_run_processes(self, run: str = "") -> int:
+        """Kill the client container's processes started for ``run`` (any run if empty); return how many.
+
+        An exec goes on inside the container when labctl stops waiting for it
+        (Ctrl-C, a timeout on this side): without this, an interrupted run's
+        client would still be talking while the next run captures.
+        """
+        status, out, _ = self.exec("client", ["python3", "-c", _KILL_TAGGED, f"{RUN_TAG}={run}"],
+                                     tagged=False)
+        return int(out.strip() or 0) if status == 0 and out.strip().isdigit() else 0
 
     def service_state(self, service: str) -> str:
         c = self.containers().get(service)
@@ -444,6 +510,27 @@ class Lab:
                 flag = self.flag
                 raise LabError(f"service '{service}' restarted during the run, so its result cannot be "
                                f"trusted — run it again (`labctl{flag} status` shows the lab)")
+
+
+# Runs inside the client as root: SIGKILL every process whose environment has
+# an entry starting with argv[1] (TLSLAB_RUN=<run>), children included, since
+# they inherit it. No procps in the image, so /proc is read directly.
+_KILL_TAGGED = """
+import os, signal, sys
+tag, me, killed = sys.argv[1].encode(), os.getpid(), 0
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        env = open(f"/proc/{pid}/environ", "rb").read().split(b"\\0")
+    except OSError:
+        continue
+    if int(pid) != me and any(entry.startswith(tag) for entry in env):
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+            killed += 1
+        except OSError:
+            pass
+print(killed)
+"""
 
 
 def _docker_time(text: str) -> datetime.datetime:

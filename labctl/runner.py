@@ -23,12 +23,12 @@ from . import capture
 from .analyzer import C2S, S2C, Observation, TlsConnection, analyze
 from .capture import CaptureStats
 from .errors import CaptureError, LabError
-from .lab import Lab
+from .interrupts import interruptible, shielded
+from .lab import TIMEOUT_SETTING, Lab
 
 SERVER_NAME = "server.lab.test"
 RUN_PREFIX = "run-"      # a scenario's capture stays on the wire until the next run replaces it
 _KEYLOG_LINE = re.compile(r"^[A-Z_0-9]+ [0-9a-f]{64} [0-9a-f]+$")
-CLIENT_TIMEOUT = 30
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,7 @@ def new_secret() -> str:
 def exchange(lab: Lab, label: str, client_args: list[str], keylog: bool = True) -> Exchange:
     """Capture one client run on the wire; return the report, the pcap, the key log and the observation."""
     secret = new_secret()
-    b = batch(lab, label, [[SERVER_NAME, "--secret", secret, *client_args]], keylog=keylog,
-              timeout=CLIENT_TIMEOUT)
+    b = batch(lab, label, [[SERVER_NAME, "--secret", secret, *client_args]], keylog=keylog)
     return Exchange(secret, b.reports[0], b.stats, b.pcap, b.keylog, b.observation)
 
 
@@ -223,17 +222,25 @@ class Batch:
 
 def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
           spoof_dns: str | None = None, buffer_mib: int | None = None, parallel: int = 1,
-          during: Callable[[], None] | None = None, keylog: bool = False, timeout: float = 300) -> Batch:
+          during: Callable[[], None] | None = None, keylog: bool = False) -> Batch:
     """Many client runs (`client.py --batch`) in one capture, optionally with the wire attacking.
 
-    With the attacker on, the capture records both directions on the wire
-    (`-Q inout`): the wire answers the client itself instead of forwarding,
-    and what it sends would otherwise be missing.
+    Each client connection may take the lab's timeout (``lab.timeout``
+    seconds, --timeout / LAB_TIMEOUT); the batch as a whole, that much per
+    run in sequence. With the attacker on, the capture records both
+    directions on the wire (`-Q inout`): the wire answers the client itself
+    instead of forwarding, and what it sends would otherwise be missing.
+
+    Interrupted at any instant (Ctrl-C, SIGTERM), it leaves nothing running:
+    starting and stopping are shielded from the signal (see interrupts), and
+    on the way out the run's client processes, the attacker and the capture
+    are stopped before the interrupt goes on up.
     """
     from . import attack
 
     name = f"{RUN_PREFIX}{label}-{uuid.uuid4().hex[:8]}"
     keylog_path = f"/tmp/{name}.keylog"
+    runs = [[*run, "--timeout", f"{lab.timeout:g}"] for run in runs]
     if keylog:
         runs = [[*run, "--keylog", keylog_path] for run in runs]
     argv = ["python3", "/app/client.py", "--batch", json.dumps(runs)]
@@ -244,27 +251,51 @@ def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
         # fewer), and leaves no file behind in the client container.
         argv = ["sh", "-c", f"{shlex.join(argv)}; status=$?; "
                             f"cat {keylog_path} >&2 2>/dev/null; rm -f {keylog_path}; exit $status"]
-    capture.start(lab, name, buffer_mib, replace=RUN_PREFIX, direction="inout" if attacker else "in")
+    limit = lab.timeout * (-(-len(runs) // parallel) + 1)
     events: list[dict] = []
-    try:
-        if attacker:
-            attack.start(lab, spoof_dns)
+    captured = attacking = finished = False
+    stats: CaptureStats | None = None
+    with shielded():
         try:
-            status, out, err = lab.exec("client", argv, user="lab", timeout=timeout)
-            if during is not None:
-                during()                      # more traffic for the same capture (external clients)
-        finally:
+            capture.start(lab, name, buffer_mib, replace=RUN_PREFIX, direction="inout" if attacker else "in")
+            captured = True
             if attacker:
-                events = attack.stop(lab)
-    finally:
-        # Always stop the capture, even on Ctrl-C: no stray tcpdump on the wire.
-        stats = capture.stop(lab, name)
-    if status == 124:
-        raise LabError(f"the client did not finish within {timeout:g} s — is the server up? (`labctl status`)")
+                attacking = True        # set first: a half-done start is undone by stop
+                attack.start(lab, spoof_dns)
+            lab.run_tag = name
+            with interruptible():
+                status, out, err = lab.exec("client", argv, user="lab", timeout=limit)
+                if during is not None:
+                    during()                      # more traffic for the same capture (external clients)
+            finished = True
+        finally:
+            lab.run_tag = None
+            # Always, even on Ctrl-C: no client still talking, no attacker, no stray tcpdump.
+            try:
+                if not finished and captured:
+                    lab.kill_run_processes(name)
+            finally:
+                try:
+                    if attacking:
+                        events = attack.stop(lab)
+                finally:
+                    if captured:
+                        stats = capture.stop(lab, name)
+    assert stats is not None
+    if status == 124 or status == 137:
+        raise LabError(f"the client's {len(runs)} exchange(s) did not finish within {limit:g} s "
+                       f"({lab.timeout:g} s each; {TIMEOUT_SETTING} sets it) — a loaded machine needs more, "
+                       f"or a service is down (`labctl{lab.flag} status`)")
     try:
         reports = json.loads(out)
     except json.JSONDecodeError:
         raise LabError(f"the client's batch printed no report: {(err.strip().splitlines() or ['?'])[-1]}") from None
+    slow = [r for r in reports if isinstance(r, dict) and r.get("error_kind") == "timeout"]
+    if slow:
+        # A connection that ran out of time says nothing about TLS: no verdict from it.
+        raise LabError(f"{len(slow)} of the client's {len(reports)} connection(s) timed out after "
+                       f"{lab.timeout:g} s ({TIMEOUT_SETTING} sets it; a loaded machine needs more), "
+                       "so no verdict is drawn")
     if not stats.complete:
         raise CaptureError(f"capture {name} is incomplete ({stats.dropped_by_kernel} packets dropped by the "
                            "kernel): no verdict drawn from it")

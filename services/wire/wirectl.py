@@ -10,6 +10,7 @@ same interface. A capture therefore records each packet as it comes in
     wirectl stop NAME       end it; prints tcpdump's counters as JSON
     wirectl rm NAME         delete a stopped capture
     wirectl list            captures on disk and whether each is running
+    wirectl turn --owner T  take the lab's turn: one run at a time (see turn())
 
 Every command prints one JSON object on stdout. The counters matter: a
 capture whose kernel dropped packets is incomplete, and labctl refuses to
@@ -19,9 +20,11 @@ draw conclusions from it.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -97,7 +100,7 @@ def start(name: str, buffer_mib: int = DEFAULT_BUFFER_MIB, replace: str = "", di
             raise WireError(f"tcpdump exited at start: {text.strip().splitlines()[-1:] or ['no output']}")
         time.sleep(0.005)
     proc.kill()
-    raise WireError(f"tcpdump did not start listening within {timeout:.0f} s")
+    raise WireError(f"tcpdump did not start listening within {timeout:g} s")
 
 
 def stop(name: str, timeout: float = 5.0) -> dict:
@@ -155,6 +158,85 @@ def listing() -> dict:
     return {"captures": items}
 
 
+TURN_LOCK = STATE / "turn.lock"
+TURN_OWNER = STATE / "turn.owner"
+TURN_ABANDONED = STATE / "turn.abandoned"
+RUN_PREFIX = "run-"
+
+
+def _say(doc: dict) -> None:
+    sys.stdout.write(json.dumps(doc) + "\n")
+    sys.stdout.flush()
+
+
+def _sweep() -> list[str]:
+    """Stop what a run that ended without cleaning up left on the wire: its
+    capture (scenario captures are named run-...) and the attacker."""
+    swept = []
+    for pidfile in sorted(STATE.glob(f"{RUN_PREFIX}*.pid")):
+        if _running(pidfile.stem):
+            stop(pidfile.stem)
+            swept.append(f"capture {pidfile.stem}")
+    if (STATE / "attacker.pid").exists():
+        subprocess.run([sys.executable, str(Path(__file__).with_name("attacker.py")), "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        swept.append("attacker")
+    return swept
+
+
+def turn(owner: str) -> int:
+    """Hold the lab's turn for as long as stdin stays open.
+
+    Runs on one lab take turns, so that a verdict never depends on another
+    run's packets, key logs or attacker. labctl keeps this process's stdin
+    open (a docker exec it stays attached to) while its run lasts: the lock
+    is an flock on /run/wire/turn.lock, released when this process ends,
+    which it does when labctl writes "done" and closes, or when labctl's
+    connection goes away for any reason (Ctrl-C, SIGKILL, a lost laptop). In
+    the last case the run did not clean up, so this process does it: it
+    stops the run's capture and the attacker, and leaves a note so the next
+    holder also stops the run's client processes (in another container).
+
+    Prints one JSON line per event: {"waiting": OWNER} while another run
+    holds the turn, then {"held": true, "previous": "clean"|"abandoned"}.
+    """
+    STATE.mkdir(parents=True, exist_ok=True)
+    lock = open(TURN_LOCK, "a+")
+    said = False
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if not said:
+                try:
+                    holder = TURN_OWNER.read_text()
+                except OSError:
+                    holder = "another run"
+                _say({"waiting": holder})
+                said = True
+        # labctl gave up waiting (Ctrl-C): leave without taking the turn.
+        if select.select([sys.stdin], [], [], 0.05)[0] and not os.read(sys.stdin.fileno(), 4096):
+            return 0
+    previous = "abandoned" if TURN_ABANDONED.exists() else "clean"
+    swept = _sweep()                    # normally nothing: the wire restarted, or a holder was killed mid-sweep
+    TURN_OWNER.write_text(owner)
+    _say({"held": True, "previous": previous, "swept": swept})
+    told = b""
+    while True:
+        chunk = os.read(sys.stdin.fileno(), 4096)
+        if not chunk:
+            break
+        told += chunk
+    if b"done" in told:
+        TURN_ABANDONED.unlink(missing_ok=True)
+    else:
+        _sweep()
+        TURN_ABANDONED.write_text(owner)
+    TURN_OWNER.unlink(missing_ok=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Start and stop named packet captures on the wire.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -169,13 +251,19 @@ def main(argv: list[str] | None = None) -> int:
                            help="in: each forwarded packet once (default); inout: also the wire's own packets")
             p.add_argument("--replace", default="", metavar="PREFIX",
                            help="first delete stopped captures whose names start with PREFIX")
+            p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                           help="how long tcpdump may take to start listening (default 5)")
     p = sub.add_parser("rm", help="delete a stopped capture")
     p.add_argument("name", help="capture name")
     sub.add_parser("list", help="list captures on disk")
+    p = sub.add_parser("turn", help="hold the lab's turn while stdin stays open")
+    p.add_argument("--owner", required=True, help="who holds it, shown to runs that wait")
     args = parser.parse_args(argv)
+    if args.command == "turn":
+        return turn(args.owner)
     try:
         if args.command == "start":
-            result = start(args.name, args.buffer_mib, args.replace, args.direction)
+            result = start(args.name, args.buffer_mib, args.replace, args.direction, args.timeout)
         elif args.command == "stop":
             result = stop(args.name)
         elif args.command == "rm":

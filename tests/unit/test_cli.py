@@ -137,7 +137,7 @@ def test_pull_from_refuses_what_is_not_a_reference(ref):
 
 
 def test_a_reader_that_leaves_early_is_not_an_error(monkeypatch):
-    """`labctl status | head -1`: the broken pipe is not "a bug in labctl"; it reaches main_entry,
+    """`labctl status | head -1`: the broken pipe is not "a bug in labctl"; it reaches labctl.entry,
     which exits 0 quietly."""
     import labctl.cli as cli
 

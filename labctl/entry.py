@@ -1,0 +1,75 @@
+"""The `labctl` command's entry point, kept free of heavy imports.
+
+Importing labctl.cli pulls in the Docker SDK and requests (a few tenths of a
+second); a Ctrl-C in that time must end the command with the same one line
+as a Ctrl-C later, not an import traceback. So this module installs the
+signal handling and imports the rest inside the same ``try``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where SIGINT raises KeyboardInterrupt, so the same cleanup runs for both."""
+
+
+SIGNALS = {signal.SIGINT, signal.SIGTERM}
+# Code where an exception raised by a signal handler is printed and swallowed
+# ("Exception ignored in ...") instead of reaching labctl's cleanup: an import
+# lock's weakref callback, a finalizer. A signal landing there is sent again
+# a moment later.
+_SWALLOWING = ("<frozen importlib._bootstrap>", "weakref.py")
+
+
+def raise_for(signum: int, frame: object) -> None:
+    """The SIGINT/SIGTERM handler: KeyboardInterrupt or Terminated, raised where it can be caught."""
+    code = getattr(frame, "f_code", None)
+    if code is not None and code.co_filename.endswith(_SWALLOWING):
+        import threading
+
+        threading.Timer(0.02, os.kill, (os.getpid(), signum)).start()
+        return
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _quiet_exit(status: int) -> None:
+    # The command is over and everything it started has been stopped: a signal
+    # now would only interrupt Python's own shutdown ("Exception ignored in
+    # <finalize object>"), so it is ignored from here on.
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
+    sys.exit(status)
+
+
+def main() -> None:
+    """Console-script entry point: run labctl, exit with its status (130 on Ctrl-C, 143 on SIGTERM)."""
+    # Signals wait while labctl's modules load (a few tenths of a second): one
+    # landing inside an import can be swallowed by importlib or leave a traceback.
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        try:
+            for s in SIGNALS:
+                signal.signal(s, raise_for)    # SIGTERM's default would end labctl with no cleanup
+            for stream in (sys.stdout, sys.stderr):
+                # A path or argument that is not UTF-8 is printed escaped, never a UnicodeEncodeError.
+                if hasattr(stream, "reconfigure"):
+                    stream.reconfigure(errors="backslashreplace")
+            from .cli import main as cli_main
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)     # a held signal lands now, in this try
+        status = cli_main()
+    except Terminated:
+        print("labctl: terminated", file=sys.stderr, flush=True)
+        status = 143
+    except KeyboardInterrupt:
+        print("labctl: interrupted", file=sys.stderr, flush=True)
+        status = 130
+    except BrokenPipeError:
+        # `labctl run verify | head`: the reader left; that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = 0
+    _quiet_exit(status)

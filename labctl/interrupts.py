@@ -1,0 +1,116 @@
+"""Ctrl-C and SIGTERM that never leave the lab half-changed.
+
+labctl starts things that outlive it unless it stops them: a tcpdump on the
+wire, the attacker's iptables rules and proxy, a client run in the client
+container. A signal that lands while one of them is being started or stopped
+would leave it behind (the exec in flight carries on inside the container,
+whatever happens to labctl). So the steps that start and stop such things run
+``shielded()``: a SIGINT or SIGTERM arriving then is held and raised as soon
+as the step is over, when the code around it knows what to undo. Inside a
+shielded step, ``interruptible()`` marks the long waits (the client's
+exchange) where a signal may land at once.
+
+SIGTERM is turned into :class:`Terminated` (labctl.entry), a KeyboardInterrupt, so the same
+``finally`` blocks run for both; the CLI exits 130 for SIGINT and 143 for
+SIGTERM (128 + the signal number, as shells report).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from typing import Iterator
+
+from .entry import Terminated, raise_for
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _raise_for(signum: int) -> None:
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _raising(signum: int, frame: object) -> None:
+    raise_for(signum, frame)
+
+
+class _Shield:
+    def __init__(self) -> None:
+        self.pending: int | None = None
+        self.count = 0
+        self.depth = 0
+        self.saved: dict[int, object] = {}
+
+    def _hold(self, signum: int, _frame: object) -> None:
+        self.pending = signum
+        self.count += 1
+        if self.count == 2:
+            # A second signal while cleaning up: say what is happening; a third gives up.
+            print("labctl: still cleaning up the lab (Ctrl-C again to leave it as it is)",
+                  file=sys.stderr, flush=True)
+        elif self.count > 2:
+            _raise_for(signum)
+
+
+_shield = _Shield()
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block ends, then raise it (KeyboardInterrupt or Terminated).
+
+    Nested blocks hold until the outermost ends. A no-op outside the main
+    thread (Python delivers signals only there).
+    """
+    if not _main_thread():
+        yield
+        return
+    outermost = _shield.depth == 0
+    if outermost:
+        _shield.saved = {s: signal.getsignal(s) for s in SIGNALS}
+        _shield.pending = None
+        _shield.count = 0
+        for s in SIGNALS:
+            signal.signal(s, _shield._hold)
+    _shield.depth += 1
+    try:
+        yield
+    finally:
+        _shield.depth -= 1
+        if outermost:
+            for s, handler in _shield.saved.items():
+                signal.signal(s, handler)      # type: ignore[arg-type]
+            pending, _shield.pending = _shield.pending, None
+            if pending is not None and sys.exc_info()[0] is None:
+                _raise_for(pending)
+            # With an exception already on its way out (an interrupt among them),
+            # the held signal adds nothing: the command is ending either way.
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Inside ``shielded()``: let a signal land at once during this block (a long wait).
+
+    A signal held before the block is raised on entry.
+    """
+    if not _main_thread() or _shield.depth == 0:
+        yield
+        return
+    held = {s: signal.getsignal(s) for s in SIGNALS}
+    for s in SIGNALS:
+        signal.signal(s, _raising)
+    try:
+        pending, _shield.pending = _shield.pending, None
+        _shield.count = 0
+        if pending is not None:
+            _raise_for(pending)
+        yield
+    finally:
+        for s, handler in held.items():
+            signal.signal(s, handler)          # type: ignore[arg-type]
