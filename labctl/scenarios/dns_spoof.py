@@ -32,8 +32,8 @@ def run(lab: Lab) -> attack.AttackResult:
     started = time.monotonic()
     attacker_ip = lab.address("wire")
     safe_secret, careless_secret = runner.new_secret(), runner.new_secret()
-    runs = [[runner.SERVER_NAME, "--secret", safe_secret, "--timeout", "5"],
-            [runner.SERVER_NAME, "--secret", careless_secret, "--timeout", "5", "--insecure"]]
+    runs = [[runner.SERVER_NAME, "--secret", safe_secret],
+            [runner.SERVER_NAME, "--secret", careless_secret, "--insecure"]]
     b = runner.batch(lab, NAME, runs, attacker=True, spoof_dns=f"{runner.SERVER_NAME}={attacker_ip}")
     safe, careless = b.reports
     events = b.attacker_log

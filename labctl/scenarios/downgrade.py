@@ -36,10 +36,10 @@ NULL = ("--max-version", "1.2", "--ciphers", "NULL-SHA256:@SECLEVEL=0")
 
 def run(lab: Lab) -> attack.AttackResult:
     started = time.monotonic()
-    runs = [[runner.SERVER_NAME, "--timeout", "5", *OLD],
-            ["legacy.lab.test", "--port", "8445", "--timeout", "5"],
-            [runner.SERVER_NAME, "--timeout", "5", *NULL],
-            [runner.SERVER_NAME, "--timeout", "5"]]
+    runs = [[runner.SERVER_NAME, *OLD],
+            ["legacy.lab.test", "--port", "8445"],
+            [runner.SERVER_NAME, *NULL],
+            [runner.SERVER_NAME]]
     b = runner.batch(lab, NAME, runs)
     old, legacy, null, control = b.reports
     conns = [runner.connection_for(b.observation, r) for r in b.reports]

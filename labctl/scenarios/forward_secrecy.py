@@ -43,7 +43,7 @@ def steal_key(lab: Lab) -> bytes:
 def run(lab: Lab) -> attack.AttackResult:
     started = time.monotonic()
     secrets = [runner.new_secret() for _ in SESSIONS]
-    runs = [[runner.SERVER_NAME, "--secret", secret, "--timeout", "5", *args]
+    runs = [[runner.SERVER_NAME, "--secret", secret, *args]
             for secret, (_, args) in zip(secrets, SESSIONS)]
     b = runner.batch(lab, NAME, runs)
     key = stolenkey.load_private_key(steal_key(lab))

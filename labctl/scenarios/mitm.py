@@ -49,8 +49,8 @@ def outcome_lines(report: dict, events: list[dict], secret: str) -> list[str]:
 def run(lab: Lab) -> attack.AttackResult:
     started = time.monotonic()
     safe_secret, careless_secret = runner.new_secret(), runner.new_secret()
-    runs = [[runner.SERVER_NAME, "--secret", safe_secret, "--timeout", "5"],
-            [runner.SERVER_NAME, "--secret", careless_secret, "--timeout", "5", "--insecure"]]
+    runs = [[runner.SERVER_NAME, "--secret", safe_secret],
+            [runner.SERVER_NAME, "--secret", careless_secret, "--insecure"]]
     b = runner.batch(lab, NAME, runs, attacker=True)
     safe, careless = b.reports
     events = b.attacker_log

@@ -20,6 +20,7 @@ from .. import runner
 from ..lab import Lab
 
 NAME = "tls"
+KEYLOG = True          # the client writes an NSS key log: `run tls --keylog FILE` saves it
 TITLE = "TLS 1.3 with the safe defaults"
 SUMMARY = "TLS 1.3: the secret is ciphertext; addresses, DNS, SNI, ALPN, sizes and timing leak"
 CHECKS = ("capture complete", "client exchange succeeded", "TLS 1.3 negotiated (ServerHello on the wire)",

@@ -18,6 +18,7 @@ from .. import runner
 from ..lab import Lab
 
 NAME = "tls12"
+KEYLOG = True          # the client writes an NSS key log: `run tls12 --keylog FILE` saves it
 TITLE = "TLS 1.2: the certificate is readable on the wire"
 SUMMARY = "TLS 1.2: the secret is ciphertext, but the server certificate crosses in clear"
 CHECKS = ("capture complete", "client exchange succeeded", "TLS 1.2 negotiated (ServerHello on the wire)",

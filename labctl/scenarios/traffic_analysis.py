@@ -51,8 +51,8 @@ def classify(profiles: dict[int, tuple[int, int]], seen: tuple[int, int], rng: r
 def one_round(lab: Lab, padded: bool, trials: int, rng: random.Random) -> dict:
     prefix = "/padded/doc/" if padded else "/doc/"
     truth = [rng.randrange(DOCUMENTS) for _ in range(trials)]
-    runs = [[runner.SERVER_NAME, "--path", f"{prefix}{doc}", "--timeout", "5"] for doc in range(DOCUMENTS)]
-    runs += [[runner.SERVER_NAME, "--path", f"{prefix}{doc}", "--timeout", "5"] for doc in truth]
+    runs = [[runner.SERVER_NAME, "--path", f"{prefix}{doc}"] for doc in range(DOCUMENTS)]
+    runs += [[runner.SERVER_NAME, "--path", f"{prefix}{doc}"] for doc in truth]
     # ~170 connections and 4 MB in a few seconds: the default 8 MiB capture
     # buffer dropped packets on a loaded 2-core machine; 64 MiB did not.
     b = runner.batch(lab, f"{NAME}-{'padded' if padded else 'plain'}", runs, buffer_mib=64)

@@ -20,14 +20,19 @@ case ever goes stale. Each case has its own name under lab.test, chosen by SNI
 on the server (port 443), or its own port where the TLS settings differ.
 
 External clients: `labctl run verify --client-cmd 'curl -sS --cacert {ca} {url}'`
-runs any command inside the client container against every case and grades
+runs any command inside the client container, as one shell string (`sh -c`)
+as the client's user 'lab', against every server-certificate case and grades
 it against the safe client's expectation (exit status 0 = connected).
-Placeholders: {host} {port} {url} {ca} {cert} {key}.
+Placeholders: {host} {port} {url} {ca} {cert} {key}, filled in shell-quoted;
+a literal brace is written {{ or }}. The other cases are not graded for it
+(external_skip says why): their outcome is set by what the case makes the
+client do, which one command for every case does not vary.
 """
 
 from __future__ import annotations
 
 import shlex
+import string
 import time
 from dataclasses import dataclass, field
 
@@ -53,6 +58,11 @@ UNTRUSTED_KEY = "/certs/client-untrusted.key"
 # the "old client" must lower it to be able to offer them at all.
 OLD_CIPHERS = "DEFAULT:@SECLEVEL=0"
 TIMED_OUT = (124, 137)        # timeout(1): the command ran out of time / had to be killed
+PLACEHOLDERS = ("host", "port", "url", "ca", "cert", "key")
+# How --client-cmd runs, for error messages and the option's help.
+CLIENT_CMD_RUNS = ("it runs in the client container as one shell string (sh -c) as user 'lab'; "
+                   "placeholders {host} {port} {url} {ca} {cert} {key} are filled in shell-quoted; "
+                   "write a literal brace as {{ or }}")
 
 
 @dataclass(frozen=True)
@@ -86,6 +96,22 @@ class Case:
         """An external command is the same for every case, so it is graded only where the
         client needs no case-specific settings: the server-certificate cases."""
         return self.group == "certificate"
+
+
+_PRESENTS = {CLIENT_CERT: "one from the lab CA", UNTRUSTED_CERT: "one from a CA the server does not trust"}
+
+
+def external_skip(case: Case) -> str:
+    """Why --client-cmd is not graded on CASE ("" when it is), in one sentence."""
+    if case.for_external:
+        return ""
+    if case.group == "mutual TLS":
+        cert = case.args[case.args.index("--cert") + 1] if "--cert" in case.args else None
+        presents = _PRESENTS.get(cert, "a certificate of its own") if cert else "none"
+        return (f"{case.name} tests the server's check of the client certificate (the client presents "
+                f"{presents}), which the case chooses, not the command")
+    return (f"{case.name} needs client settings of its own ({' '.join(case.args)}), "
+            "and the same command runs for every case")
 
 
 CASES: tuple[Case, ...] = (
@@ -129,13 +155,33 @@ HOSTS = tuple(sorted({c.host for c in CASES}))
 
 
 def select(names: list[str] | None) -> tuple[Case, ...]:
+    """The cases named (each once, in the order given), or all of them when none is named."""
     if not names:
         return CASES
     known = {c.name: c for c in CASES}
     unknown = [n for n in names if n not in known]
     if unknown:
         raise UsageError(f"unknown case {unknown[0]!r}; the cases are: {', '.join(known)}")
-    return tuple(known[n] for n in names)
+    return tuple(known[n] for n in dict.fromkeys(names))
+
+
+def check_options(cases: tuple[Case, ...], client_cmd: str | None = None) -> None:
+    """Everything about a verify run that can be wrong before it starts; UsageError (exit 2).
+
+    An empty selection would grade nothing at all; a --client-cmd must be a
+    usable template (check_template), and at least one selected case must be
+    one an external command can be graded on (the rest say "not graded" and
+    why, external_skip).
+    """
+    if not cases:
+        raise UsageError(f"no verification case selected, so nothing would be graded; the cases are: "
+                         f"{', '.join(c.name for c in CASES)}")
+    if client_cmd is not None:
+        check_template(client_cmd)
+        if not any(c.for_external for c in cases):
+            usable = ", ".join(c.name for c in CASES if c.for_external)
+            raise UsageError(f"--client-cmd would be graded on none of the selected cases "
+                             f"({external_skip(cases[0])}); the cases it is graded on: {usable}")
 
 
 @dataclass
@@ -189,15 +235,39 @@ class VerifyResult:
     seconds: float = 0.0
     external: str | None = None
     checks: list[runner.Check] = field(default_factory=list)
+    not_graded: dict[str, str] = field(default_factory=dict)    # case -> why --client-cmd was not graded there
 
     @property
     def passed(self) -> bool:
         return bool(self.checks) and all(c.passed for c in self.checks)
 
+    @property
+    def external_verdict(self) -> str | None:
+        """"graded" or "not graded" (no selected case could grade the command); None without --client-cmd."""
+        if self.external is None:
+            return None
+        graded = any(o.client == "external" for r in self.cases for o in r.outcomes)
+        return "graded" if graded else "not graded"
+
+    def external_note(self) -> str:
+        """One line on the cases --client-cmd was not graded on, and why ("" when it was graded on all)."""
+        if self.external is None or not self.not_graded:
+            return ""
+        if self.external_verdict == "not graded":
+            usable = ", ".join(c.name for c in CASES if c.for_external)
+            reasons = "; ".join(self.not_graded.values())
+            return (f"your command: not graded — no selected case can grade it ({reasons}); "
+                    f"the cases that can: {usable}")
+        return (f"your command: not graded on {', '.join(self.not_graded)} (they need a client certificate or "
+                "client settings chosen per case; the same command runs for every case)")
+
     def to_dict(self) -> dict:
         return {"schema": "tlslab.verify/1", "scenario": self.name, "title": self.title, "passed": self.passed,
                 "seconds": round(self.seconds, 3),
-                "external_client": self.external, "checks": [c.to_dict() for c in self.checks],
+                "external_client": self.external, "external_verdict": self.external_verdict,
+                "external_not_graded": [{"case": name, "reason": why} for name, why in self.not_graded.items()]
+                if self.external is not None else [],
+                "checks": [c.to_dict() for c in self.checks],
                 "capture": {"packets": self.stats.packets, "bytes": self.stats.bytes,
                             "dropped_by_kernel": self.stats.dropped_by_kernel, "complete": self.stats.complete},
                 "cases": [r.to_dict() for r in self.cases]}
@@ -226,25 +296,34 @@ def _client_runs(cases: tuple[Case, ...]) -> list[list[str]]:
     runs = []
     for case in cases:
         for insecure in (False, True):
-            args = [case.host, "--port", str(case.port), "--secret", runner.new_secret(), "--timeout", "5",
+            args = [case.host, "--port", str(case.port), "--secret", runner.new_secret(),
                     *case.args]
             runs.append(args + (["--insecure"] if insecure else []))
     return runs
 
 
 def check_template(template: str) -> None:
-    """Refuse a --client-cmd with unknown placeholders before anything runs."""
-    _external_argv(CASES[0], template)
+    """Refuse, before anything runs, a --client-cmd that is blank, has a stray brace, or a placeholder
+    that is not exactly one of PLACEHOLDERS (no index, attribute, conversion or format spec)."""
+    if not template.strip():
+        raise UsageError(f"--client-cmd is empty: give a command such as 'curl -sS --cacert {{ca}} {{url}}' "
+                         f"({CLIENT_CMD_RUNS})")
+    try:
+        fields = [(name, conversion, spec) for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError as exc:         # "Single '}' encountered in format string"
+        raise UsageError(f"--client-cmd: {exc}; {CLIENT_CMD_RUNS}") from None
+    for name, conversion, spec in fields:
+        if name not in PLACEHOLDERS or conversion or spec:
+            written = "{" + name + ("!" + conversion if conversion else "") + (":" + spec if spec else "") + "}"
+            raise UsageError(f"--client-cmd: bad placeholder {name!r} (written {written}); {CLIENT_CMD_RUNS}")
 
 
 def _external_argv(case: Case, template: str) -> str:
+    check_template(template)
     values = {"host": case.host, "port": case.port, "url": case.url, "ca": CA, "cert": CLIENT_CERT,
               "key": CLIENT_KEY}
-    try:
-        return template.format(**{k: shlex.quote(str(v)) for k, v in values.items()})
-    except (KeyError, IndexError, ValueError) as exc:
-        raise UsageError(f"--client-cmd: bad placeholder {exc}; use {{host}} {{port}} {{url}} {{ca}} {{cert}} {{key}}") \
-            from None
+    return template.format(**{k: shlex.quote(str(v)) for k, v in values.items()})
 
 
 def _run_external(lab: Lab, cases: tuple[Case, ...], template: str, timeout: float) -> list[tuple[int, str] | None]:
@@ -292,16 +371,31 @@ def _wire_view(conn: TlsConnection | None) -> list[str]:
     return lines
 
 
-def run(lab: Lab, cases: tuple[Case, ...] = CASES, client_cmd: str | None = None,
-        client_timeout: float = 10.0) -> VerifyResult:
+def run(lab: Lab, cases: tuple[Case, ...] = CASES, client_cmd: str | None = None) -> VerifyResult:
+    """The matrix on the lab. A --client-cmd may take the lab's timeout (``lab.timeout`` seconds,
+    --timeout / LAB_TIMEOUT) per case. Bad options are refused before anything runs."""
+    check_options(cases, client_cmd)
     started = time.monotonic()
     external: list[tuple[int, str] | None] = []
 
     def run_external() -> None:              # inside the same capture, after the lab's own clients
-        external.extend(_run_external(lab, cases, client_cmd, client_timeout))
+        external.extend(_run_external(lab, cases, client_cmd, lab.timeout))
 
     b = runner.batch(lab, NAME, _client_runs(cases), during=run_external if client_cmd else None)
-    reports, stats, pcap, observation = b.reports, b.stats, b.pcap, b.observation
+    result = judge(cases, b.reports, external if client_cmd else None, b.stats, b.observation, client_cmd)
+    result.pcap, result.seconds = b.pcap, time.monotonic() - started
+    return result
+
+
+def judge(cases: tuple[Case, ...], reports: list[dict], external: list[tuple[int, str] | None] | None,
+          stats: capture.CaptureStats, observation: Observation, client_cmd: str | None = None) -> VerifyResult:
+    """Grade one run: the lab's two clients' reports (safe, careless per case, in order), the external
+    command's (status, detail) per case (None where it was not run), and the capture.
+
+    The external command gets a check only if at least one case graded it;
+    otherwise its verdict is "not graded" with the reasons (external_skip),
+    never a failed check.
+    """
     by_port = {t.flow.client_port: t for t in observation.tls}
     results = []
     for i, case in enumerate(cases):
@@ -309,15 +403,17 @@ def run(lab: Lab, cases: tuple[Case, ...] = CASES, client_cmd: str | None = None
         outcomes = [grade("safe", case.safe, safe["ok"], safe.get("error", ""), safe.get("local_port")),
                     grade("careless", case.careless, careless["ok"], careless.get("error", ""),
                           careless.get("local_port"))]
-        if client_cmd and external[i] is not None:
+        if client_cmd and external and external[i] is not None:
             code, detail = external[i]
             outcomes.append(grade("external", case.safe, code == 0, detail, timed_out=code in TIMED_OUT))
         results.append(CaseResult(case, outcomes, _wire_view(by_port.get(safe.get("local_port")))))
     checks = [runner.check_capture(stats)]
-    for client in ("safe", "careless") + (("external",) if client_cmd else ()):
+    for client in ("safe", "careless", "external"):
         graded = [(r.case.name, o) for r in results for o in r.outcomes if o.client == client]
+        if client == "external" and not graded:
+            continue          # no --client-cmd, or no selected case could grade it: "not graded", not a failure
         bad = [name for name, o in graded if not o.passed]
         checks.append(runner.Check(f"{client} client: every case as expected", bool(graded) and not bad,
                                    f"failed: {', '.join(bad)}" if bad else f"{len(graded)} cases as declared"))
-    return VerifyResult(NAME, TITLE, results, stats, observation, pcap, "", time.monotonic() - started,
-                        client_cmd, checks)
+    not_graded = {c.name: external_skip(c) for c in cases if not c.for_external} if client_cmd else {}
+    return VerifyResult(NAME, TITLE, results, stats, observation, b"", "", 0.0, client_cmd, checks, not_graded)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import re
 import socket
 import ssl
 import sys
@@ -134,6 +135,9 @@ def client(args: argparse.Namespace) -> dict:
         report.update(ok=False, error=exc.reason or str(exc), error_kind="tls")
     except socket.gaierror as exc:
         report.update(ok=False, error=f"cannot resolve {args.host}: {exc.strerror}", error_kind="dns")
+    except TimeoutError:
+        # Its own kind: labctl turns it into "raise --timeout", never into a verdict.
+        report.update(ok=False, error=f"timed out after {args.timeout:g} s", error_kind="timeout")
     except OSError as exc:
         report.update(ok=False, error=exc.strerror or str(exc), error_kind="network")
     report["seconds"] = round(time.monotonic() - started, 4)
@@ -141,7 +145,7 @@ def client(args: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = argparse.ArgumentParser(prog="client.py",
         description="The lab's safe TLS client: one HTTP request carrying a secret; prints a JSON report.")
     parser.add_argument("host", help="server name to resolve, connect to and verify (e.g. server.lab.test)")
     parser.add_argument("--port", type=int, help="server port (default 443, or 80 with --plain)")
@@ -163,10 +167,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
-    args = build_parser().parse_args(argv)
+    """Parse and check the arguments; bad ones end here with argparse's error (exit 2)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.port is None:
         args.port = 80 if args.plain else 443
+    for name in (args.host, args.sni):
+        if name is not None and (len(name) > 253 or not all(HOST_LABEL.fullmatch(part)
+                                                             for part in name.rstrip(".").split("."))):
+            parser.error(f"{name[:60]!r}{'…' if len(name) > 60 else ''} is not a host name "
+                         "(letters, digits and '-', dot-separated labels of at most 63, 253 in all)")
+    if not 0 < args.port < 65536:
+        parser.error(f"--port {args.port} is not a TCP port (1-65535)")
+    if not 0 < args.timeout <= 86400:             # also refuses nan
+        parser.error(f"--timeout {args.timeout} must be more than 0 and at most 86400 seconds")
+    for option in ("path", "secret", "alpn", "ciphers"):
+        value = getattr(args, option)
+        if value is not None and CONTROL.search(value):
+            parser.error(f"--{option} {value[:40]!r} holds a control character (a newline would "
+                         "split the request)")
+    if not args.path.startswith("/"):
+        parser.error(f"--path {args.path[:40]!r} must start with '/'")
     return args
 
 
@@ -199,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                                              "failed at the network level"})
                     continue
                 report = client(args)
-                failures = failures + 1 if report.get("error_kind") in ("network", "dns") else 0
+                failures = failures + 1 if report.get("error_kind") in ("network", "dns", "timeout") else 0
                 reports.append(report)
         else:
             from concurrent.futures import ThreadPoolExecutor
