@@ -137,7 +137,7 @@ def cmd_status(args: argparse.Namespace, io: Output) -> int:
 
 
 def cmd_logs(args: argparse.Namespace, io: Output) -> int:
-    if args.service:
+    if args.service is not None:
         check_service(args.service)
     lab = _lab(args)
     if not lab.containers():

@@ -40,7 +40,7 @@ def find_tool(path: str | None = None) -> ComposeTool:
     """
     choice = os.environ.get("LAB_COMPOSE", "auto") or "auto"
     if choice not in CHOICES:
-        raise UsageError(f"LAB_COMPOSE={choice} is not one of: {', '.join(CHOICES)}")
+        raise UsageError(f"LAB_COMPOSE={choice!r} is not one of: {', '.join(CHOICES)}")
     return _find_tool(choice, path)
 
 

@@ -82,14 +82,19 @@ def find_home(environ: Mapping[str, str] | None = None) -> Home:
     env = os.environ if environ is None else environ
     bundled = clone_root() or packaged_files()
     if env.get("LAB_HOME"):
+        shown = repr(env["LAB_HOME"][:80])
         home = Path(env["LAB_HOME"]).expanduser()
-        if not home.exists():
-            raise UsageError(f"LAB_HOME={env['LAB_HOME']} does not exist — create that folder "
+        try:
+            exists, is_dir = home.exists(), home.is_dir()
+            home = home.resolve()
+        except OSError as exc:             # a name too long, a loop of links
+            raise UsageError(f"LAB_HOME={shown}: {exc.strerror} — point it at a folder, or unset it") from None
+        if not exists:
+            raise UsageError(f"LAB_HOME={shown} does not exist — create that folder "
                              "(mkdir -p) or unset LAB_HOME to use the default")
-        if not home.is_dir():
-            raise UsageError(f"LAB_HOME={env['LAB_HOME']} is a file, not a folder — point it at a "
+        if not is_dir:
+            raise UsageError(f"LAB_HOME={shown} is a file, not a folder — point it at a "
                              "folder for the lab's certificates, or unset it")
-        home = home.resolve()
         files = home if is_lab_folder(home) else bundled
         if files is None:
             raise UsageError(f"LAB_HOME={home} holds no compose.yaml and services/, and this labctl "

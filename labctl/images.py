@@ -171,7 +171,7 @@ def ensure_base(client: docker.DockerClient, prefix: str, services_dir: Path,
 
 def check_reference(ref: str) -> str:
     """An image reference as `docker pull` takes it (registry[:port]/path[:tag]); UsageError if not."""
-    if not REFERENCE_RE.fullmatch(ref):
+    if len(ref) > 255 or not REFERENCE_RE.fullmatch(ref):       # 255: the registry's limit on a name
         raise UsageError(f"{ref!r} is not an image reference: [registry[:port]/]name[:tag], the name in "
                          "lower case, e.g. debian:bookworm-slim or registry.example:5000/debian:bookworm-slim")
     return ref

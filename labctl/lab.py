@@ -66,6 +66,18 @@ def check_timeout(value: object, source: str = "--timeout") -> float:
     return seconds
 
 
+IMAGE_PREFIX_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+
+
+def check_image_prefix(prefix: str) -> str:
+    """LAB_IMAGE_PREFIX: the start of every image name (PREFIX-base, PREFIX-wire...); UsageError if
+    it cannot start one (Docker wants lower case, digits and '.', '_', '-')."""
+    if not IMAGE_PREFIX_RE.fullmatch(prefix):
+        raise UsageError(f"image prefix {prefix[:60]!r} (LAB_IMAGE_PREFIX) must be 1-63 lowercase letters, "
+                         "digits, '.', '_' or '-', starting with a letter or digit")
+    return prefix
+
+
 def choose_net(project: str, taken: list[ipaddress.IPv4Network]) -> str:
     """Pick a free /24 in 10.77.0.0/16 for a new lab; return its first three octets.
 
@@ -115,11 +127,15 @@ class Lab:
         self.engine = engine.resolve()
         self.certs_dir = check_certs_dir(certs_dir or Path(os.environ.get("LAB_CERTS_DIR")
                                                          or self.home.state / "certs"))
-        self.image_prefix = image_prefix or os.environ.get("LAB_IMAGE_PREFIX") or "tlslab"
-        self.base_source = base_source or os.environ.get("LAB_BASE_SOURCE") or "auto"
+        # An option given empty is an error; an environment variable set empty counts as unset.
+        self.image_prefix = check_image_prefix(
+            image_prefix if image_prefix is not None else os.environ.get("LAB_IMAGE_PREFIX") or "tlslab")
+        self.base_source = base_source if base_source is not None else os.environ.get("LAB_BASE_SOURCE") or "auto"
         if self.base_source not in images.SOURCES:
-            raise UsageError(f"base image source {self.base_source!r} is not one of: {', '.join(images.SOURCES)}")
-        self.pull_from = images.check_reference(pull_from or os.environ.get("LAB_PULL_FROM") or images.PULL_BASE)
+            raise UsageError(f"base image source {self.base_source!r} (--base-source or LAB_BASE_SOURCE) is not "
+                             f"one of: {', '.join(images.SOURCES)}")
+        self.pull_from = images.check_reference(
+            pull_from if pull_from is not None else os.environ.get("LAB_PULL_FROM") or images.PULL_BASE)
         self._docker: docker.DockerClient | None = None
         self._net: str | None = None
         self._running: dict[str, Container] = {}
@@ -545,6 +561,13 @@ def _docker_time(text: str) -> datetime.datetime:
 def check_certs_dir(path: Path) -> Path:
     """The certificates folder, resolved; UsageError for a file or a folder whose parent is missing
     (a typo in LAB_CERTS_DIR must not quietly make a second CA somewhere else)."""
+    try:
+        return _check_certs_dir(path)
+    except OSError as exc:               # a name too long, a loop of links, a parent we may not read
+        raise UsageError(f"certificates folder {str(path)[:80]!r}: {exc.strerror} — check LAB_CERTS_DIR") from None
+
+
+def _check_certs_dir(path: Path) -> Path:
     path = path.expanduser().resolve()
     if path.exists() and not path.is_dir():
         raise UsageError(f"certificates folder {path} is a file, not a folder — check LAB_CERTS_DIR")

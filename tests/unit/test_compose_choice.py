@@ -57,7 +57,7 @@ def test_lab_compose_names_what_is_missing(bin_dir, monkeypatch):
 
 def test_lab_compose_must_be_a_known_choice(bin_dir, monkeypatch):
     monkeypatch.setenv("LAB_COMPOSE", "v3")
-    with pytest.raises(UsageError, match="LAB_COMPOSE=v3 is not one of: auto, v2, v1"):
+    with pytest.raises(UsageError, match="LAB_COMPOSE='v3' is not one of: auto, v2, v1"):
         compose.find_tool(str(bin_dir))
 
 

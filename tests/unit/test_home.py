@@ -28,13 +28,13 @@ def test_a_clone_uses_its_own_files_and_certs_folder():
 
 
 def test_lab_home_that_does_not_exist_is_an_error(tmp_path):
-    with pytest.raises(UsageError, match=r"LAB_HOME=.*nowhere does not exist — create that folder"):
+    with pytest.raises(UsageError, match=r"LAB_HOME=.*nowhere'? does not exist — create that folder"):
         home.find_home({"LAB_HOME": str(tmp_path / "nowhere")})
 
 
 def test_lab_home_that_is_a_file_is_an_error(tmp_path):
     (tmp_path / "f").write_text("x")
-    with pytest.raises(UsageError, match=r"LAB_HOME=.*/f is a file, not a folder"):
+    with pytest.raises(UsageError, match=r"LAB_HOME=.*/f'? is a file, not a folder"):
         home.find_home({"LAB_HOME": str(tmp_path / "f")})
 
 
