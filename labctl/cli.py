@@ -72,6 +72,18 @@ environment:
   LAB_IMAGE_PREFIX  image name prefix (default: tlslab)
   LAB_BASE_SOURCE   base image: auto (pull, else build locally), pull, local
   LAB_PULL_FROM     what the pull path pulls (default: debian:bookworm-slim)
+  LAB_TIMEOUT       seconds any one step on the lab may take, as --timeout
+                    (default: 60)
+
+one lab, many hands:
+  Runs on one lab take turns (a second one says "waiting for another run on
+  lab 'NAME'…"), so no verdict depends on what else runs there. Ctrl-C or
+  SIGTERM at any moment stops what the command started on the lab first
+  (capture, attacker, client) and exits 130 or 143.
+
+exit status:
+  0 done (every check passed)   1 a check or a step failed   2 bad input
+  3 Docker or a host tool unavailable   130/143 interrupted (SIGINT/SIGTERM)
 """
 
 

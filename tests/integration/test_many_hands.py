@@ -82,6 +82,7 @@ COMMANDS = {
     "run tls": ("run", "tls", "--pcap", "{out}/tls.pcap", "--keylog", "{out}/tls.keylog"),
     "run mitm": ("run", "mitm", "--pcap", "{out}/mitm.pcap"),
     "run dns-spoof": ("run", "dns-spoof"),
+    "run verify --client-cmd": ("run", "verify", "--client-cmd", "curl -sS --cacert {{ca}} {{url}}"),
     "report": ("report", "tls", "mitm", "--out", "{out}/report"),
     "client": ("client", "server.lab.test", "--secret", "hunter2"),
 }
