@@ -16,20 +16,24 @@ from dataclasses import dataclass, field
 from .analyzer import Observation
 from .capture import CaptureStats
 from .errors import LabError
-from .lab import Lab
+from .lab import TIMEOUT_SETTING, Lab
 from .runner import Check
 
 
 def start(lab: Lab, spoof_dns: str | None = None) -> None:
+    if not lab.turn_token:
+        raise LabError("the attacker takes its seat only within a run's turn (labctl.turn.taken)")
     argv = ["python3", "/app/attacker.py", "start", "--client", lab.address("client"),
-            "--server", lab.address("server")]
+            "--server", lab.address("server"), "--turn", lab.turn_token]
     if spoof_dns:
         argv += ["--spoof-dns", spoof_dns]
     status, out, err = lab.exec("wire", argv)
     if status != 0:
         stop(lab)
-        reason = (json.loads(out).get("error") if out.strip().startswith("{") else "") or err.strip() or out
-        raise LabError(f"the wire could not take the attacker's seat: {reason}")
+        if status in (124, 137):
+            raise LabError(f"the wire could not take the attacker's seat within {lab.timeout:g} s "
+                           f"({TIMEOUT_SETTING} sets it)")
+        raise LabError(f"the wire could not take the attacker's seat: {_reason(status, out, err)}")
 
 
 def stop(lab: Lab) -> list[dict]:
@@ -38,7 +42,20 @@ def stop(lab: Lab) -> list[dict]:
     try:
         return json.loads(out)["log"]
     except (json.JSONDecodeError, KeyError):
-        raise LabError(f"the attacker's log could not be read: {(err or out).strip()[:200]}") from None
+        if status in (124, 137):
+            raise LabError(f"the attacker did not stop within {lab.timeout:g} s ({TIMEOUT_SETTING} sets it)") \
+                from None
+        raise LabError(f"the attacker's log could not be read: {_reason(status, out, err)}") from None
+
+
+def _reason(status: int, out: str, err: str) -> str:
+    """What attacker.py said went wrong, as one line."""
+    try:
+        said = json.loads(out.strip().splitlines()[-1]).get("error") if out.strip() else None
+    except (json.JSONDecodeError, AttributeError):
+        said = None
+    text = said or (err.strip().splitlines() or out.strip().splitlines() or [f"exit status {status}"])[-1]
+    return " ".join(str(text).split())[:200]
 
 
 def obtained(events: list[dict], secret: str) -> list[dict]:

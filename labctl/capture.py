@@ -44,7 +44,7 @@ def _wirectl(lab: Lab, *args: str) -> dict:
         result = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
     except json.JSONDecodeError:
         result = {}
-    if status in (124, 137) and not result:
+    if status in (124, 137):
         raise CaptureError(f"wire: capture {args[0]} did not finish within {lab.timeout:g} s "
                            f"({TIMEOUT_SETTING} sets it)")
     if status != 0 or "error" in result:
@@ -62,6 +62,8 @@ def start(lab: Lab, name: str, buffer_mib: int | None = None, replace: str = "",
     """
     extra = (["--buffer-mib", str(buffer_mib)] if buffer_mib else []) + (["--replace", replace] if replace else [])
     extra += ["--timeout", f"{lab.timeout:g}"]
+    if lab.turn_token:
+        extra += ["--turn", lab.turn_token]      # a run's capture starts only while its turn is held
     if direction != "in":
         extra += ["--direction", direction]
     _wirectl(lab, "start", name, *extra)
@@ -203,6 +205,9 @@ def _name(value: str | os.PathLike[str], option: str) -> Path:
     text = os.fspath(value)
     if not text.strip():
         raise UsageError(f"{option} {shown(text)} is not a name: give a file or folder name")
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        # Legal on Linux, but never meant: a pasted newline, and every line naming it would break.
+        raise UsageError(f"{option} {shown(text)} holds a control character (a newline?): give a plain name")
     try:
         return Path(text).expanduser()
     except RuntimeError as exc:      # ~nobody/x: no such user

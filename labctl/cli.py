@@ -317,6 +317,9 @@ def cmd_capture(args: argparse.Namespace, io: Output) -> int:
     if args.name is not None and not CAPTURE_NAME_RE.fullmatch(args.name):
         raise UsageError(f"capture name {_shown(args.name)} must be 1-64 letters, digits, '.', '_' or '-', "
                          "starting with a letter or digit")
+    if args.action == "start" and args.name.startswith("run-"):
+        raise UsageError(f"capture name {_shown(args.name)}: names starting with 'run-' are the scenarios' own "
+                         "(they replace each other); choose another")
     lab = _lab(args)
     if args.action == "start":
         try:
@@ -332,8 +335,12 @@ def cmd_capture(args: argparse.Namespace, io: Output) -> int:
         io.result(f"capturing on the wire of lab '{lab.project}' as {args.name!r}; "
                   f"`labctl capture stop {args.name}` ends it")
         return ExitStatus.OK
-    if args.action == "stop":
+    if args.action in ("stop", "get"):
         out = capture.check_output(args.out, "--out") if args.out is not None else None   # before it stops
+        if not any(c["name"] == args.name for c in capture.listing(lab)):
+            raise UsageError(f"no capture named {args.name!r} on the wire of lab '{lab.project}' — "
+                             f"`labctl{lab.flag} capture list` shows what is there")
+    if args.action == "stop":
         stats = capture.stop(lab, args.name)
         saved = str(capture.save(capture.read(lab, args.name), out)) if out else None
         if args.json:
@@ -342,7 +349,7 @@ def cmd_capture(args: argparse.Namespace, io: Output) -> int:
             io.result(render.capture_text(stats, saved))
         return ExitStatus.OK if stats.complete else ExitStatus.ERROR
     if args.action == "get":
-        out = capture.check_output(args.out, "--out")       # before anything is read from the wire
+        assert out is not None                              # argparse: get needs --out
         saved = capture.save(capture.read(lab, args.name), out)
         io.result(f"saved {saved}")
         return ExitStatus.OK

@@ -38,10 +38,15 @@ def find_tool(path: str | None = None) -> ComposeTool:
     LAB_COMPOSE=v2 or v1 takes only that one (auto, the default, prefers v2).
     Raises DockerUnavailable when the wanted one is not installed.
     """
+    return _find_tool(check_choice(), path)
+
+
+def check_choice() -> str:
+    """LAB_COMPOSE's value (auto when unset or empty); UsageError if it is not a known choice."""
     choice = os.environ.get("LAB_COMPOSE", "auto") or "auto"
     if choice not in CHOICES:
         raise UsageError(f"LAB_COMPOSE={choice!r} is not one of: {', '.join(CHOICES)}")
-    return _find_tool(choice, path)
+    return choice
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,14 +89,26 @@ class Compose:
 
     def run(self, *args: str, capture: bool = True, check: bool = True,
             timeout: float | None = None) -> subprocess.CompletedProcess[str]:
-        """Run one compose command; raise ComposeError with its last lines if it fails."""
+        """Run one compose command; raise ComposeError with its last lines if it fails.
+
+        Compose runs in a session of its own: a Ctrl-C at the terminal (sent
+        to the whole foreground process group) reaches labctl only, which
+        decides: `up` lets compose finish and then undoes it, anything else
+        stops compose (SIGTERM, then SIGKILL after 10 s) on its way out.
+        """
         env = self._environ()
-        try:
-            result = subprocess.run(self.argv(*args), env=env, text=True, stdin=subprocess.DEVNULL,
-                                    capture_output=capture, timeout=timeout,
-                                    cwd=self.file.parent)
-        except subprocess.TimeoutExpired:
-            raise ComposeError(f"`compose {' '.join(args)}` did not finish within {timeout:.0f} s") from None
+        pipe = subprocess.PIPE if capture else None
+        with subprocess.Popen(self.argv(*args), env=env, text=True, stdin=subprocess.DEVNULL, stdout=pipe,
+                              stderr=pipe, cwd=self.file.parent, start_new_session=True) as proc:
+            try:
+                stdout, stderr = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _stop(proc)
+                raise ComposeError(f"`compose {' '.join(args)}` did not finish within {timeout:.0f} s") from None
+            except BaseException:
+                _stop(proc)
+                raise
+        result = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
         if check and result.returncode != 0:
             tail = (result.stderr or result.stdout or "").strip().splitlines()[-3:] if capture else []
             detail = " / ".join(line.strip() for line in tail) or f"exit status {result.returncode}"
@@ -108,3 +125,12 @@ class Compose:
         env.pop("COMPOSE_FILE", None)           # and --file the one compose file
         return env
 
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End a compose process labctl gave up on: politely, then not."""
+    proc.terminate()
+    try:
+        proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()

@@ -37,12 +37,18 @@ def raise_for(signum: int, frame: object) -> None:
 
 
 def _quiet_exit(status: int) -> None:
-    # The command is over and everything it started has been stopped: a signal
-    # now would only interrupt Python's own shutdown ("Exception ignored in
-    # <finalize object>"), so it is ignored from here on.
-    for s in (signal.SIGINT, signal.SIGTERM):
+    """End the process now, with STATUS. The command is over and everything it started on the lab
+    has been stopped: Python's own shutdown (finalizers, a timer thread, a signal landing in either)
+    has nothing left to do for labctl, and only ways to print a stray traceback or to lose the
+    status, so it is skipped."""
+    for s in SIGNALS:
         signal.signal(s, signal.SIG_IGN)
-    sys.exit(status)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
 
 
 def main() -> None:

@@ -48,7 +48,8 @@ class _Shield:
         self.count += 1
         if self.count == 2:
             # A second signal while cleaning up: say what is happening; a third gives up.
-            print("labctl: still cleaning up the lab (Ctrl-C again to leave it as it is)",
+            print("labctl: still stopping what this command started on the lab (a third Ctrl-C or SIGTERM "
+                  "stops waiting; the wire then stops the capture and the attacker itself)",
                   file=sys.stderr, flush=True)
         elif self.count > 2:
             _raise_for(signum)

@@ -23,6 +23,7 @@ from docker.models.containers import Container
 
 from . import certs, engine, images, volumes
 from .compose import Compose, find_tool
+from .compose import check_choice as compose_choice
 from .errors import ComposeError, LabError, NotHealthy, ServiceFailed, UsageError
 from .home import Home, find_home
 from .interrupts import shielded
@@ -121,6 +122,7 @@ class Lab:
                  base_source: str | None = None, pull_from: str | None = None,
                  timeout: float | None = None) -> None:
         self.project = check_project(project)
+        compose_choice()             # LAB_COMPOSE: every command refuses a bad one, not only those that run compose
         self.timeout = check_timeout(timeout) if timeout is not None else \
             check_timeout(os.environ.get("LAB_TIMEOUT") or DEFAULT_TIMEOUT, "LAB_TIMEOUT")
         self.home = home or find_home()
@@ -140,6 +142,7 @@ class Lab:
         self._net: str | None = None
         self._running: dict[str, Container] = {}
         self.run_tag: str | None = None      # set by runner.batch while a run's client processes may live
+        self.turn_token: str | None = None   # set by turn.taken while this process holds the lab's turn
 
     # -- Docker and compose -------------------------------------------------
 
@@ -300,19 +303,22 @@ class Lab:
     def up(self, progress: Progress) -> UpReport:
         """Certificates, images, containers, health: idempotent, each wait bounded by ``self.timeout``.
 
-        Interrupted (Ctrl-C, SIGTERM) after it created containers for a lab
-        that was not up before, it removes them again: a lab is up, or it is
-        not there.
+        Interrupted (Ctrl-C, SIGTERM) while making a lab that was not there
+        before (no container, no volume), it removes what it made: the
+        containers, the network and the volumes (certificate volumes hold
+        private keys). A lab is up, or it is not there. Images it finished
+        building stay: they are shared, and the next `up` uses them.
         """
-        existed = bool(self.containers())
+        label = {"label": f"com.docker.compose.project={self.project}"}
+        existed = bool(self.containers()) or bool(self.docker.volumes.list(filters=label))
         try:
             return self._up(progress)
         except KeyboardInterrupt:
             if not existed:
                 with shielded():
-                    if self.containers() or self.network() is not None:
-                        progress(f"interrupted: removing what this `up` created of lab '{self.project}'")
-                        self.down()
+                    if self.is_up() or self.docker.volumes.list(filters=label):
+                        progress(f"interrupted: removing what this `up` made of lab '{self.project}'")
+                        self.down(volumes=True)
             raise
 
     def _up(self, progress: Progress) -> UpReport:
@@ -568,6 +574,9 @@ def check_certs_dir(path: Path) -> Path:
 
 
 def _check_certs_dir(path: Path) -> Path:
+    if any(ord(c) < 32 or ord(c) == 127 for c in str(path)):
+        raise UsageError(f"certificates folder {str(path)[:80]!r} holds a control character (a newline?) — "
+                         "check LAB_CERTS_DIR")
     path = path.expanduser().resolve()
     if path.exists() and not path.is_dir():
         raise UsageError(f"certificates folder {path} is a file, not a folder — check LAB_CERTS_DIR")

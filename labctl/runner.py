@@ -236,8 +236,12 @@ def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
     on the way out the run's client processes, the attacker and the capture
     are stopped before the interrupt goes on up.
     """
-    from . import attack
+    from . import attack, turn
 
+    if lab.turn_token is None:
+        # Called on its own (a test, a benchmark): the run takes the lab's turn itself.
+        with turn.taken(lab, f"run {label}", lambda _: None):
+            return batch(lab, label, runs, attacker, spoof_dns, buffer_mib, parallel, during, keylog)
     name = f"{RUN_PREFIX}{label}-{uuid.uuid4().hex[:8]}"
     keylog_path = f"/tmp/{name}.keylog"
     runs = [[*run, "--timeout", f"{lab.timeout:g}"] for run in runs]

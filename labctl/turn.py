@@ -22,6 +22,7 @@ import contextlib
 import getpass
 import json
 import os
+import secrets
 import socket
 import time
 from typing import Callable, Iterator
@@ -42,6 +43,7 @@ class _Lines:
     def __init__(self, sock: object) -> None:
         self.frames = frames_iter(sock, tty=False)
         self.buffer = b""
+        self.stderr = b""
 
     def next(self) -> dict:
         while b"\n" not in self.buffer:
@@ -51,6 +53,8 @@ class _Lines:
                 raise EOFError from None
             if stream == 1:
                 self.buffer += data
+            else:
+                self.stderr += data
         line, _, self.buffer = self.buffer.partition(b"\n")
         return json.loads(line)
 
@@ -94,17 +98,18 @@ def taken(lab: Lab, what: str, progress: Progress) -> Iterator[None]:
     """
     wire = lab.container("wire")
     api = lab.docker.api
+    token = secrets.token_hex(16)
     with shielded():
         try:
-            exec_id = api.exec_create(wire.id, ["python3", "/app/wirectl.py", "turn", "--owner", owner_text(what)],
-                                      stdin=True, stdout=True, stderr=True)["Id"]
+            exec_id = api.exec_create(wire.id, ["python3", "/app/wirectl.py", "turn", "--owner", owner_text(what),
+                                                "--token", token], stdin=True, stdout=True, stderr=True)["Id"]
             sock = api.exec_start(exec_id, socket=True)
         except docker.errors.APIError as exc:
             raise lab.broken("wire", exc) from None
+        lines = _Lines(sock)
         try:
             raw = _raw(sock)
             with interruptible():           # waiting for another run may be long: Ctrl-C leaves at once
-                lines = _Lines(sock)
                 if raw is not None:
                     raw.settimeout(lab.timeout)      # the wire answers at once: held, or waiting
                 event = lines.next()
@@ -118,12 +123,15 @@ def taken(lab: Lab, what: str, progress: Progress) -> Iterator[None]:
                 lab.kill_run_processes()
         except (EOFError, ValueError, OSError) as exc:
             _close(sock, done=False)
-            raise LabError(f"the wire did not grant the lab's turn ({type(exc).__name__}) — "
+            said = (lines.stderr.decode(errors="replace").strip().splitlines() or [type(exc).__name__])[-1]
+            raise LabError(f"the wire did not grant the lab's turn ({said[:160]}) — a lab started by another "
+                           f"version of labctl is brought to this one by `labctl{lab.flag} up`; "
                            f"`labctl{lab.flag} status` shows whether it is up") from None
         except BaseException:
             _close(sock, done=False)
             raise
     clean = False
+    lab.turn_token = token           # a run's capture and attacker start only with it (wirectl.in_turn)
     try:
         yield
         clean = True
@@ -131,4 +139,5 @@ def taken(lab: Lab, what: str, progress: Progress) -> Iterator[None]:
         # After an error or an interruption the wire sweeps anyway (cheap when
         # the run's own cleanup already did it all).
         with shielded():
+            lab.turn_token = None
             _close(sock, done=clean)

@@ -152,6 +152,19 @@ def iptables(*args: str) -> None:
 
 
 def start(args: argparse.Namespace) -> dict:
+    """Only inside the run's turn (wirectl.in_turn): started after its run died, the rules would
+    stay until the next run."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import wirectl
+
+    try:
+        with wirectl.in_turn(args.turn):
+            return _start(args)
+    except wirectl.WireError as exc:
+        raise OSError(str(exc)) from None
+
+
+def _start(args: argparse.Namespace) -> dict:
     if PIDFILE.exists():
         stop()
     STATE.mkdir(parents=True, exist_ok=True)
@@ -162,6 +175,12 @@ def start(args: argparse.Namespace) -> dict:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
+        # Nothing else of the parent's: an inherited ops lock would hold off the wire's sweeps.
+        for fd in [int(n) for n in os.listdir("/proc/self/fd") if int(n) > 2]:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         if args.spoof_dns:
             name, _, address = args.spoof_dns.partition("=")
             threading.Thread(target=spoofer, args=(name.lower(), address), daemon=True).start()
@@ -201,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--client", required=True, help="the victim's address")
     p.add_argument("--server", required=True, help="the real server's address (the proxy relays there)")
     p.add_argument("--spoof-dns", metavar="NAME=ADDR", help="answer the victim's DNS query for NAME with ADDR")
+    p.add_argument("--turn", required=True, metavar="TOKEN", help="the run's turn (wirectl turn --token)")
     sub.add_parser("stop", help="remove the rules, stop, and print the attacker's log")
     args = parser.parse_args(argv)
     try:

@@ -10,7 +10,8 @@ same interface. A capture therefore records each packet as it comes in
     wirectl stop NAME       end it; prints tcpdump's counters as JSON
     wirectl rm NAME         delete a stopped capture
     wirectl list            captures on disk and whether each is running
-    wirectl turn --owner T  take the lab's turn: one run at a time (see turn())
+    wirectl turn --owner T --token S
+                            take the lab's turn: one run at a time (see turn())
 
 Every command prints one JSON object on stdout. The counters matter: a
 capture whose kernel dropped packets is incomplete, and labctl refuses to
@@ -20,6 +21,7 @@ draw conclusions from it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import os
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 CAPTURES = Path(os.environ.get("WIRE_CAPTURES", "/captures"))
 STATE = Path(os.environ.get("WIRE_STATE", "/run/wire"))
@@ -41,6 +44,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # scenario. The default suits ordinary exchanges of a few kilobytes; bulk
 # captures ask for more (--buffer-mib), and drops are always reported.
 DEFAULT_BUFFER_MIB = 8
+RUN_PREFIX = "run-"       # scenario captures: started and stopped within a run's turn
 COUNTER_RE = re.compile(r"^(\d+) packets? (captured|received by filter|dropped by kernel)", re.M)
 
 
@@ -67,7 +71,17 @@ def _paths(name: str) -> tuple[Path, Path, Path]:
 
 
 def start(name: str, buffer_mib: int = DEFAULT_BUFFER_MIB, replace: str = "", direction: str = "in",
-          timeout: float = 5.0) -> dict:
+          timeout: float = 5.0, turn_token: str | None = None) -> dict:
+    """Start tcpdump for NAME. A scenario's capture (run-...) starts only inside the run's turn
+    (``turn_token``, see turn()): a start still in flight when its run died must not begin
+    recording after the wire cleaned up."""
+    if turn_token is None and name.startswith(RUN_PREFIX):
+        raise WireError(f"capture {name!r} is a run's: it needs the run's --turn")
+    with in_turn(turn_token):
+        return _start(name, buffer_mib, replace, direction, timeout)
+
+
+def _start(name: str, buffer_mib: int, replace: str, direction: str, timeout: float) -> dict:
     pcap, pidfile, log = _paths(name)
     if replace:
         # Scenario runs keep their last capture on the wire until the next
@@ -159,9 +173,34 @@ def listing() -> dict:
 
 
 TURN_LOCK = STATE / "turn.lock"
-TURN_OWNER = STATE / "turn.owner"
+TURN_OWNER = STATE / "turn.owner"          # {"owner": who, "token": the turn's secret}, while a turn is held
 TURN_ABANDONED = STATE / "turn.abandoned"
-RUN_PREFIX = "run-"
+OPS_LOCK = STATE / "ops.lock"              # starts hold it shared, sweeps exclusive
+
+
+@contextlib.contextmanager
+def _ops(exclusive: bool) -> Iterator[None]:
+    STATE.mkdir(parents=True, exist_ok=True)
+    with open(OPS_LOCK, "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+
+
+@contextlib.contextmanager
+def in_turn(token: str | None) -> Iterator[None]:
+    """For a start that belongs to a run: hold off sweeps while it starts, and refuse it unless
+    ``token`` is the turn being held now (its run may have died while the exec was on its way)."""
+    if token is None:
+        yield
+        return
+    with _ops(exclusive=False):
+        try:
+            held = json.loads(TURN_OWNER.read_text()).get("token")
+        except (OSError, ValueError):
+            held = None
+        if held != token:
+            raise WireError("this run no longer holds the lab's turn (it was interrupted or killed)")
+        yield
 
 
 def _say(doc: dict) -> None:
@@ -184,7 +223,7 @@ def _sweep() -> list[str]:
     return swept
 
 
-def turn(owner: str) -> int:
+def turn(owner: str, token: str) -> int:
     """Hold the lab's turn for as long as stdin stays open.
 
     Runs on one lab take turns, so that a verdict never depends on another
@@ -196,6 +235,10 @@ def turn(owner: str) -> int:
     the last case the run did not clean up, so this process does it: it
     stops the run's capture and the attacker, and leaves a note so the next
     holder also stops the run's client processes (in another container).
+
+    ``token`` is the run's secret for this turn: a capture or attacker start
+    carrying it is accepted only while this turn is held (in_turn), so one
+    still on its way when the run died cannot start after the sweep.
 
     Prints one JSON line per event: {"waiting": OWNER} while another run
     holds the turn, then {"held": true, "previous": "clean"|"abandoned"}.
@@ -210,8 +253,8 @@ def turn(owner: str) -> int:
         except BlockingIOError:
             if not said:
                 try:
-                    holder = TURN_OWNER.read_text()
-                except OSError:
+                    holder = json.loads(TURN_OWNER.read_text())["owner"]
+                except (OSError, ValueError, KeyError):
                     holder = "another run"
                 _say({"waiting": holder})
                 said = True
@@ -219,8 +262,9 @@ def turn(owner: str) -> int:
         if select.select([sys.stdin], [], [], 0.05)[0] and not os.read(sys.stdin.fileno(), 4096):
             return 0
     previous = "abandoned" if TURN_ABANDONED.exists() else "clean"
-    swept = _sweep()                    # normally nothing: the wire restarted, or a holder was killed mid-sweep
-    TURN_OWNER.write_text(owner)
+    with _ops(exclusive=True):
+        swept = _sweep()                # normally nothing: the wire restarted, or a holder was killed mid-sweep
+        TURN_OWNER.write_text(json.dumps({"owner": owner, "token": token}))
     _say({"held": True, "previous": previous, "swept": swept})
     told = b""
     while True:
@@ -228,12 +272,14 @@ def turn(owner: str) -> int:
         if not chunk:
             break
         told += chunk
-    if b"done" in told:
-        TURN_ABANDONED.unlink(missing_ok=True)
-    else:
-        _sweep()
-        TURN_ABANDONED.write_text(owner)
-    TURN_OWNER.unlink(missing_ok=True)
+    # Starts in flight finish first (they hold the ops lock shared); later ones find no turn.
+    with _ops(exclusive=True):
+        TURN_OWNER.unlink(missing_ok=True)
+        if b"done" in told:
+            TURN_ABANDONED.unlink(missing_ok=True)
+        else:
+            _sweep()
+            TURN_ABANDONED.write_text(owner)
     return 0
 
 
@@ -249,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
                            metavar="MIB", help=f"kernel capture buffer (default {DEFAULT_BUFFER_MIB})")
             p.add_argument("--direction", choices=("in", "inout"), default="in",
                            help="in: each forwarded packet once (default); inout: also the wire's own packets")
+            p.add_argument("--turn", metavar="TOKEN",
+                           help="the run's turn (wirectl turn --token); needed for run-... captures")
             p.add_argument("--replace", default="", metavar="PREFIX",
                            help="first delete stopped captures whose names start with PREFIX")
             p.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
@@ -258,12 +306,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("list", help="list captures on disk")
     p = sub.add_parser("turn", help="hold the lab's turn while stdin stays open")
     p.add_argument("--owner", required=True, help="who holds it, shown to runs that wait")
+    p.add_argument("--token", required=True, help="the run's secret for this turn (see start --turn)")
     args = parser.parse_args(argv)
     if args.command == "turn":
-        return turn(args.owner)
+        return turn(args.owner, args.token)
     try:
         if args.command == "start":
-            result = start(args.name, args.buffer_mib, args.replace, args.direction, args.timeout)
+            result = start(args.name, args.buffer_mib, args.replace, args.direction, args.timeout, args.turn)
         elif args.command == "stop":
             result = stop(args.name)
         elif args.command == "rm":

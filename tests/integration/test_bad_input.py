@@ -71,6 +71,7 @@ def test_up_refuses_broken_certs_and_leaves_nothing_behind(tmp_path, damage, mes
 
 def test_unknown_capture_is_reported(session_lab):
     result = session_lab.run("capture", "stop", "never-started")
+    assert result.returncode == 2                 # an unknown name is bad input
     assert_one_line_error(result, "no capture named 'never-started'")
 
 

@@ -44,7 +44,7 @@ def values(tmp: Path) -> dict[str, str]:
 
 
 ALL = set(KINDS)
-PATHS_OK = {"negative", "newline", "non-utf8", "file"}      # names a new or existing regular file can have
+PATHS_OK = {"negative", "non-utf8", "file"}      # names a new or existing regular file can have (not a newline)
 
 # (row name, argv with {} where the bad value goes, env var instead of argv (or None), kinds that are bad there)
 TABLE: list[tuple[str, list[str], str | None, set[str]]] = [
@@ -53,8 +53,9 @@ TABLE: list[tuple[str, list[str], str | None, set[str]]] = [
     ("LAB_PROJECT", ["status"], "LAB_PROJECT", ALL - {"empty"}),
     ("LAB_TIMEOUT", ["status"], "LAB_TIMEOUT", ALL - {"empty"}),
     ("LAB_HOME", ["status"], "LAB_HOME", ALL - {"empty", "folder"}),
-    ("LAB_CERTS_DIR", ["certs"], "LAB_CERTS_DIR", {"huge", "file", "unwritable", "device"}),
+    ("LAB_CERTS_DIR", ["certs"], "LAB_CERTS_DIR", {"huge", "newline", "file", "unwritable", "device"}),
     ("LAB_COMPOSE", ["up"], "LAB_COMPOSE", ALL - {"empty"}),
+    ("LAB_COMPOSE (status)", ["status"], "LAB_COMPOSE", ALL - {"empty"}),
     ("LAB_IMAGE_PREFIX", ["up"], "LAB_IMAGE_PREFIX", ALL - {"empty"}),
     ("LAB_BASE_SOURCE", ["up"], "LAB_BASE_SOURCE", ALL - {"empty"}),
     ("LAB_PULL_FROM", ["up"], "LAB_PULL_FROM", ALL - {"empty"}),
@@ -75,7 +76,8 @@ TABLE: list[tuple[str, list[str], str | None, set[str]]] = [
     ("run --pcap", ["run", "tls", "--pcap", "{}"], None, ALL - PATHS_OK),
     ("run --keylog", ["run", "tls", "--keylog", "{}"], None, ALL - PATHS_OK),
     ("run plaintext --keylog", ["run", "plaintext", "--keylog", "{}"], None, ALL),
-    ("run all --pcap", ["run", "all", "--pcap", "{}"], None, {"empty", "huge", "file", "unwritable", "device"}),
+    ("run all --pcap", ["run", "all", "--pcap", "{}"], None,
+     {"empty", "huge", "newline", "file", "unwritable", "device"}),
     ("run --timeout", ["run", "tls", "--timeout", "{}"], None, ALL),
     ("run verify --case", ["run", "verify", "--case", "{}"], None, ALL),
     ("run verify --client-cmd", ["run", "verify", "--client-cmd", "{}"], None, {"empty", "non-utf8"}),
@@ -84,11 +86,16 @@ TABLE: list[tuple[str, list[str], str | None, set[str]]] = [
     ("stolen-key FILE", ["stolen-key", "{}", "--key", "{key}"], None, ALL),
     ("stolen-key --key", ["stolen-key", "{pcap}", "--key", "{}"], None, ALL),
     ("report SCENARIO", ["report", "{}", "--out", "{out}"], None, ALL),
-    ("report --out", ["report", "tls", "--out", "{}"], None, {"empty", "huge", "file", "unwritable", "device"}),
+    ("report --out", ["report", "tls", "--out", "{}"], None,
+     {"empty", "huge", "newline", "file", "unwritable", "device"}),
     ("capture start NAME", ["capture", "start", "{}"], None, ALL),
     ("capture stop NAME", ["capture", "stop", "{}"], None, ALL),
     ("capture get --out", ["capture", "get", "never-made", "--out", "{}"], None,
-     {"empty", "huge", "folder", "unwritable", "device"}),
+     {"empty", "huge", "newline", "folder", "unwritable", "device"}),
+    ("capture stop --out", ["capture", "stop", "never-made", "--out", "{}"], None,
+     {"empty", "huge", "newline", "folder", "unwritable", "device"}),
+    ("capture get unknown", ["capture", "get", "never-made{}", "--out", "{out}/x.pcap"], None, {"empty"}),
+    ("capture stop unknown", ["capture", "stop", "never-made{}"], None, {"empty"}),
     ("capture ACTION", ["capture", "{}", "x"], None, ALL),
 ]
 
@@ -121,7 +128,7 @@ def test_each_bad_value_is_one_line_exit_2_and_leaves_nothing(row, kind, inputs,
     tmp, named = inputs
     _, argv, env_var, _ = next(t for t in TABLE if t[0] == row)
     bad = values(tmp)[kind]
-    args = [bad if a == "{}" else a.format(**named) if "{" in a else a for a in argv]
+    args = [bad if a == "{}" else a.replace("{}", bad).format(**named) if "{" in a else a for a in argv]
     client = docker.from_env()
     before_engine, before_files = _engine_objects(client), _files(tmp)
     out, err = io.StringIO(), io.StringIO()

@@ -197,7 +197,7 @@ def test_a_name_that_is_not_utf8_prints_on_one_line(tmp_path):
     with pytest.raises(UsageError) as caught:
         capture.check_output(name, "--pcap")
     text = str(caught.value)
-    assert "caf\\xe9\\nx is a FIFO" in text and "\n" not in text
+    assert "caf\\xe9\\nx holds a control character" in text and "\n" not in text
     text.encode("utf-8")                             # printable anywhere: no lone surrogate left
     ok = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.pcap")
     dest = capture.save(DATA, capture.check_output(ok))
