@@ -22,7 +22,7 @@ from typing import Iterable
 import docker.errors
 
 from .errors import CaptureError, LabError, UsageError
-from .files import kind, shown
+from .files import has_control, kind, shown
 from .lab import TIMEOUT_SETTING, Lab
 
 
@@ -205,7 +205,7 @@ def _name(value: str | os.PathLike[str], option: str) -> Path:
     text = os.fspath(value)
     if not text.strip():
         raise UsageError(f"{option} {shown(text)} is not a name: give a file or folder name")
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+    if has_control(text):
         # Legal on Linux, but never meant: a pasted newline, and every line naming it would break.
         raise UsageError(f"{option} {shown(text)} holds a control character (a newline?): give a plain name")
     try:

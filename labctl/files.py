@@ -21,6 +21,12 @@ from .errors import UsageError
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+def has_control(text: str) -> bool:
+    """Whether TEXT holds a control character (a newline, a tab, DEL...): legal in a file name, never
+    meant in one typed or pasted, and it would break every line that names it."""
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
 def shown(path: PathLike) -> str:
     """PATH as one printable line: undecodable bytes as \\xNN, control characters escaped."""
     text = os.fsencode(path).decode("utf-8", "backslashreplace")

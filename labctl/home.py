@@ -27,6 +27,7 @@ from typing import Mapping
 import platformdirs
 
 from .errors import UsageError
+from .files import has_control
 
 APP = "tlslab"
 
@@ -83,7 +84,7 @@ def find_home(environ: Mapping[str, str] | None = None) -> Home:
     bundled = clone_root() or packaged_files()
     if env.get("LAB_HOME"):
         shown = repr(env["LAB_HOME"][:80])
-        if any(ord(c) < 32 or ord(c) == 127 for c in env["LAB_HOME"]):
+        if has_control(env["LAB_HOME"]):
             raise UsageError(f"LAB_HOME={shown} holds a control character (a newline?) — point it at a folder")
         home = Path(env["LAB_HOME"]).expanduser()
         try:

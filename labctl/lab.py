@@ -25,6 +25,7 @@ from . import certs, engine, images, volumes
 from .compose import Compose, find_tool
 from .compose import check_choice as compose_choice
 from .errors import ComposeError, LabError, NotHealthy, ServiceFailed, UsageError
+from .files import has_control
 from .home import Home, find_home
 from .interrupts import shielded
 from .waiting import NotReady, wait_for
@@ -574,7 +575,7 @@ def check_certs_dir(path: Path) -> Path:
 
 
 def _check_certs_dir(path: Path) -> Path:
-    if any(ord(c) < 32 or ord(c) == 127 for c in str(path)):
+    if has_control(str(path)):
         raise UsageError(f"certificates folder {str(path)[:80]!r} holds a control character (a newline?) — "
                          "check LAB_CERTS_DIR")
     path = path.expanduser().resolve()
