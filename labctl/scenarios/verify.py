@@ -336,8 +336,10 @@ def _run_external(lab: Lab, cases: tuple[Case, ...], template: str, timeout: flo
         command = _external_argv(case, template)
         # timeout(1) puts the command in its own process group and kills all of it:
         # no orphaned curl or openssl is left behind when it hangs.
-        status, out, err = lab.exec("client", ["timeout", "--kill-after=1", str(timeout), "sh", "-c", command],
-                                    user="lab")
+        # lab.exec's own bound comes later, so this timeout(1) is the one that acts and kills the
+        # whole group (cut short by an outer one, it would leave its command running).
+        status, out, err = lab.exec("client", ["timeout", "--kill-after=1", f"{timeout:g}", "sh", "-c", command],
+                                    user="lab", timeout=timeout + 5)
         lines = [line.strip() for line in (err + out).splitlines() if line.strip()]
         # A refusing client's first error line says why (curl: "(60) SSL certificate
         # problem: ..."; openssl: "verify error:num=10:certificate has expired").

@@ -102,9 +102,20 @@ TABLE: list[tuple[str, list[str], str | None, set[str]]] = [
 CASES = [(row, kind) for row, _, _, kinds in TABLE for kind in KINDS if kind in kinds]
 
 
-def _engine_objects(client: docker.DockerClient) -> set[str]:
-    return ({c.id for c in client.containers.list(all=True)} | {v.name for v in client.volumes.list()}
-            | {n.id for n in client.networks.list()})
+def _engine_objects(client: docker.DockerClient, projects: set[str]) -> set[str]:
+    """Containers, volumes, networks and images on the engine, leaving out those of other labs
+    (compose or labctl labels naming a project not in PROJECTS): someone else's runs on the same
+    engine meanwhile are not this case's leftovers."""
+    def ours(labels: dict | None) -> bool:
+        labels = labels or {}
+        owner = labels.get("com.docker.compose.project") or labels.get("tlslab.project")
+        return owner is None or owner in projects
+
+    api = client.api                # one list call each: objects removed meanwhile are not looked up
+    return ({f"container {c['Id']}" for c in api.containers(all=True) if ours(c.get("Labels"))}
+            | {f"volume {v['Name']}" for v in api.volumes().get("Volumes") or [] if ours(v.get("Labels"))}
+            | {f"network {n['Id']}" for n in api.networks() if ours(n.get("Labels"))}
+            | {f"image {i['Id']}" for i in api.images()})
 
 
 def _files(root: Path) -> set[Path]:
@@ -130,7 +141,8 @@ def test_each_bad_value_is_one_line_exit_2_and_leaves_nothing(row, kind, inputs,
     bad = values(tmp)[kind]
     args = [bad if a == "{}" else a.replace("{}", bad).format(**named) if "{" in a else a for a in argv]
     client = docker.from_env()
-    before_engine, before_files = _engine_objects(client), _files(tmp)
+    projects = {session_lab.project, bad}
+    before_engine, before_files = _engine_objects(client, projects), _files(tmp)
     out, err = io.StringIO(), io.StringIO()
     with monkeypatch.context() as env:
         env.setenv("LAB_CERTS_DIR", session_lab.env["LAB_CERTS_DIR"])
@@ -148,7 +160,7 @@ def test_each_bad_value_is_one_line_exit_2_and_leaves_nothing(row, kind, inputs,
     assert len(lines) == 1 and lines[0].startswith("labctl") and "error:" in lines[0], where
     assert "Traceback" not in stderr, where
     assert _files(tmp) == before_files, f"{where}: files left behind"
-    assert _engine_objects(client) == before_engine, f"{where}: engine objects left behind"
+    assert _engine_objects(client, projects) == before_engine, f"{where}: engine objects left behind"
 
 
 def test_no_bad_value_made_a_capture(inputs, session_lab):

@@ -123,8 +123,9 @@ def test_external_command_that_does_not_exist(session_lab):
 
 
 def client_processes(session_lab) -> list[str]:
-    _, out, _ = session_lab.lab().exec("client", ["sh", "-c", "cat /proc/[0-9]*/comm"])
-    return sorted(out.split())
+    # The container's own exec, not lab.exec: that one runs under timeout(1), which would be listed.
+    result = session_lab.lab().container("client").exec_run(["sh", "-c", "cat /proc/[0-9]*/comm"])
+    return sorted(result.output.decode().split())
 
 
 def test_external_command_that_hangs_is_bounded_and_leaves_nothing(session_lab):
