@@ -23,17 +23,9 @@ import sys
 import threading
 from typing import Iterator
 
-from .entry import Terminated, raise_for
+from .entry import raise_for
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _raise_for(signum: int) -> None:
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
-
-
-def _raising(signum: int, frame: object) -> None:
-    raise_for(signum, frame)
 
 
 class _Shield:
@@ -52,7 +44,7 @@ class _Shield:
                   "stops waiting; the wire then stops the capture and the attacker itself)",
                   file=sys.stderr, flush=True)
         elif self.count > 2:
-            _raise_for(signum)
+            raise_for(signum, None)
 
 
 _shield = _Shield()
@@ -89,7 +81,7 @@ def shielded() -> Iterator[None]:
                 signal.signal(s, handler)      # type: ignore[arg-type]
             pending, _shield.pending = _shield.pending, None
             if pending is not None and sys.exc_info()[0] is None:
-                _raise_for(pending)
+                raise_for(pending, None)
             # With an exception already on its way out (an interrupt among them),
             # the held signal adds nothing: the command is ending either way.
 
@@ -105,12 +97,12 @@ def interruptible() -> Iterator[None]:
         return
     held = {s: signal.getsignal(s) for s in SIGNALS}
     for s in SIGNALS:
-        signal.signal(s, _raising)
+        signal.signal(s, raise_for)
     try:
         pending, _shield.pending = _shield.pending, None
         _shield.count = 0
         if pending is not None:
-            _raise_for(pending)
+            raise_for(pending, None)
         yield
     finally:
         for s, handler in held.items():
