@@ -27,8 +27,7 @@ import requests
 from . import __version__, capture, certs, images, render, turn
 from .compose import find_tool
 from .errors import DockerUnavailable, ExitStatus, LabError, UsageError
-from .entry import Terminated
-from .interrupts import shielded
+from .interrupts import Terminated, shielded
 from .home import find_home
 from .lab import DEFAULT_PROJECT, DEFAULT_TIMEOUT, SERVICES, TIMEOUT_SETTING, Lab, check_service, check_timeout
 

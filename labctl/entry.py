@@ -12,28 +12,7 @@ import os
 import signal
 import sys
 
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where SIGINT raises KeyboardInterrupt, so the same cleanup runs for both."""
-
-
-SIGNALS = {signal.SIGINT, signal.SIGTERM}
-# Code where an exception raised by a signal handler is printed and swallowed
-# ("Exception ignored in ...") instead of reaching labctl's cleanup: an import
-# lock's weakref callback, a finalizer. A signal landing there is sent again
-# a moment later.
-_SWALLOWING = ("<frozen importlib._bootstrap>", "weakref.py")
-
-
-def raise_for(signum: int, frame: object) -> None:
-    """The SIGINT/SIGTERM handler: KeyboardInterrupt or Terminated, raised where it can be caught."""
-    code = getattr(frame, "f_code", None)
-    if code is not None and code.co_filename.endswith(_SWALLOWING):
-        import threading
-
-        threading.Timer(0.02, os.kill, (os.getpid(), signum)).start()
-        return
-    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+from .interrupts import SIGNALS, Terminated, raise_for
 
 
 def _quiet_exit(status: int) -> None:

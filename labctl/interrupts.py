@@ -10,22 +10,44 @@ as the step is over, when the code around it knows what to undo. Inside a
 shielded step, ``interruptible()`` marks the long waits (the client's
 exchange) where a signal may land at once.
 
-SIGTERM is turned into :class:`Terminated` (labctl.entry), a KeyboardInterrupt, so the same
+SIGTERM is turned into :class:`Terminated`, a KeyboardInterrupt, so the same
 ``finally`` blocks run for both; the CLI exits 130 for SIGINT and 143 for
-SIGTERM (128 + the signal number, as shells report).
+SIGTERM (128 + the signal number, as shells report). ``raise_for`` is the one
+handler that does it: labctl.entry installs it before anything else of labctl
+is imported, and the shield below raises through it.
+
+This module imports only the standard library's lightest parts: labctl.entry
+imports it before it blocks signals for the rest of labctl's imports.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
 from typing import Iterator
 
-from .entry import raise_for
-
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# Code where an exception raised by a signal handler is printed and swallowed
+# ("Exception ignored in ...") instead of reaching labctl's cleanup: an import
+# lock's weakref callback, a finalizer. A signal landing there is sent again
+# a moment later.
+_SWALLOWING = ("<frozen importlib._bootstrap>", "weakref.py")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where SIGINT raises KeyboardInterrupt, so the same cleanup runs for both."""
+
+
+def raise_for(signum: int, frame: object) -> None:
+    """The SIGINT/SIGTERM handler: KeyboardInterrupt or Terminated, raised where it can be caught."""
+    code = getattr(frame, "f_code", None)
+    if code is not None and code.co_filename.endswith(_SWALLOWING):
+        threading.Timer(0.02, os.kill, (os.getpid(), signum)).start()
+        return
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 class _Shield:
