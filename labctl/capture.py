@@ -8,7 +8,6 @@ had to be killed, is incomplete: we say so instead of analysing half a story.
 
 from __future__ import annotations
 
-import errno
 import io
 import json
 import os
@@ -22,7 +21,7 @@ from typing import Iterable
 import docker.errors
 
 from .errors import CaptureError, LabError, UsageError
-from .files import has_control, kind, shown
+from .files import PRIVATE, has_control, kind, shown, write_partial, write_whole
 from .lab import TIMEOUT_SETTING, Lab
 
 
@@ -103,70 +102,11 @@ def read(lab: Lab, name: str) -> bytes:
 
 # -- files on the host that may hold secrets --------------------------------------------
 #
-# A capture or a key log can hold everything a student typed, so every copy on
-# the host is its owner's alone, and that is checked, not assumed: the file is
-# written under a temporary name created new (O_EXCL, never through a stale file
-# or a symlink left there) and fchmod'ed to 0600 before a byte is written
-# (O_CREAT's mode only applies to a new file, and the umask can take bits away),
-# then renamed over the destination, whose mode is then read back. Output paths
-# are checked before a scenario runs (check_output, check_output_dir), by
-# creating and removing the temporary file for real where it will be made.
-
-PRIVATE = 0o600
-
-
-def partial(dest: Path) -> Path:
-    """The temporary name DEST is written under before it is renamed into place."""
-    return dest.with_name(f".{dest.name}.partial")
-
-
-def _clear(tmp: Path) -> None:
-    """Remove a stale temporary file (or a symlink planted in its place); never write through it."""
-    try:
-        info = os.lstat(tmp)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(errno.EISDIR, f"{shown(tmp)} is a folder in the way", str(tmp))
-    os.unlink(tmp)
-
-
-def write_partial(data: bytes, dest: Path) -> Path:
-    """Write DATA under DEST's temporary name, mode 0600 before the first byte; return that name.
-
-    OSError as the system gave it; nothing is left behind on any failure or interrupt.
-    """
-    tmp = partial(dest)
-    _clear(tmp)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), PRIVATE)
-            handle.write(data)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return tmp
-
-
-def install(tmp: Path, dest: Path) -> None:
-    """Rename TMP (from write_partial) over DEST and check that DEST is now a regular file of mode 0600.
-
-    CaptureError if it is not (a filesystem that ignores modes): the file is
-    removed rather than left readable by others. OSError from the rename.
-    """
-    try:
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    info = os.lstat(dest)
-    if not stat.S_ISREG(info.st_mode) or stat.S_IMODE(info.st_mode) != PRIVATE:
-        what = f"mode {stat.S_IMODE(info.st_mode):04o}" if stat.S_ISREG(info.st_mode) else kind(info.st_mode)
-        if stat.S_ISREG(info.st_mode):
-            os.unlink(dest)
-        raise CaptureError(f"{shown(dest)} came out {what}, not a file of mode 0600 (its owner's alone), "
-                           "so it was not kept: this filesystem ignores permissions; write it elsewhere")
+# A capture or a key log can hold everything a student typed: every copy on the
+# host is written by files.write_whole, its owner's alone (mode 0600), checked.
+# Output paths are checked before a scenario runs (check_output,
+# check_output_dir), by creating and removing the temporary file for real where
+# it will be made.
 
 
 def _example(option: str) -> str:
@@ -195,7 +135,7 @@ def save(data: bytes, dest: Path) -> Path:
     _refuse_target(dest, CaptureError)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        install(write_partial(data, dest), dest)      # an interrupted run leaves no half file
+        write_whole(data, dest, PRIVATE, CaptureError)      # an interrupted run leaves no half file
     except OSError as exc:
         raise CaptureError(f"cannot write {shown(dest)}: {exc.strerror or exc}") from None
     return dest
@@ -214,7 +154,7 @@ def _name(value: str | os.PathLike[str], option: str) -> Path:
         raise UsageError(f"{option} {shown(text)}: {exc}") from None
 
 
-def _probe(folder: Path, probe_name: str, option: str, path: Path) -> None:
+def _probe(folder: Path, dest_name: str, option: str, path: Path) -> None:
     """Create and remove a file where PATH's files will be made, mode 0600 checked: UsageError if that fails.
 
     FOLDER may not exist yet (save makes it): then the nearest existing
@@ -233,19 +173,15 @@ def _probe(folder: Path, probe_name: str, option: str, path: Path) -> None:
             raise UsageError(f"{option} {shown(path)}: cannot use {shown(where)}: {exc.strerror or exc}") from None
     if not stat.S_ISDIR(info.st_mode):
         raise UsageError(f"{option} {shown(path)}: {shown(where)} is {kind(info.st_mode)}, not a folder")
-    # In the folder itself, the very name save() will write under; above it (a
-    # folder still to be made), a name of our own that nothing else uses.
-    name = probe_name if where == folder else f".labctl-probe-{os.getpid()}-{secrets.token_hex(4)}"
-    probe = where / name
+    # In the folder itself, the very temporary name save() will write under (a
+    # stale one from an interrupted run is removed, as save() would); above it
+    # (a folder still to be made), a name of our own that nothing else uses.
+    dest = where / (dest_name if where == folder else f".labctl-probe-{os.getpid()}-{secrets.token_hex(4)}")
     try:
-        if where == folder:
-            _clear(probe)           # a stale one from an interrupted run: save() would remove it too
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, PRIVATE)
+        probe = write_partial(b"", dest)
         try:
-            os.fchmod(fd, PRIVATE)
-            mode = stat.S_IMODE(os.fstat(fd).st_mode)
+            mode = stat.S_IMODE(os.lstat(probe).st_mode)
         finally:
-            os.close(fd)
             os.unlink(probe)
     except OSError as exc:
         raise UsageError(f"{option} {shown(path)}: cannot write in {shown(where)} "
@@ -271,7 +207,7 @@ def check_output(value: str | os.PathLike[str], option: str = "--pcap") -> Path:
         raise UsageError(f"{option} {shown(text)} names a folder; give a file name such as "
                          f"{shown(path / _example(option))}")
     _refuse_target(path, UsageError, option)
-    _probe(path.parent, partial(path).name, option, path)
+    _probe(path.parent, path.name, option, path)
     return path
 
 
@@ -290,5 +226,5 @@ def check_output_dir(value: str | os.PathLike[str], option: str = "--pcap", name
     names = list(names)
     for name in names:
         _refuse_target(path / name, UsageError, option)
-    _probe(path, partial(path / (names[0] if names else "lab.pcap")).name, option, path)
+    _probe(path, names[0] if names else "lab.pcap", option, path)
     return path

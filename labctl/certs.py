@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CertError
+from .files import PRIVATE, write_whole
 
 SERVER_NAME = "server.lab.test"
 KEY_TYPES = ("rsa", "ecdsa")
@@ -188,19 +189,10 @@ def _generate_cases(certs_dir: Path, ca) -> None:
 
 
 def _write(path: Path, data: bytes, private: bool) -> None:
-    """Write PATH whole (a temporary name, then a rename), its mode set before the first byte."""
+    """Write PATH whole (files.write_whole: a temporary name, then a rename), its mode set before
+    the first byte and checked after the rename: 0600 for a private key, 0644 for the rest."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = 0o600 if private else 0o644
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)     # a stale one, or a symlink left there: never written through
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)    # O_CREAT's mode passes through the umask
-            handle.write(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_whole(data, path, PRIVATE if private else 0o644, CertError)
 
 
 def generate(certs_dir: Path) -> list[CertFile]:

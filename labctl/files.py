@@ -1,4 +1,4 @@
-"""Files the user names: printed safely, and read only when they are what they should be.
+"""Files on the host: named safely, read only when they are what they should be, written whole.
 
 A path on the command line is whatever bytes the user typed. ``shown`` turns
 one into a single printable line (a name that is not UTF-8, or that holds a
@@ -7,16 +7,22 @@ reads a file the user gave us only if it is a regular file: a folder, a FIFO
 (whose open would wait for a writer forever) or a device (/dev/zero never
 ends) is refused before a byte is read, and the caller looks at the first
 bytes before the rest is read.
+
+``write_whole`` (or ``write_partial`` then ``install``, for several files that
+appear together) is the one way labctl writes a file that may hold a secret:
+captures, key logs, the report, the lab's keys and certificates.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import stat
+from pathlib import Path
 from typing import Callable, Union
 
-from .errors import UsageError
+from .errors import LabError, UsageError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -119,3 +125,80 @@ def read_input(path: PathLike, expected: str, head: int = 0,
     finally:
         os.close(fd)
 
+
+
+# -- files that may hold secrets --------------------------------------------------------------
+#
+# A capture, a key log or a private key is its owner's alone, and that is
+# checked, not assumed: the file is written under a temporary name created new
+# (O_EXCL, never through a stale file or a symlink left there) and fchmod'ed to
+# its mode before a byte is written (O_CREAT's mode only applies to a new file,
+# and the umask can take bits away), then renamed over the destination, whose
+# mode is then read back. All or nothing: a failure or an interrupt leaves no
+# temporary file, and the destination is either the old file or the new one.
+
+PRIVATE = 0o600
+
+
+def partial(dest: Path) -> Path:
+    """The temporary name DEST is written under before it is renamed into place."""
+    return dest.with_name(f".{dest.name}.partial")
+
+
+def _clear(tmp: Path) -> None:
+    """Remove a stale temporary file (or a symlink planted in its place); never write through it."""
+    try:
+        info = os.lstat(tmp)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, f"{shown(tmp)} is a folder in the way", str(tmp))
+    os.unlink(tmp)
+
+
+def write_partial(data: bytes, dest: Path, mode: int = PRIVATE) -> Path:
+    """Write DATA under DEST's temporary name, MODE set before the first byte; return that name.
+
+    OSError as the system gave it; nothing is left behind on any failure or interrupt.
+    """
+    tmp = partial(dest)
+    _clear(tmp)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def install(tmp: Path, dest: Path, mode: int = PRIVATE, error: type[LabError] = LabError) -> None:
+    """Rename TMP (from write_partial) over DEST and check that DEST is now a regular file of MODE.
+
+    ``error`` (the caller's LabError subclass) if it is not (a filesystem that
+    ignores modes): the file is removed rather than left readable by others.
+    OSError from the rename.
+    """
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    info = os.lstat(dest)
+    if not stat.S_ISREG(info.st_mode) or stat.S_IMODE(info.st_mode) != mode:
+        what = f"mode {stat.S_IMODE(info.st_mode):04o}" if stat.S_ISREG(info.st_mode) else kind(info.st_mode)
+        if stat.S_ISREG(info.st_mode):
+            os.unlink(dest)
+        whose = " (its owner's alone)" if mode == PRIVATE else ""
+        raise error(f"{shown(dest)} came out {what}, not a file of mode {mode:04o}{whose}, so it was not kept: "
+                    "this filesystem ignores permissions; write it elsewhere")
+
+
+def write_whole(data: bytes, dest: Path, mode: int = PRIVATE, error: type[LabError] = LabError) -> None:
+    """Write DATA to DEST all or nothing, as a regular file of MODE (checked after the rename).
+
+    OSError as the system gave it; ``error`` if the file did not come out of MODE.
+    """
+    install(write_partial(data, dest, mode), dest, mode, error)

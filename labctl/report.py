@@ -23,7 +23,7 @@ from typing import Iterable
 from . import capture, render
 from .analyzer import ALERTS, C2S, Observation
 from .errors import LabError
-from .files import shown
+from .files import PRIVATE, install, shown, write_partial
 
 LANES = ("client", "wire", "server", "dns")   # the wire in the middle: every arrow crosses it
 MAX_EVENTS = 40
@@ -619,7 +619,7 @@ def write_report(results, out_dir: Path, addresses: dict[str, str] | None = None
 
         def put(name: str, data: bytes) -> None:
             dest = out_dir / name
-            written.append((capture.write_partial(data, dest), dest))
+            written.append((write_partial(data, dest), dest))
 
         for r in results:
             links = {}
@@ -633,7 +633,7 @@ def write_report(results, out_dir: Path, addresses: dict[str, str] | None = None
         put("index.html", page(results, addresses, files).encode("utf-8"))
         while written:
             tmp, dest = written[0]
-            capture.install(tmp, dest)                # the page last: it links to the others
+            install(tmp, dest, PRIVATE, ReportError)  # the page last: it links to the others
             written.pop(0)
     except OSError as exc:
         raise ReportError(f"cannot write the report in {shown(out_dir)}: {exc.strerror or exc}") from None

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl import certs
+from labctl import certs, files
 from labctl.errors import CertError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -220,10 +220,10 @@ def test_writing_a_key_does_not_follow_a_planted_symlink(tmp_path):
     victim.write_text("precious")
     folder = tmp_path / "certs" / "ca"
     folder.mkdir(parents=True)
-    (folder / ".ca.key.tmp").symlink_to(victim)
+    files.partial(folder / "ca.key").symlink_to(victim)
     certs._write(folder / "ca.key", b"KEY", True)
     assert victim.read_text() == "precious"
-    assert (folder / "ca.key").stat().st_mode & 0o777 == 0o600 and not (folder / ".ca.key.tmp").exists()
+    assert (folder / "ca.key").stat().st_mode & 0o777 == 0o600 and not files.partial(folder / "ca.key").exists()
 
 
 def test_a_new_set_keeps_what_labctl_does_not_make(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl import capture
+from labctl import capture, files
 from labctl.errors import CaptureError, ExitStatus, LabError, UsageError
 
 DATA = b"\xd4\xc3\xb2\xa1 not really a capture, but secret all the same"
@@ -45,7 +45,7 @@ def test_save_over_a_world_readable_file_leaves_it_0600(tmp_path):
 
 def test_a_stale_partial_file_at_0644_does_not_make_the_capture_0644(tmp_path):
     dest = tmp_path / "tls.pcap"
-    stale = capture.partial(dest)
+    stale = files.partial(dest)
     stale.write_bytes(b"left by an interrupted run" * 100)
     os.chmod(stale, 0o644)
     capture.save(DATA, dest)
@@ -58,7 +58,7 @@ def test_a_symlink_planted_as_the_partial_file_is_not_written_through(tmp_path):
     victim.write_bytes(b"precious")
     os.chmod(victim, 0o644)
     dest = tmp_path / "tls.pcap"
-    capture.partial(dest).symlink_to(victim)
+    files.partial(dest).symlink_to(victim)
     capture.save(DATA, dest)
     assert victim.read_bytes() == b"precious" and mode(victim) == 0o644
     assert dest.read_bytes() == DATA and mode(dest) == 0o600
@@ -148,7 +148,7 @@ def test_an_existing_regular_file_is_accepted(tmp_path):
 
 
 def test_a_stale_partial_is_no_obstacle(tmp_path):
-    capture.partial(tmp_path / "tls.pcap").write_bytes(b"stale")
+    files.partial(tmp_path / "tls.pcap").write_bytes(b"stale")
     capture.check_output(str(tmp_path / "tls.pcap"))
     assert leftovers(tmp_path) == []
 

@@ -1,0 +1,54 @@
+"""The layout holds: each fact and each risky step has one home, and the modules say so.
+
+These read labctl's own source (ast, no Docker): a second copy of the owner-only
+write, or a second module that runs `compose up`, fails here before it drifts
+from the first.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import types
+from pathlib import Path
+
+from labctl import capture, certs, files, report
+
+PACKAGE = Path(capture.__file__).resolve().parent
+
+
+def modules() -> dict[str, ast.Module]:
+    """Every module of labctl (scenarios included), by its path relative to the package."""
+    return {str(path.relative_to(PACKAGE)): ast.parse(path.read_text(), str(path))
+            for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+# -- the owner-only write ----------------------------------------------------------------------
+
+def test_only_files_creates_files_with_os_open():
+    """O_CREAT (with O_EXCL, O_NOFOLLOW, fchmod before the first byte) is written once, in files.py."""
+    creating = sorted(name for name, tree in modules().items()
+                      for node in ast.walk(tree)
+                      if isinstance(node, ast.Attribute) and node.attr == "O_CREAT")
+    assert creating == ["files.py"]
+
+
+def test_certs_capture_and_report_write_through_files(tmp_path, monkeypatch):
+    """A key, a saved capture and a report's files all take files.write_partial's temporary name."""
+    made: list[str] = []
+    real = files.partial
+
+    def spy(dest: Path) -> Path:
+        made.append(dest.name)
+        return real(dest)
+
+    monkeypatch.setattr(files, "partial", spy)
+    monkeypatch.setattr(report, "page", lambda results, addresses, links: "<html></html>")
+    certs._write(tmp_path / "ca" / "ca.key", b"KEY", True)
+    capture.save(b"pcap", tmp_path / "tls.pcap")
+    (tmp_path / "report").mkdir()
+    report.write_report([types.SimpleNamespace(name="tls", pcap=b"pcap", keylog="")], tmp_path / "report")
+    # The report's folder is probed first (check_output_dir), with the name index.html will be written under.
+    assert made == ["ca.key", "tls.pcap", "index.html", "tls.pcap", "index.html"]
+    for path in (tmp_path / "ca" / "ca.key", tmp_path / "tls.pcap", tmp_path / "report" / "index.html"):
+        assert os.stat(path).st_mode & 0o777 == 0o600, path
