@@ -28,7 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import docker
 import docker.errors
@@ -53,7 +53,6 @@ EXCLUDES = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*", "/usr
 SETUP = ("useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonexistent "
          "--shell /usr/sbin/nologin lab && mkdir -p /captures /app "
          "&& chown tcpdump:tcpdump /captures && chmod 0750 /captures")
-SERVICES = ("wire", "server", "dns", "client")
 SOURCES = ("auto", "pull", "local")
 # [registry[:port]/]path[:tag][@sha256:digest], as `docker pull` takes it: the
 # registry host may have capitals, the path may not (distribution's reference grammar).
@@ -61,6 +60,7 @@ REFERENCE_RE = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9.-]*(?::[0-9]+)?/)?"
                           r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
                           r"(?::[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")
 
+# How a long step reports what it is doing: one line at a time (the CLI prints it on stderr).
 Progress = Callable[[str], None]
 
 
@@ -96,8 +96,9 @@ class ServiceImage:
         return f"{self.name}:{self.tag}"
 
 
-def service_images(services_dir: Path, prefix: str, base_id: str) -> list[ServiceImage]:
-    return [ServiceImage(s, f"{prefix}-{s}", context_hash(services_dir, s, base_id)) for s in SERVICES]
+def service_images(services_dir: Path, services: Sequence[str], prefix: str, base_id: str) -> list[ServiceImage]:
+    """The image each of SERVICES (the lab's, lab.SERVICES) should run, tagged by its build context."""
+    return [ServiceImage(s, f"{prefix}-{s}", context_hash(services_dir, s, base_id)) for s in services]
 
 
 def prune_stale(client: docker.DockerClient, wanted: list[ServiceImage]) -> list[str]:

@@ -15,7 +15,6 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import docker
 import docker.errors
@@ -27,6 +26,7 @@ from .compose import check_choice as compose_choice
 from .errors import ComposeError, LabError, NotHealthy, ServiceFailed, UsageError
 from .files import has_control
 from .home import Home, find_home
+from .images import Progress
 from .interrupts import shielded
 from .waiting import NotReady, wait_for
 
@@ -47,7 +47,6 @@ TIMEOUT_SETTING = "--timeout SECONDS or LAB_TIMEOUT"
 # an interrupted run's processes can be found and stopped (see kill_run_processes).
 RUN_TAG = "TLSLAB_RUN"
 
-Progress = Callable[[str], None]
 
 
 def check_project(name: str) -> str:
@@ -392,7 +391,7 @@ class Lab:
     def ensure_images(self, base: str, progress: Progress) -> tuple[dict[str, str], list[str]]:
         """Build the service images whose build context changed; return tags and what was built."""
         base_id = self.docker.images.get(base).id
-        wanted = images.service_images(self.home.services, self.image_prefix, base_id)
+        wanted = images.service_images(self.home.services, SERVICES, self.image_prefix, base_id)
         tags = {img.service: img.tag for img in wanted}
         missing = [img for img in wanted if not images.image_exists(self.docker, img.ref)]
         if missing:

@@ -22,11 +22,11 @@ from typing import Callable
 from . import capture
 from .analyzer import C2S, S2C, Observation, TlsConnection, analyze
 from .capture import CaptureStats
+from .certs import SERVER_NAME
 from .errors import CaptureError, LabError
 from .interrupts import interruptible, shielded
 from .lab import TIMEOUT_SETTING, Lab
 
-SERVER_NAME = "server.lab.test"
 RUN_PREFIX = "run-"      # a scenario's capture stays on the wire until the next run replaces it
 _KEYLOG_LINE = re.compile(r"^[A-Z_0-9]+ [0-9a-f]{64} [0-9a-f]+$")
 

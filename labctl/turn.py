@@ -25,16 +25,16 @@ import os
 import secrets
 import socket
 import time
-from typing import Callable, Iterator
+from typing import Iterator
 
 import docker.errors
 from docker.utils.socket import frames_iter
 
 from .errors import LabError
+from .images import Progress
 from .interrupts import interruptible, shielded
 from .lab import Lab
 
-Progress = Callable[[str], None]
 
 
 class _Lines:

@@ -52,3 +52,25 @@ def test_certs_capture_and_report_write_through_files(tmp_path, monkeypatch):
     assert made == ["ca.key", "tls.pcap", "index.html", "tls.pcap", "index.html"]
     for path in (tmp_path / "ca" / "ca.key", tmp_path / "tls.pcap", tmp_path / "report" / "index.html"):
         assert os.stat(path).st_mode & 0o777 == 0o600, path
+
+
+# -- one definition of each fact ---------------------------------------------------------------
+
+# Being moved into the TLS package (issue 12, item 1), with their own duplicates.
+MOVING = {"analyzer.py", "decrypt.py", "stolenkey.py"}
+
+
+def test_no_module_constant_is_defined_twice():
+    """SERVICES, SERVER_NAME, SIGNALS, Progress...: each is assigned in one module and imported elsewhere
+    (two copies drift apart, and nothing notices)."""
+    where: dict[str, list[str]] = {}
+    for name, tree in modules().items():
+        if name in MOVING or "/" in name:           # scenarios/ each declare NAME, TITLE... by design
+            continue
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else \
+                [node.target] if isinstance(node, ast.AnnAssign) else []
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id.lstrip("_")[:1].isupper():
+                    where.setdefault(target.id, []).append(name)
+    assert {n: m for n, m in where.items() if len(m) > 1} == {}
