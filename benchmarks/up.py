@@ -37,7 +37,7 @@ import docker
 
 from common import labctl  # noqa: E402  (benchmarks/common.py puts the repository on sys.path)
 
-from labctl import images, volumes  # noqa: E402
+from labctl import bringup, images, volumes  # noqa: E402
 from labctl.compose import find_tool  # noqa: E402
 from labctl.lab import Lab  # noqa: E402
 
@@ -46,7 +46,7 @@ def raw_compose_up(project: str, env: dict[str, str], client: docker.DockerClien
     """The floor: compose up -d of the same file, then wait for health by polling."""
     lab = Lab(project=project, certs_dir=Path(env["LAB_CERTS_DIR"]))
     base = images.base_image_name(lab.image_prefix)
-    tags, built = lab.ensure_images(base, progress=lambda _: None)
+    tags, built = bringup.ensure_images(lab, base, progress=lambda _: None)
     assert not built, "the images should exist before the raw compose run"
     # The certificate volumes are labctl's to fill (compose would start the
     # server with empty ones); filled before the clock starts.

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Callable, NoReturn, TextIO
 import docker.errors
 import requests
 
-from . import __version__, capture, certs, images, render, turn
+from . import __version__, bringup, capture, certs, images, render, turn
 from .compose import find_tool
 from .errors import DockerUnavailable, ExitStatus, LabError, UsageError
 from .interrupts import Terminated, shielded
@@ -114,14 +114,14 @@ def cmd_up(args: argparse.Namespace, io: Output) -> int:
     lab = _lab(args)
     tool = find_tool()
     io.progress(f"bringing up lab '{lab.project}' with {tool.label} on {lab.engine.label}")
-    report = lab.up(io.progress)
+    report = bringup.up(lab, io.progress)
     io.result(render.up_json(report) if args.json else render.up_text(report))
     return ExitStatus.OK
 
 
 def cmd_down(args: argparse.Namespace, io: Output) -> int:
     lab = _lab(args)
-    if lab.down(volumes=args.volumes):
+    if bringup.down(lab, volumes=args.volumes):
         io.result(f"lab '{lab.project}' removed" + (" with its captures and certificate volumes"
                                                     if args.volumes else ""))
     else:
@@ -204,9 +204,9 @@ def cmd_certs(args: argparse.Namespace, io: Output) -> int:
         io.progress(f"refilling the certificate volumes of lab '{lab.project}'")
         if lab.service_state("wire") == "running":
             with turn.taken(lab, "certs --force", io.progress):      # not under a run's feet
-                lab.refresh_certs(io.progress)
+                bringup.refresh_certs(lab, io.progress)
         else:
-            lab.refresh_certs(io.progress)
+            bringup.refresh_certs(lab, io.progress)
     return ExitStatus.OK
 
 
@@ -226,7 +226,7 @@ def cmd_build(args: argparse.Namespace, io: Output) -> int:
                                    lab.base_source, progress=lambda m: io.progress(f"  {m}"),
                                    pull_from=lab.pull_from)
     io.progress(render.dotted("base image", f"{base} ({how})"))
-    tags, built = lab.ensure_images(base, io.progress)
+    tags, built = bringup.ensure_images(lab, base, io.progress)
     rows = [(service, f"{lab.image_prefix}-{service}:{tag}", "built" if service in built else "present")
             for service, tag in tags.items()]
     io.result(render.table(("SERVICE", "IMAGE", "STATUS"), [("base", base, how), *rows]))

@@ -1,8 +1,12 @@
-"""One lab: a compose project, its network, its containers, and bringing it up.
+"""One lab: a compose project, its network, its addresses and its containers.
 
 A lab is named by its compose project (`--project`, or LAB_PROJECT). Each lab
 gets its own /24 inside 10.77.0.0/16 (the default lab takes 10.77.0.0/24),
 so two labs run side by side without sharing a bridge, an address or a name.
+
+This module looks at a lab and works inside it (exec, the states of its
+services, why one stopped); making it exist and taking it away (certificates,
+images, health, `compose up` and `down`) is labctl.bringup's.
 """
 
 from __future__ import annotations
@@ -11,24 +15,20 @@ import datetime
 import ipaddress
 import os
 import re
-import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import docker.errors
 from docker.models.containers import Container
 
-from . import certs, engine, images, volumes
-from .compose import Compose, find_tool
+from . import engine, images
+from .compose import Compose
 from .compose import check_choice as compose_choice
-from .errors import ComposeError, LabError, NotHealthy, ServiceFailed, UsageError
+from .errors import LabError, UsageError
 from .files import has_control
 from .home import Home, find_home
-from .images import Progress
-from .interrupts import shielded
-from .waiting import NotReady, wait_for
 
 DEFAULT_PROJECT = "tlslab"
 PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
@@ -106,17 +106,9 @@ class ServiceState:
     exit_code: int | None = None
 
 
-@dataclass
-class UpReport:
-    project: str
-    net: str
-    engine: dict[str, str] = field(default_factory=dict)     # host and source, as status --json
-    steps: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-    services: list[ServiceState] = field(default_factory=list)
-
-
 class Lab:
+    """A lab by its project name: its settings, where it runs (engine, network, addresses), what runs in it."""
+
     def __init__(self, project: str = DEFAULT_PROJECT, home: Home | None = None,
                  certs_dir: Path | None = None, image_prefix: str | None = None,
                  base_source: str | None = None, pull_from: str | None = None,
@@ -181,6 +173,10 @@ class Lab:
                 self._net = choose_net(self.project, self._taken_subnets())
         return self._net
 
+    def forget_net(self) -> None:
+        """Look for this lab's /24 again at the next net(): the one chosen was taken meanwhile."""
+        self._net = None
+
     def _taken_subnets(self) -> list[ipaddress.IPv4Network]:
         taken = []
         for network in self.docker.networks.list():
@@ -212,6 +208,10 @@ class Lab:
             raise self.not_running(service, found)
         self._running[service] = found
         return found
+
+    def forget_containers(self) -> None:
+        """Look containers up again at the next exec: bringup is about to replace or remove them."""
+        self._running.clear()
 
     def require_running(self) -> None:
         """Before a run: raise naming the first service that is not running, and why."""
@@ -298,150 +298,6 @@ class Lab:
     def is_up(self) -> bool:
         return bool(self.containers()) or self.network() is not None
 
-    # -- up -----------------------------------------------------------------
-
-    def up(self, progress: Progress) -> UpReport:
-        """Certificates, images, containers, health: idempotent, each wait bounded by ``self.timeout``.
-
-        Interrupted (Ctrl-C, SIGTERM) while making a lab that was not there
-        before (no container, no volume), it removes what it made: the
-        containers, the network and the volumes (certificate volumes hold
-        private keys). A lab is up, or it is not there. Images it finished
-        building stay: they are shared, and the next `up` uses them.
-        """
-        label = {"label": f"com.docker.compose.project={self.project}"}
-        existed = bool(self.containers()) or bool(self.docker.volumes.list(filters=label))
-        try:
-            return self._up(progress)
-        except KeyboardInterrupt:
-            if not existed:
-                with shielded():
-                    if self.is_up() or self.docker.volumes.list(filters=label):
-                        progress(f"interrupted: removing what this `up` made of lab '{self.project}'")
-                        self.down(volumes=True)
-            raise
-
-    def _up(self, progress: Progress) -> UpReport:
-        started = time.monotonic()
-        self._running.clear()
-        report = UpReport(self.project, "", {"host": self.engine.host, "source": self.engine.source})
-        client = self.docker
-
-        def step(name: str, outcome: str) -> None:
-            report.steps.append((name, outcome))
-            progress(f"{name:.<24} {outcome}")
-
-        how = certs.ensure(self.certs_dir)
-        certs.check(self.certs_dir)
-        step("lab files", f"{self.home.files} (from {self.home.files_from})")
-        step("certificates", f"{how} in {self.certs_dir}")
-
-        base, how = images.ensure_base(client, self.image_prefix, self.home.services,
-                                       self.base_source, progress=lambda m: progress(f"  {m}"),
-                                       pull_from=self.pull_from)
-        step("base image", f"{base} ({how})")
-        tags, built = self.ensure_images(base, progress)
-        step("service images", f"built {', '.join(built)}" if built else "present")
-        before = self.containers()
-        how = volumes.fill(client, self.project, self.certs_dir, base, containers=before)
-        step("certificate volumes", f"{how} ({', '.join(volumes.MOUNTS)})")
-
-        report.net = self.net()
-        # Held from Ctrl-C: compose killed half-way leaves containers created
-        # and never started; let it finish (seconds), then up() undoes it.
-        with shielded():
-            try:
-                self.compose(tags, base).run("up", "--detach", "--no-build", "--remove-orphans", timeout=300)
-            except ComposeError as exc:
-                if "overlaps" not in str(exc):
-                    raise
-                # Another lab took this subnet between our look and compose's
-                # network create; pick again once, now that it is visibly taken.
-                self._net = None
-                report.net = self.net()
-                self.compose(tags, base).run("up", "--detach", "--no-build", "--remove-orphans", timeout=300)
-        step("containers", f"{self.project} on {report.net}.0/24")
-        if how == "filled" and before.get("server") is not None and before["server"].status == "running":
-            # It kept the old keys in memory (certificates made anew since it started).
-            self._restart_server(progress)
-
-        report.services = self.wait_healthy()
-        step("health", "all services healthy")
-        report.seconds = time.monotonic() - started
-        return report
-
-    def refresh_certs(self, progress: Progress) -> None:
-        """Refill the lab's certificate volumes from certs_dir (after `certs --force`), then
-        restart the server, which reads its keys only at start."""
-        base = images.base_image_name(self.image_prefix)
-        if not images.image_exists(self.docker, base):
-            base, _ = images.ensure_base(self.docker, self.image_prefix, self.home.services, self.base_source,
-                                         progress=lambda m: progress(f"  {m}"), pull_from=self.pull_from)
-        volumes.fill(self.docker, self.project, self.certs_dir, base, force=True)
-        if self.service_state("server") == "running":
-            self._restart_server(progress)
-            self.wait_healthy()
-
-    def _restart_server(self, progress: Progress) -> None:
-        """The server reads its keys only at start: restart it after its volume was refilled."""
-        progress("  restarting the server so it loads the new keys")
-        self._running.clear()
-        self.compose().run("restart", "--timeout", "1", "server", timeout=120)
-
-    def ensure_images(self, base: str, progress: Progress) -> tuple[dict[str, str], list[str]]:
-        """Build the service images whose build context changed; return tags and what was built."""
-        base_id = self.docker.images.get(base).id
-        wanted = images.service_images(self.home.services, SERVICES, self.image_prefix, base_id)
-        tags = {img.service: img.tag for img in wanted}
-        missing = [img for img in wanted if not images.image_exists(self.docker, img.ref)]
-        if missing:
-            names = [img.service for img in missing]
-            progress(f"  building {', '.join(names)} from {base}")
-            # v1 builds one image at a time unless told; v2 builds in parallel anyway.
-            parallel = ["--parallel"] if find_tool().version == 1 else []
-            self.compose(tags, base).run("build", *parallel, *names, timeout=900)
-        for stale in images.prune_stale(self.docker, wanted):
-            progress(f"  removed the older build {stale}")
-        return tags, [img.service for img in missing]
-
-    def wait_healthy(self) -> list[ServiceState]:
-        """Wait until every service is running and healthy (at most ``self.timeout``); fail fast if one exits."""
-        timeout = self.timeout
-        last: list[ServiceState] = []
-        healthy: set[str] = set()
-
-        def check() -> list[ServiceState]:
-            nonlocal last
-            last = self.states(known_healthy=frozenset(healthy))
-            healthy.update(s.service for s in last if s.state == "running" and s.health == "healthy")
-            for s in last:
-                if s.state in ("exited", "dead"):
-                    stopped = self.containers().get(s.service)
-                    raise self._unhealthy(s, self.describe_stop(stopped) if stopped is not None
-                                          else f"exited with status {s.exit_code}")
-                if s.health == "unhealthy":
-                    raise self._unhealthy(s, "unhealthy")
-            waiting = [s.service for s in last if s.state != "running" or s.health not in ("healthy", "-")]
-            if waiting:
-                raise NotReady(f"waiting for {', '.join(waiting)}")
-            return last
-
-        try:
-            return wait_for(check, what=f"lab '{self.project}'", timeout=timeout, interval=0.1)
-        except ServiceFailed:
-            raise
-        except NotHealthy:
-            slow = next((s for s in last if s.state != "running" or s.health != "healthy"), None)
-            if slow is None:
-                raise
-            raise self._unhealthy(slow, f"not healthy after {timeout:.0f} s (state {slow.state}, "
-                                        f"health {slow.health})") from None
-
-    def _unhealthy(self, s: ServiceState, why: str) -> NotHealthy:
-        error = ServiceFailed(f"service '{s.service}' {why} — see `labctl logs {s.service}`")
-        error.details = self.log_tail(s.service, 10)
-        return error
-
     def log_tail(self, service: str, lines: int) -> list[str]:
         c = self.containers().get(service)
         if c is None:
@@ -451,23 +307,6 @@ class Lab:
         except docker.errors.APIError:
             return []
         return [f"{service} | {line}" for line in text.splitlines()]
-
-    # -- down -----------------------------------------------------------------
-
-    def down(self, volumes: bool = False) -> bool:
-        """Remove the lab's containers and network (and captures with volumes); False if nothing was up."""
-        had_volume = volumes and bool(self.docker.volumes.list(
-            filters={"label": f"com.docker.compose.project={self.project}"}))
-        if not self.is_up() and not had_volume:
-            return False
-        self._running.clear()
-        args = ["down", "--timeout", "1", "--remove-orphans"]
-        if volumes:
-            args.append("--volumes")
-        self.compose().run(*args, timeout=120)
-        for helper in self.docker.containers.list(all=True, filters={"label": f"tlslab.project={self.project}"}):
-            helper.remove(force=True)      # a volume filler left by an interrupted `up`
-        return True
 
     # -- doing things inside ------------------------------------------------
 

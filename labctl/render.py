@@ -7,7 +7,8 @@ import json
 from typing import Sequence
 
 from .capture import CaptureStats
-from .lab import DEFAULT_PROJECT, ServiceState, UpReport
+from .bringup import UpReport
+from .lab import DEFAULT_PROJECT, ServiceState
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

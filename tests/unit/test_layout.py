@@ -74,3 +74,39 @@ def test_no_module_constant_is_defined_twice():
                 if isinstance(target, ast.Name) and target.id.lstrip("_")[:1].isupper():
                     where.setdefault(target.id, []).append(name)
     assert {n: m for n, m in where.items() if len(m) > 1} == {}
+
+
+# -- the lab split -----------------------------------------------------------------------------
+
+CHANGING = {"up", "down", "build", "restart", "create", "start", "stop", "rm", "kill", "pull"}
+
+
+def compose_commands(tree: ast.Module) -> set[str]:
+    """The compose subcommands a module runs: `<anything>.run("up", ...)` / `.stream("logs", ...)`."""
+    return {node.args[0].value for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("run", "stream") and node.args
+            and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)}
+
+
+def test_only_bringup_runs_compose_commands_that_change_the_lab():
+    """`compose up`, `build`, `restart`, `down`: bringing up and taking down have one home."""
+    runs = {name: compose_commands(tree) & CHANGING for name, tree in modules().items()}
+    assert {name: sorted(found) for name, found in runs.items() if found} == \
+        {"bringup.py": ["build", "down", "restart", "up"]}
+
+
+def test_the_lab_does_not_depend_on_bringing_it_up():
+    """lab.py names and looks; bringup.py changes. The arrow goes one way (no cycle, no shim)."""
+    tree = modules()["lab.py"]
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                for alias in node.names} | \
+               {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not imported & {"bringup", "certs", "volumes", "interrupts", "waiting"}, imported
+
+
+def test_signal_plumbing_imports_nothing_of_labctl():
+    """entry imports interrupts before it blocks signals for the rest: interrupts must stand alone
+    (it imported entry's handler once, and entry -> cli -> entry made a cycle)."""
+    tree = modules()["interrupts.py"]
+    assert [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level] == []
