@@ -127,6 +127,7 @@ def _restart_server(lab: Lab, progress: Progress) -> None:
 def ensure_images(lab: Lab, base: str, progress: Progress) -> tuple[dict[str, str], list[str]]:
     """Build the service images whose build context changed; return tags and what was built."""
     base_id = lab.docker.images.get(base).id
+    assert base_id is not None, "an image the engine found has an id"
     wanted = images.service_images(lab.home.services, SERVICES, lab.image_prefix, base_id)
     tags = {img.service: img.tag for img in wanted}
     missing = [img for img in wanted if not images.image_exists(lab.docker, img.ref)]

@@ -26,9 +26,13 @@ import shutil
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import CertError
 from .files import PRIVATE, write_whole
+
+if TYPE_CHECKING:
+    import trustme      # imported where it is used: it pulls in cryptography, slow for `labctl status`
 
 SERVER_NAME = "server.lab.test"
 KEY_TYPES = ("rsa", "ecdsa")
@@ -140,7 +144,7 @@ def _self_signed(host: str) -> tuple[bytes, bytes]:
                               serialization.NoEncryption()))
 
 
-def _generate_cases(certs_dir: Path, ca) -> None:
+def _generate_cases(certs_dir: Path, ca: trustme.CA) -> None:
     import datetime
 
     import trustme

@@ -90,7 +90,8 @@ def _reason(exc: Exception) -> str:
 def _normal(host: str) -> str:
     """Compare endpoints as the SDK would use them (tcp://h:p, unix:///path)."""
     parsed = docker.utils.parse_host(host)
-    return parsed.replace("http+unix://", "unix://").replace("http://", "tcp://").replace("https://", "tcp://")
+    text = parsed.decode() if isinstance(parsed, bytes) else parsed
+    return text.replace("http+unix://", "unix://").replace("http://", "tcp://").replace("https://", "tcp://")
 
 
 def config_dir(environ: Mapping[str, str]) -> Path:

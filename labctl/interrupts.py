@@ -27,9 +27,13 @@ import os
 import signal
 import sys
 import threading
-from typing import Iterator
+from types import FrameType
+from typing import Callable, Iterator, Union
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# What signal.getsignal returns: a function, SIG_DFL/SIG_IGN, or None for a
+# handler that was not set from Python.
+Handler = Union[Callable[[int, Union[FrameType, None]], object], int, signal.Handlers, None]
 # Code where an exception raised by a signal handler is printed and swallowed
 # ("Exception ignored in ...") instead of reaching labctl's cleanup: an import
 # lock's weakref callback, a finalizer. A signal landing there is sent again
@@ -55,7 +59,7 @@ class _Shield:
         self.pending: int | None = None
         self.count = 0
         self.depth = 0
-        self.saved: dict[int, object] = {}
+        self.saved: dict[signal.Signals, Handler] = {}
 
     def _hold(self, signum: int, _frame: object) -> None:
         self.pending = signum
@@ -99,8 +103,7 @@ def shielded() -> Iterator[None]:
     finally:
         _shield.depth -= 1
         if outermost:
-            for s, handler in _shield.saved.items():
-                signal.signal(s, handler)      # type: ignore[arg-type]
+            _restore(_shield.saved)
             pending, _shield.pending = _shield.pending, None
             if pending is not None and sys.exc_info()[0] is None:
                 raise_for(pending, None)
@@ -117,7 +120,7 @@ def interruptible() -> Iterator[None]:
     if not _main_thread() or _shield.depth == 0:
         yield
         return
-    held = {s: signal.getsignal(s) for s in SIGNALS}
+    held: dict[signal.Signals, Handler] = {s: signal.getsignal(s) for s in SIGNALS}
     for s in SIGNALS:
         signal.signal(s, raise_for)
     try:
@@ -127,5 +130,10 @@ def interruptible() -> Iterator[None]:
             raise_for(pending, None)
         yield
     finally:
-        for s, handler in held.items():
-            signal.signal(s, handler)          # type: ignore[arg-type]
+        _restore(held)
+
+
+def _restore(saved: dict[signal.Signals, Handler]) -> None:
+    for s, handler in saved.items():
+        # None (a handler set outside Python) cannot be given back; never the case for these two.
+        signal.signal(s, signal.SIG_DFL if handler is None else handler)

@@ -22,6 +22,7 @@ from pathlib import Path
 import docker
 import docker.errors
 from docker.models.containers import Container
+from docker.models.networks import Network
 
 from . import engine, images
 from .compose import Compose
@@ -32,7 +33,7 @@ from .home import Home, find_home
 
 DEFAULT_PROJECT = "tlslab"
 PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
-LAB_RANGE = ipaddress.ip_network("10.77.0.0/16")
+LAB_RANGE = ipaddress.IPv4Network("10.77.0.0/16")
 # Host part of each service's address; the wire sits at .254, the resolver at .53.
 HOSTS = {"client": 10, "server": 20, "dns": 53, "wire": 254}
 SERVICES = ("wire", "server", "dns", "client")
@@ -56,10 +57,10 @@ def check_project(name: str) -> str:
     return name
 
 
-def check_timeout(value: object, source: str = "--timeout") -> float:
+def check_timeout(value: str | float, source: str = "--timeout") -> float:
     """Seconds, as a float in (0, MAX_TIMEOUT]; UsageError naming ``source`` otherwise."""
     try:
-        seconds = float(value)       # type: ignore[arg-type]
+        seconds = float(value)
     except (TypeError, ValueError):
         raise UsageError(f"{source} {value!r} is not a number of seconds") from None
     if not 0 < seconds <= MAX_TIMEOUT:        # also refuses nan; inf is > MAX_TIMEOUT
@@ -157,7 +158,7 @@ class Lab:
             env[f"LAB_{service.upper()}_TAG"] = tag
         return Compose(self.home.compose_file, self.project, env, self.engine)
 
-    def network(self) -> docker.models.networks.Network | None:
+    def network(self) -> Network | None:
         found = self.docker.networks.list(filters={"label": [f"com.docker.compose.project={self.project}",
                                                              "com.docker.compose.network=lab"]})
         return found[0] if found else None
@@ -195,7 +196,7 @@ class Lab:
     def containers(self) -> dict[str, Container]:
         found = self.docker.containers.list(
             all=True, filters={"label": f"com.docker.compose.project={self.project}"})
-        return {c.labels.get("com.docker.compose.service", c.name): c for c in found}
+        return {c.labels.get("com.docker.compose.service", c.name or ""): c for c in found}
 
     def container(self, service: str) -> Container:
         """The running container of a service (looked up once per Lab: every exec needs it)."""
@@ -281,7 +282,7 @@ class Lab:
             states.append(ServiceState(
                 service=service, role=c.labels.get("tlslab.role", ""), address=address,
                 state=state.get("Status", "?"), health=health,
-                container=c.name, exit_code=state.get("ExitCode") if state.get("Status") == "exited" else None))
+                container=c.name or "", exit_code=state.get("ExitCode") if state.get("Status") == "exited" else None))
         return states
 
     def probe(self, c: Container) -> bool:
@@ -328,14 +329,15 @@ class Lab:
             # The container went away under us (killed, stopped, restarted).
             self._running.pop(service, None)
             raise self.broken(service, exc) from None
-        if result.exit_code is not None and result.exit_code >= 126 and not (result.output or (None, None))[0]:
+        status, (out, err) = result.exit_code, _demuxed(result.output)
+        assert status is not None, "exec_run, neither detached nor streaming, returns once the exec has ended"
+        if status >= 126 and not out:
             # 137 from a killed exec, 126/127 when the container is restarting:
             # say which service broke rather than "the client printed nothing".
             state = self.service_state(service)
             if state != "running":
                 raise self.broken(service, None)
-        out, err = result.output if result.output else (b"", b"")
-        return result.exit_code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
+        return status, out.decode(errors="replace"), err.decode(errors="replace")
 
     def kill_run_processes(self, run: str = "") -> int:
         """Kill the client container's processes started for ``run`` (any run if empty); return how many.
@@ -364,8 +366,7 @@ class Lab:
         """Raise naming the first service that is not running, or that (re)started after ``since``."""
         found = self.containers()
         for service, c in ((name, found.get(name)) for name in SERVICES):
-            state = "absent" if c is None else c.attrs["State"].get("Status", "?")
-            if state != "running":
+            if c is None or c.attrs["State"].get("Status", "?") != "running":
                 raise self.broken(service, None)
             if since is not None and _docker_time(c.attrs["State"].get("StartedAt", "")) > since:
                 flag = self.flag
@@ -392,6 +393,15 @@ for pid in filter(str.isdigit, os.listdir("/proc")):
             pass
 print(killed)
 """
+
+
+def _demuxed(output: object) -> tuple[bytes, bytes]:
+    """What exec_run(demux=True) printed: (stdout, stderr), each b"" when there was none (the SDK
+    gives None, or no pair at all; its type stubs describe only the undemuxed bytes)."""
+    if isinstance(output, tuple) and len(output) == 2:
+        out, err = output
+        return (out if isinstance(out, bytes) else b"", err if isinstance(err, bytes) else b"")
+    return b"", b""
 
 
 def _docker_time(text: str) -> datetime.datetime:

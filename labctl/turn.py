@@ -74,8 +74,12 @@ def _close(sock: object, done: bool) -> None:
     except OSError:
         pass
     finally:
-        with contextlib.suppress(OSError):
-            sock.close()                 # type: ignore[attr-defined]
+        # exec_start(socket=True) gives whatever the engine's transport has (a SocketIO, a
+        # buffered reader, an SSH socket): each has a close(), which the SDK's types do not all say.
+        close = getattr(sock, "close", None)
+        if callable(close):
+            with contextlib.suppress(OSError):
+                close()
         if raw is not None:
             with contextlib.suppress(OSError):
                 raw.close()

@@ -68,8 +68,8 @@ def archive(certs_dir: Path) -> VolumeArchive:
         key = f.volume(certs_dir)
         if key is None:
             continue
-        relative = f.path.relative_to(certs_dir).parts[1:]
-        members[key].append(("/".join(relative), f.path.read_bytes(), 0o600 if f.private else 0o644,
+        inside = f.path.relative_to(certs_dir).parts[1:]
+        members[key].append(("/".join(inside), f.path.read_bytes(), 0o600 if f.private else 0o644,
                              f.owner(certs_dir)))
     buffer = io.BytesIO()
     fingerprints = {}
@@ -162,7 +162,7 @@ def fill(client: docker.DockerClient, project: str, certs_dir: Path, helper_imag
     # interrupted run left (never started, or exited) go first.
     for stale in client.containers.list(all=True, filters={"label": [f"tlslab.project={project}",
                                                                       f"tlslab.role={ROLE}"]}):
-        if stale.status in ("created", "exited", "dead"):
+        if stale.status in ("created", "exited", "dead") and stale.name:
             _remove(client, stale.name)
     helper_name = f"{project}-fill-certs-{secrets.token_hex(3)}"
     started = False
