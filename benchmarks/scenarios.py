@@ -40,7 +40,7 @@ from pathlib import Path
 from common import labctl  # noqa: E402  (benchmarks/common.py puts the repository on sys.path)
 
 from labctl import capture  # noqa: E402
-from labctl.analyzer import analyze  # noqa: E402
+from labctl.tls.analyzer import analyze  # noqa: E402
 from labctl.lab import Lab  # noqa: E402
 from labctl.scenarios import NAMES, traffic_analysis  # noqa: E402
 

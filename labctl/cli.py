@@ -373,7 +373,7 @@ def _output_path(value: str | None, many: bool, what: str, names: list[str]) -> 
 
 
 def cmd_analyze(args: argparse.Namespace, io: Output) -> int:
-    from .analyzer import analyze_file
+    from .tls.analyzer import analyze_file
 
     observation = analyze_file(args.pcap)      # the name as typed: '' is refused as such, not read as '.'
     if args.json:
@@ -385,7 +385,7 @@ def cmd_analyze(args: argparse.Namespace, io: Output) -> int:
 
 
 def cmd_stolen_key(args: argparse.Namespace, io: Output) -> int:
-    from . import stolenkey
+    from .tls import stolenkey
 
     attempts = stolenkey.attack_files(args.pcap, args.key)    # bad input of either kind: one line, exit 2
     if args.json:

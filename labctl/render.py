@@ -209,7 +209,7 @@ def leak_lines(result) -> list[str]:
 
 
 def _version(code: int) -> str:
-    from .analyzer import VERSIONS
+    from .tls.analyzer import VERSIONS
 
     return VERSIONS.get(code, f"0x{code:04x}")
 

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Iterable
 
 from . import capture, render
-from .analyzer import ALERTS, C2S, Observation
 from .errors import LabError
 from .files import shown
+from .tls.analyzer import ALERTS, C2S, Observation
 
 LANES = ("client", "wire", "server", "dns")   # the wire in the middle: every arrow crosses it
 MAX_EVENTS = 40

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import capture
-from .analyzer import C2S, S2C, Observation, TlsConnection, analyze
 from .capture import CaptureStats
 from .errors import CaptureError, LabError
 from .interrupts import interruptible, shielded
 from .lab import TIMEOUT_SETTING, Lab
+from .tls.analyzer import C2S, S2C, Observation, TlsConnection, analyze
 
 SERVER_NAME = "server.lab.test"
 RUN_PREFIX = "run-"      # a scenario's capture stays on the wire until the next run replaces it
@@ -182,7 +182,7 @@ def record_notes(conn: TlsConnection, plain: list) -> dict[tuple[str, int], str]
 
 def check_decryption(conn: TlsConnection | None, keylog: str, report: dict, secret: str) -> tuple[Check, dict | None]:
     """Decrypt the captured records with the client's key log: are they exactly the request we sent?"""
-    from . import decrypt
+    from .tls import decrypt
 
     name = "ciphertext on the wire is the request (decrypted with the key log)"
     if conn is None or conn.client_hello is None or conn.server_hello is None:

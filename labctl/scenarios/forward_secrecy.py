@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import time
 
-from .. import attack, runner, stolenkey
+from .. import attack, runner
 from ..lab import Lab
+from ..tls import stolenkey
 
 NAME = "forward-secrecy"
 TITLE = "Forward secrecy: a stolen server key opens RSA sessions, not ECDHE ones"

@@ -37,9 +37,9 @@ import time
 from dataclasses import dataclass, field
 
 from .. import capture, runner
-from ..analyzer import Observation, TlsConnection
 from ..errors import UsageError
 from ..lab import Lab
+from ..tls.analyzer import Observation, TlsConnection
 
 NAME = "verify"
 TITLE = "Certificate, mutual-TLS and protocol checks: safe versus careless client"

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl import decrypt
-from labctl.analyzer import analyze_file
+from labctl.tls import decrypt
+from labctl.tls.analyzer import analyze_file
 from tests.conftest import assert_one_line_error
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.analyzer import analyze_file
+from labctl.tls.analyzer import analyze_file
 from tests import tshark
 from tests.conftest import assert_one_line_error
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labctl import runner
-from labctl.analyzer import CaptureFormatError, analyze, analyze_file
+from labctl.tls.analyzer import CaptureFormatError, analyze, analyze_file
 from tests import synth, tshark
 
 
@@ -147,7 +147,7 @@ def test_a_large_file_that_is_not_a_capture_is_refused_after_its_header(tmp_path
     import os
     import tracemalloc
 
-    from labctl.analyzer import read_capture
+    from labctl.tls.analyzer import read_capture
 
     path = tmp_path / "random.bin"
     with open(path, "wb") as handle:
@@ -187,7 +187,7 @@ def test_a_large_file_that_is_not_a_capture_is_refused_after_its_header(tmp_path
 ])
 def test_what_is_not_a_capture_file_is_one_line_and_exit_2(tmp_path, what, message):
     """Each refused before it is read (a FIFO would wait for a writer, /dev/zero never ends)."""
-    from labctl.analyzer import read_capture
+    from labctl.tls.analyzer import read_capture
 
     path = {"folder": str(tmp_path), "/dev/zero": "/dev/zero", "fifo": str(tmp_path / "fifo"),
             "empty": str(tmp_path / "empty.pcap"), "short": str(tmp_path / "short.pcap"),
@@ -209,7 +209,7 @@ def test_what_is_not_a_capture_file_is_one_line_and_exit_2(tmp_path, what, messa
 def test_an_unreadable_file(tmp_path, monkeypatch):
     import os
 
-    from labctl.analyzer import read_capture
+    from labctl.tls.analyzer import read_capture
 
     path = tmp_path / "secret.pcap"
     path.write_bytes(b"\xd4\xc3\xb2\xa1" + bytes(20))
@@ -228,7 +228,7 @@ def test_an_unreadable_file(tmp_path, monkeypatch):
 def test_a_name_that_is_not_utf8_is_printed_escaped(sessions, tmp_path):
     import os
 
-    from labctl.analyzer import read_capture
+    from labctl.tls.analyzer import read_capture
 
     raw = os.fsencode(tmp_path) + b"/caf\xe9.pcap"
     with open(raw, "wb") as handle:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labctl import analyzer, decrypt, stolenkey
-from labctl.analyzer import CaptureFormatError, analyze
+from labctl.tls import analyzer, decrypt, stolenkey
+from labctl.tls.analyzer import CaptureFormatError, analyze
 from tests import synth
 
 FUZZ = settings(max_examples=1000, deadline=2000, suppress_health_check=[HealthCheck.too_slow,

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from labctl import report, runner
-from labctl.analyzer import analyze
+from labctl.tls.analyzer import analyze
 from labctl.attack import AttackResult
 from labctl.capture import CaptureStats
 from labctl.errors import UsageError

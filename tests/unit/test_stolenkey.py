@@ -1,4 +1,4 @@
-"""labctl.stolenkey: the server's private key is stolen; which recordings can the thief read?
+"""labctl.tls.stolenkey: the server's private key is stolen; which recordings can the thief read?
 
 Each session is real TLS between two OpenSSL contexts (tests/synth.py), written
 as a pcap. The attack gets only the pcap and the server's private key, never
@@ -25,11 +25,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from labctl import stolenkey
-from labctl.analyzer import TlsConnection, analyze
-from labctl.decrypt import split_records
 from labctl.errors import LabError
-from labctl.stolenkey import (NO_CLIENT_KEY_EXCHANGE, NO_TLS, WRONG_KEY, Attempt, Step, StolenKeyError, attack,
+from labctl.tls import stolenkey
+from labctl.tls.analyzer import TlsConnection, analyze
+from labctl.tls.decrypt import split_records
+from labctl.tls.stolenkey import (NO_CLIENT_KEY_EXCHANGE, NO_TLS, WRONG_KEY, Attempt, Step, StolenKeyError, attack,
                               attack_capture, load_private_key)
 from tests import synth, tshark
 
@@ -470,7 +470,7 @@ def _key_input(folder: Path, tmp_path: Path, what: str) -> str:
 ])
 def test_what_is_not_an_rsa_key_file_is_a_usage_error_naming_it(folder, sessions, tmp_path, what, message) -> None:
     from labctl.errors import ExitStatus
-    from labctl.stolenkey import attack_files, read_key
+    from labctl.tls.stolenkey import attack_files, read_key
 
     key = _key_input(folder, tmp_path, what)
     for call in (lambda: read_key(key), lambda: attack_files(sessions["aes128"].pcap, key)):
@@ -485,7 +485,7 @@ def test_what_is_not_an_rsa_key_file_is_a_usage_error_naming_it(folder, sessions
 @pytest.mark.parametrize("what", ["folder", "device", "fifo", "empty", "text", "certificate"])
 def test_what_is_not_a_capture_is_a_usage_error_too(folder, server_key_pem, tmp_path, what) -> None:
     from labctl.errors import ExitStatus
-    from labctl.stolenkey import attack_files
+    from labctl.tls.stolenkey import attack_files
 
     pcap = _key_input(folder, tmp_path, what)
     key = folder / "certs" / "server" / "server-rsa.key"
@@ -496,7 +496,7 @@ def test_what_is_not_a_capture_is_a_usage_error_too(folder, server_key_pem, tmp_
 
 
 def test_a_forward_secret_capture_stays_a_failure_to_decrypt_not_bad_input(folder, sessions) -> None:
-    from labctl.stolenkey import attack_files
+    from labctl.tls.stolenkey import attack_files
 
     attempts = attack_files(sessions["ecdhe"].pcap, folder / "certs" / "server" / "server-rsa.key")
     assert [a.decrypted for a in attempts] == [False] and attempts[0].key_exchange == "ECDHE"

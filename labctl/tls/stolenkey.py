@@ -11,7 +11,7 @@ and sends it in the ClientKeyExchange message. Whoever has the private key,
 today or in ten years, decrypts it from the recording; the rest is public
 arithmetic: the master secret (section 8.1, or RFC 7627 section 4 with the
 extended master secret), the key block (6.3), and the records. This module
-does the RSA part and the master secret; labctl.decrypt, given the master
+does the RSA part and the master secret; labctl.tls.decrypt, given the master
 secret as a one-line key log, opens the records.
 
 (EC)DHE and TLS 1.3 (RFC 8446): the server's private key only *signs* an
@@ -36,8 +36,8 @@ from cryptography.utils import CryptographyDeprecationWarning
 from . import analyzer
 from .decrypt import (APPLICATION_DATA, HANDSHAKE, SUITES, TLS12, DecryptError, KeyLog,
                       Plaintext, Record, application_data, decrypt_connection, prf, suite_for)
-from .errors import LabError, UsageError
-from .files import read_input, shown
+from ..errors import LabError, UsageError
+from ..files import read_input, shown
 
 # Handshake message types (RFC 5246 section 7.4, RFC 8446 section 4).
 HELLO_REQUEST = 0
@@ -470,7 +470,7 @@ def _rsa(attempt: Attempt, connection: analyzer.TlsConnection, handshake: _Hands
                           f"PRF(pre_master_secret, \"master secret\", ClientHello.random + ServerHello.random)"
                           f"[0..47] with {algorithm.name.upper()} (RFC 5246 sections 8.1 and 5)"))
 
-    # The key block, shown for the reader; labctl.decrypt derives the same keys itself from the master secret.
+    # The key block, shown for the reader; labctl.tls.decrypt derives the same keys itself from the master secret.
     k, v = suite.key_len, suite.fixed_iv_len
     block = prf(algorithm, master, b"key expansion", server_random + client_random, 2 * k + 2 * v)
     steps.append(Step("key block", block.hex(),

@@ -25,8 +25,8 @@ from pathlib import Path
 import dpkt
 import dpkt.ssl
 
-from .errors import UsageError
-from .files import read_input, shown
+from ..errors import UsageError
+from ..files import read_input, shown
 
 CONTENT_TYPES = {20: "change_cipher_spec", 21: "alert", 22: "handshake", 23: "application_data",
                  24: "heartbeat"}
