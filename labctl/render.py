@@ -8,6 +8,7 @@ from typing import Sequence
 
 from .capture import CaptureStats
 from .lab import DEFAULT_PROJECT, ServiceState, UpReport
+from .tls.constants import version_name
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -186,7 +187,7 @@ def leak_lines(result) -> list[str]:
         if ch:
             lines.append(f"SNI   {ch.sni or '(none)'}")
             lines.append(f"ALPN  {', '.join(ch.alpn) or '(none)'}")
-            lines.append(f"offer {', '.join(ch.supported_versions) or _version(ch.legacy_version)}")
+            lines.append(f"offer {', '.join(ch.supported_versions) or version_name(ch.legacy_version)}")
         if sh:
             lines.append(f"chose {sh.version}, {sh.cipher_name}")
         for cert in t.certificates[:1]:
@@ -206,12 +207,6 @@ def leak_lines(result) -> list[str]:
             if flow.proto == "tcp":
                 lines.append(f"sizes ↑ {flow.payload_bytes['c2s']} B / ↓ {flow.payload_bytes['s2c']} B")
     return lines
-
-
-def _version(code: int) -> str:
-    from .tls.analyzer import VERSIONS
-
-    return VERSIONS.get(code, f"0x{code:04x}")
 
 
 def check_lines(checks) -> list[str]:

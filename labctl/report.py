@@ -23,14 +23,11 @@ from typing import Iterable
 from . import capture, render
 from .errors import LabError
 from .files import shown
-from .tls.analyzer import ALERTS, C2S, Observation
+from .tls.analyzer import C2S, Observation
+from .tls.constants import alert_name, handshake_name
 
 LANES = ("client", "wire", "server", "dns")   # the wire in the middle: every arrow crosses it
 MAX_EVENTS = 40
-HANDSHAKE_NAMES = {0: "HelloRequest", 1: "ClientHello", 2: "ServerHello", 4: "NewSessionTicket",
-                   8: "EncryptedExtensions", 11: "Certificate", 12: "ServerKeyExchange",
-                   13: "CertificateRequest", 14: "ServerHelloDone", 15: "CertificateVerify",
-                   16: "ClientKeyExchange", 20: "Finished"}
 
 
 class ReportError(LabError):
@@ -103,9 +100,9 @@ def _record_events(obs: Observation, notes: dict) -> list[Event]:
                 after_ccs[r.direction] = True
             label = r.type_name
             if not encrypted and r.content_type == 22 and r.fragment:
-                label = HANDSHAKE_NAMES.get(r.fragment[0], f"handshake {r.fragment[0]}")
+                label = handshake_name(r.fragment[0])
             elif not encrypted and r.content_type == 21 and len(r.fragment) >= 2:
-                label = f"alert {ALERTS.get(r.fragment[1], r.fragment[1])}"
+                label = f"alert {alert_name(r.fragment[1])}"
             elif encrypted:
                 label = f"{r.type_name} (encrypted)"
             note = notes.get((r.direction, r.offset), "") if len(obs.tls) == 1 else ""

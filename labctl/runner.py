@@ -25,6 +25,7 @@ from .errors import CaptureError, LabError
 from .interrupts import interruptible, shielded
 from .lab import TIMEOUT_SETTING, Lab
 from .tls.analyzer import C2S, S2C, Observation, TlsConnection, analyze
+from .tls.constants import handshake_name
 
 SERVER_NAME = "server.lab.test"
 RUN_PREFIX = "run-"      # a scenario's capture stays on the wire until the next run replaces it
@@ -154,10 +155,6 @@ def check_sni_leak(conn: TlsConnection | None, name: str) -> Check:
     return Check("SNI leaks the name", sni == name, f"ClientHello server_name = {sni!r}")
 
 
-HANDSHAKE_TYPES = {4: "NewSessionTicket", 8: "EncryptedExtensions", 11: "Certificate", 13: "CertificateRequest",
-                   15: "CertificateVerify", 20: "Finished", 24: "KeyUpdate"}
-
-
 def record_notes(conn: TlsConnection, plain: list) -> dict[tuple[str, int], str]:
     """Label each decrypted record for the view: what the ciphertext on the left really was."""
     notes = {}
@@ -167,7 +164,7 @@ def record_notes(conn: TlsConnection, plain: list) -> dict[tuple[str, int], str]
             kinds = []
             pos = 0
             while pos + 4 <= len(p.data):
-                kinds.append(HANDSHAKE_TYPES.get(p.data[pos], f"handshake {p.data[pos]}"))
+                kinds.append(handshake_name(p.data[pos]))
                 pos += 4 + int.from_bytes(p.data[pos + 1:pos + 4], "big")
             text = ", ".join(kinds)
         elif p.content_type == 23:

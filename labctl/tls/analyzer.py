@@ -27,23 +27,11 @@ import dpkt.ssl
 
 from ..errors import UsageError
 from ..files import read_input, shown
+from .constants import (ALERT, APPLICATION_DATA, CERTIFICATE, CHANGE_CIPHER_SPEC, CLIENT_HELLO, CONTENT_TYPES,
+                        EXT_ALPN, EXT_KEY_SHARE, EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_SUPPORTED_VERSIONS,
+                        HANDSHAKE, SERVER_HELLO, TLS13, VERSIONS, alert_level_name, alert_name, content_type_name,
+                        group_name, version_name)
 
-CONTENT_TYPES = {20: "change_cipher_spec", 21: "alert", 22: "handshake", 23: "application_data",
-                 24: "heartbeat"}
-VERSIONS = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
-GROUPS = {0x0017: "secp256r1", 0x0018: "secp384r1", 0x0019: "secp521r1", 0x001D: "x25519", 0x001E: "x448",
-          0x0100: "ffdhe2048", 0x0101: "ffdhe3072", 0x0102: "ffdhe4096", 0x0103: "ffdhe6144",
-          0x0104: "ffdhe8192"}
-ALERTS = {0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow",
-          40: "handshake_failure", 42: "bad_certificate", 43: "unsupported_certificate",
-          44: "certificate_revoked", 45: "certificate_expired", 46: "certificate_unknown",
-          47: "illegal_parameter", 48: "unknown_ca", 49: "access_denied", 50: "decode_error",
-          51: "decrypt_error", 70: "protocol_version", 71: "insufficient_security", 80: "internal_error",
-          86: "inappropriate_fallback", 90: "user_canceled", 109: "missing_extension",
-          110: "unsupported_extension", 112: "unrecognized_name", 116: "certificate_required",
-          120: "no_application_protocol"}
-# RFC 8446 section 4.2 / IANA: the extensions this view reads.
-EXT_SERVER_NAME, EXT_GROUPS, EXT_ALPN, EXT_VERSIONS, EXT_KEY_SHARE = 0, 10, 16, 43, 51
 MAX_RECORD = (1 << 14) + 2048   # RFC 5246 6.2.3: TLSCiphertext.length limit
 C2S, S2C = "c2s", "s2c"
 
@@ -113,7 +101,7 @@ class TlsRecord:
 
     @property
     def type_name(self) -> str:
-        return CONTENT_TYPES.get(self.content_type, f"unknown({self.content_type})")
+        return content_type_name(self.content_type)
 
     @property
     def header(self) -> bytes:
@@ -212,9 +200,9 @@ class TlsConnection:
         """
         messages, buffer = [], b""
         for record in self.records:
-            if record.direction != direction or record.content_type == 21:
+            if record.direction != direction or record.content_type == ALERT:
                 continue
-            if record.content_type != 22:
+            if record.content_type != HANDSHAKE:
                 break
             buffer += record.fragment
             while len(buffer) >= 4 and len(buffer) >= 4 + int.from_bytes(buffer[1:4], "big"):
@@ -224,7 +212,7 @@ class TlsConnection:
         return messages
 
     def app_data_bytes(self, direction: str) -> int:
-        return sum(r.length for r in self.records if r.direction == direction and r.content_type == 23)
+        return sum(r.length for r in self.records if r.direction == direction and r.content_type == APPLICATION_DATA)
 
     def to_dict(self) -> dict:
         return {"flow": self.flow.label, "version": self.version,
@@ -510,7 +498,7 @@ def _tls(flow: Flow, per_dir: dict[str, tuple[bytes, list[int], list[float]]]) -
     if len(c2s[0]) < 6 or c2s[0][1] != 3 or c2s[0][0] not in CONTENT_TYPES:
         return None
     client_records = _records(*c2s, C2S)
-    if c2s[0][0] != 22 and sum(5 + r.length for r in client_records) != len(c2s[0]):
+    if c2s[0][0] != HANDSHAKE and sum(5 + r.length for r in client_records) != len(c2s[0]):
         # Not opened by a ClientHello: TLS only if it was recorded from the middle
         # of a connection, i.e. the client's whole stream is TLS records.
         return None
@@ -529,25 +517,25 @@ def _read_handshake(connection: TlsConnection, records: list[TlsRecord]) -> None
         _handshake_message(connection, message)
     encrypted = False
     for record in records:
-        if record.content_type == 20:
+        if record.content_type == CHANGE_CIPHER_SPEC:
             encrypted = True            # TLS <= 1.2: everything after ChangeCipherSpec is encrypted
-        elif record.content_type == 21:
+        elif record.content_type == ALERT:
             clear = not encrypted and len(record.fragment) == 2
             level, desc = (record.fragment[0], record.fragment[1]) if clear else (0, -1)
             connection.alerts.append(Alert(record.direction, record.time,
-                                           {1: "warning", 2: "fatal"}.get(level, "unknown") if clear else "?",
-                                           ALERTS.get(desc, str(desc)) if clear else "(encrypted)",
+                                           alert_level_name(level) if clear else "?",
+                                           alert_name(desc) if clear else "(encrypted)",
                                            not clear))
 
 
 def _handshake_message(connection: TlsConnection, message: bytes) -> None:
     kind = message[0]
     try:
-        if kind == 1:
+        if kind == CLIENT_HELLO:
             connection.client_hello = _client_hello(dpkt.ssl.TLSHandshake(message).data)
-        elif kind == 2:
+        elif kind == SERVER_HELLO:
             connection.server_hello = _server_hello(dpkt.ssl.TLSHandshake(message).data)
-        elif kind == 11 and connection.version != "TLS 1.3":
+        elif kind == CERTIFICATE and connection.version != version_name(TLS13):
             connection.certificates = _certificates(message[4:])
     except (dpkt.UnpackError, dpkt.NeedData, struct.error, ValueError, IndexError, KeyError,
             dpkt.ssl.SSL3Exception):
@@ -576,8 +564,8 @@ def _client_hello(hello) -> ClientHello:
             alpn.append(data[pos + 1:pos + 1 + n].decode("ascii", "replace"))
             pos += 1 + n
     versions = []
-    if EXT_VERSIONS in exts:
-        data = exts[EXT_VERSIONS]
+    if EXT_SUPPORTED_VERSIONS in exts:
+        data = exts[EXT_SUPPORTED_VERSIONS]
         versions = [int.from_bytes(data[1 + i:3 + i], "big") for i in range(0, data[0], 2)]
     shares = []
     if EXT_KEY_SHARE in exts:
@@ -586,30 +574,26 @@ def _client_hello(hello) -> ClientHello:
             group, n = struct.unpack_from("!HH", data, pos)
             shares.append(group)
             pos += 4 + n
-    groups = _u16_list(exts[EXT_GROUPS]) if EXT_GROUPS in exts else []
+    groups = _u16_list(exts[EXT_SUPPORTED_GROUPS]) if EXT_SUPPORTED_GROUPS in exts else []
     return ClientHello(
         legacy_version=hello.version, random=bytes(hello.random), sni=sni, alpn=tuple(alpn),
-        supported_versions=tuple(_version_name(v) for v in versions),
+        supported_versions=tuple(version_name(v) for v in versions),
         cipher_suites=tuple(cs.name for cs in hello.ciphersuites),
-        key_share_groups=tuple(GROUPS.get(g, f"0x{g:04x}") for g in shares),
-        supported_groups=tuple(GROUPS.get(g, f"0x{g:04x}") for g in groups),
+        key_share_groups=tuple(group_name(g) for g in shares),
+        supported_groups=tuple(group_name(g) for g in groups),
         compression_methods=tuple(hello.compression_methods))
 
 
 def _server_hello(hello) -> ServerHello:
     exts = dict(getattr(hello, "extensions", []) or [])
     version = hello.version
-    if EXT_VERSIONS in exts and len(exts[EXT_VERSIONS]) == 2:
-        version = int.from_bytes(exts[EXT_VERSIONS], "big")     # RFC 8446 4.2.1
+    if EXT_SUPPORTED_VERSIONS in exts and len(exts[EXT_SUPPORTED_VERSIONS]) == 2:
+        version = int.from_bytes(exts[EXT_SUPPORTED_VERSIONS], "big")     # RFC 8446 4.2.1
     suite = hello.ciphersuite
     code = suite.code if hasattr(suite, "code") else int(suite)
     name = suite.name if hasattr(suite, "name") else f"0x{code:04x}"
-    return ServerHello(hello.version, bytes(hello.random), code, name, _version_name(version),
+    return ServerHello(hello.version, bytes(hello.random), code, name, version_name(version),
                        int(hello.compression_method or 0))
-
-
-def _version_name(code: int) -> str:
-    return VERSIONS.get(code, f"0x{code:04x}")
 
 
 def _certificates(body: bytes) -> list[Certificate]:

@@ -21,7 +21,8 @@ ChaCha20-Poly1305, HMAC, HKDF-Expand).
   data is seq_num || type || version || length (RFC 5246 section 6.2.3.3).
 
 Only AEAD suites are supported; 0-RTT early data and TLS 1.2 renegotiation
-are not. This module imports only the standard library and `cryptography`.
+are not. This module imports only the standard library, `cryptography` and the
+protocol's constants (labctl.tls.constants).
 """
 
 from __future__ import annotations
@@ -34,24 +35,11 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
-TLS12 = 0x0303
-TLS13 = 0x0304
-
-# Content types (RFC 8446 section 5.1, RFC 5246 section 6.2.1).
-CHANGE_CIPHER_SPEC = 20
-ALERT = 21
-HANDSHAKE = 22
-APPLICATION_DATA = 23
-
-# Handshake message types (RFC 8446 section 4).
-CLIENT_HELLO = 1
-SERVER_HELLO = 2
-FINISHED = 20
-KEY_UPDATE = 24
+from .constants import (ALERT, APPLICATION_DATA, CHANGE_CIPHER_SPEC, CLIENT_HELLO, FINISHED, HANDSHAKE, KEY_UPDATE,
+                        SERVER_HELLO, TLS12, TLS13, VERSIONS)
 
 DIRECTIONS = ("c2s", "s2c")
 TAG_LEN = 16
-_VERSION_NAMES = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", TLS12: "TLS 1.2", TLS13: "TLS 1.3"}
 
 
 class DecryptError(Exception):
@@ -111,12 +99,12 @@ def suite_for(code: int, version: int | None = None) -> CipherSuite:
                            f"{', '.join(f'0x{c:04X}' for c in SUITES)} can be decrypted")
     if version is not None and suite.version != version:
         raise DecryptError(f"cipher suite 0x{code:04X} ({suite.name}) belongs to "
-                           f"{_VERSION_NAMES[suite.version]}, not {_version_name(version)}")
+                           f"{_version_name(suite.version)}, not {_version_name(version)}")
     return suite
 
 
 def _version_name(version: int) -> str:
-    return _VERSION_NAMES.get(version, f"version 0x{version:04X}")
+    return VERSIONS.get(version, f"version 0x{version:04X}")    # this module's messages say "version 0x7F1C"
 
 
 # --- the key log --------------------------------------------------------------

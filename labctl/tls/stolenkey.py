@@ -33,26 +33,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dh, dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 
-from . import analyzer
-from .decrypt import (APPLICATION_DATA, HANDSHAKE, SUITES, TLS12, DecryptError, KeyLog,
-                      Plaintext, Record, application_data, decrypt_connection, prf, suite_for)
 from ..errors import LabError, UsageError
 from ..files import read_input, shown
-
-# Handshake message types (RFC 5246 section 7.4, RFC 8446 section 4).
-HELLO_REQUEST = 0
-CLIENT_HELLO = 1
-SERVER_HELLO = 2
-CERTIFICATE = 11
-SERVER_KEY_EXCHANGE = 12
-SERVER_HELLO_DONE = 14
-CERTIFICATE_VERIFY = 15
-CLIENT_KEY_EXCHANGE = 16
-FINISHED = 20
-
-EXT_SUPPORTED_GROUPS = 10
-EXT_EXTENDED_MASTER_SECRET = 23      # RFC 7627
-EXT_KEY_SHARE = 51                   # RFC 8446 section 4.2.8
+from . import analyzer
+from .constants import (APPLICATION_DATA, CERTIFICATE, CERTIFICATE_VERIFY, CLIENT_HELLO, CLIENT_KEY_EXCHANGE,
+                        EXT_EXTENDED_MASTER_SECRET, EXT_KEY_SHARE, FFDHE_GROUPS, FINISHED, GROUPS, HANDSHAKE,
+                        HELLO_REQUEST, SERVER_HELLO, SERVER_HELLO_DONE, SERVER_KEY_EXCHANGE, TLS12, TLS13,
+                        version_name)
+from .decrypt import (SUITES, DecryptError, KeyLog, Plaintext, Record, application_data, decrypt_connection, prf,
+                      suite_for)
 
 PRE_MASTER_LEN = 48
 MASTER_LEN = 48
@@ -224,7 +213,7 @@ def _hello_extensions(message: bytes | None) -> dict[int, bytes]:
 
 
 def _group_name(code: int) -> str:
-    return analyzer.GROUPS.get(code, f"group 0x{code:04x}")
+    return GROUPS.get(code, f"group 0x{code:04x}")
 
 
 # --- one connection -------------------------------------------------------------------
@@ -239,12 +228,12 @@ def _suite_name(connection: analyzer.TlsConnection) -> str:
 
 def _key_exchange(connection: analyzer.TlsConnection, handshake: _Handshake) -> str:
     """The key exchange the negotiated suite (or TLS 1.3) implies."""
-    if connection.version == "TLS 1.3":
+    if connection.version == version_name(TLS13):
         extensions = _hello_extensions(handshake.first("s2c", SERVER_HELLO))
         share = extensions.get(EXT_KEY_SHARE)
         if handshake.first("s2c", SERVER_HELLO) is not None and share is None:
             return "TLS 1.3 (PSK)"
-        if share and int.from_bytes(share[:2], "big") in range(0x0100, 0x0200):
+        if share and int.from_bytes(share[:2], "big") in FFDHE_GROUPS:
             return "TLS 1.3 (DHE)"
         return "TLS 1.3 (ECDHE)"
     name = _suite_name(connection)
