@@ -1,12 +1,12 @@
 """From a pcap to an Observation: what the wire saw, and what it gives away.
 
-dpkt reads the capture (pcap or pcapng), the Ethernet/IPv4/TCP/UDP headers,
-DNS messages and the TLS handshake messages; cryptography reads X.509
-certificates. What is ours is the glue that the libraries leave to the
-caller: TCP reassembly per direction (TLS records cross segment boundaries,
-and on veth one "packet" can be 64 KB of coalesced segments), walking the
-TLS record layer over the reassembled stream, and collecting the handshake
-messages that precede encryption.
+dpkt reads the capture (pcap or pcapng), the Ethernet/IPv4/TCP/UDP headers
+and DNS messages; cryptography reads X.509 certificates. What is ours is the
+glue that the libraries leave to the caller: TCP reassembly per direction
+(TLS records cross segment boundaries, and on veth one "packet" can be 64 KB
+of coalesced segments), then, with labctl.tls.records, walking the TLS record
+layer over the reassembled stream and reading the handshake messages that
+precede encryption.
 
 The analyzer never raises on odd traffic: a stream that does not parse as
 TLS is simply not TLS, and a capture with gaps says so. It does raise
@@ -23,16 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dpkt
-import dpkt.ssl
 
 from ..errors import UsageError
 from ..files import read_input, shown
 from .constants import (ALERT, APPLICATION_DATA, CERTIFICATE, CHANGE_CIPHER_SPEC, CLIENT_HELLO, CONTENT_TYPES,
                         EXT_ALPN, EXT_KEY_SHARE, EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_SUPPORTED_VERSIONS,
-                        HANDSHAKE, SERVER_HELLO, TLS13, VERSIONS, alert_level_name, alert_name, content_type_name,
-                        group_name, version_name)
+                        HANDSHAKE, SERVER_HELLO, TLS13, VERSIONS, alert_level_name, alert_name, cipher_suite_name,
+                        content_type_name, group_name, version_name)
+from .records import (Hello, alpn_protocols, key_shares, named_groups, parse_hello, server_name, split_handshake,
+                      supported_versions, walk_records)
 
-MAX_RECORD = (1 << 14) + 2048   # RFC 5246 6.2.3: TLSCiphertext.length limit
 C2S, S2C = "c2s", "s2c"
 
 
@@ -204,11 +204,8 @@ class TlsConnection:
                 continue
             if record.content_type != HANDSHAKE:
                 break
-            buffer += record.fragment
-            while len(buffer) >= 4 and len(buffer) >= 4 + int.from_bytes(buffer[1:4], "big"):
-                end = 4 + int.from_bytes(buffer[1:4], "big")
-                messages.append(buffer[:end])
-                buffer = buffer[end:]
+            whole, buffer = split_handshake(buffer + record.fragment)
+            messages += whole
         return messages
 
     def app_data_bytes(self, direction: str) -> int:
@@ -475,20 +472,12 @@ def _dns(payload: bytes, t: float, src: str, dst: str) -> DnsMessage | None:
 # -- TLS ------------------------------------------------------------------------------
 
 def _records(stream: bytes, offsets: list[int], times: list[float], direction: str) -> list[TlsRecord]:
-    """Walk the record layer (RFC 8446 5.1) until the bytes stop looking like TLS."""
+    """The direction's records (until the bytes stop looking like TLS), each at the time its header arrived."""
     records = []
-    pos, end = 0, len(stream)
-    unpack = struct.unpack_from
-    while pos + 5 <= end:
-        ctype, version, length = unpack("!BHH", stream, pos)
-        if ctype not in CONTENT_TYPES or version >> 8 != 3 or length > MAX_RECORD:
-            break
-        if pos + 5 + length > end:
-            break                       # the capture ends inside this record
-        i = bisect.bisect_right(offsets, pos) - 1
-        records.append(TlsRecord(direction, times[max(i, 0)], ctype, version, length, pos,
-                                 stream[pos + 5:pos + 5 + length]))
-        pos += 5 + length
+    for header in walk_records(stream):
+        i = bisect.bisect_right(offsets, header.offset) - 1
+        records.append(TlsRecord(direction, times[max(i, 0)], header.content_type, header.version, header.length,
+                                 header.offset, stream[header.start:header.end]))
     return records
 
 
@@ -532,68 +521,38 @@ def _handshake_message(connection: TlsConnection, message: bytes) -> None:
     kind = message[0]
     try:
         if kind == CLIENT_HELLO:
-            connection.client_hello = _client_hello(dpkt.ssl.TLSHandshake(message).data)
+            connection.client_hello = _client_hello(parse_hello(message))
         elif kind == SERVER_HELLO:
-            connection.server_hello = _server_hello(dpkt.ssl.TLSHandshake(message).data)
+            connection.server_hello = _server_hello(parse_hello(message))
         elif kind == CERTIFICATE and connection.version != version_name(TLS13):
             connection.certificates = _certificates(message[4:])
-    except (dpkt.UnpackError, dpkt.NeedData, struct.error, ValueError, IndexError, KeyError,
-            dpkt.ssl.SSL3Exception):
+    except (struct.error, ValueError, IndexError):
         return                          # a malformed message is just not shown
 
 
-def _u16_list(data: bytes, size_len: int = 2) -> list[int]:
-    n = int.from_bytes(data[:size_len], "big")
-    return [int.from_bytes(data[size_len + i:size_len + i + 2], "big") for i in range(0, n - n % 2, 2)]
-
-
-def _client_hello(hello) -> ClientHello:
-    exts = dict(getattr(hello, "extensions", []) or [])
-    sni = None
-    if EXT_SERVER_NAME in exts:
-        data = exts[EXT_SERVER_NAME]
-        # server_name_list: u16 length, then (u8 type, u16 length, name) entries (RFC 6066 3)
-        if len(data) >= 5 and data[2] == 0:
-            n = int.from_bytes(data[3:5], "big")
-            sni = data[5:5 + n].decode("ascii", "replace")
-    alpn: list[str] = []
-    if EXT_ALPN in exts:
-        data, pos = exts[EXT_ALPN], 2
-        while pos < len(data):
-            n = data[pos]
-            alpn.append(data[pos + 1:pos + 1 + n].decode("ascii", "replace"))
-            pos += 1 + n
-    versions = []
-    if EXT_SUPPORTED_VERSIONS in exts:
-        data = exts[EXT_SUPPORTED_VERSIONS]
-        versions = [int.from_bytes(data[1 + i:3 + i], "big") for i in range(0, data[0], 2)]
-    shares = []
-    if EXT_KEY_SHARE in exts:
-        data, pos = exts[EXT_KEY_SHARE], 2
-        while pos + 4 <= len(data):
-            group, n = struct.unpack_from("!HH", data, pos)
-            shares.append(group)
-            pos += 4 + n
-    groups = _u16_list(exts[EXT_SUPPORTED_GROUPS]) if EXT_SUPPORTED_GROUPS in exts else []
+def _client_hello(hello: Hello) -> ClientHello:
+    exts = hello.extensions
+    sni = server_name(exts[EXT_SERVER_NAME]) if EXT_SERVER_NAME in exts else None
+    alpn = alpn_protocols(exts[EXT_ALPN]) if EXT_ALPN in exts else []
+    versions = supported_versions(exts[EXT_SUPPORTED_VERSIONS], CLIENT_HELLO) if EXT_SUPPORTED_VERSIONS in exts else []
+    shares = [group for group, _ in key_shares(exts[EXT_KEY_SHARE], CLIENT_HELLO)] if EXT_KEY_SHARE in exts else []
+    groups = named_groups(exts[EXT_SUPPORTED_GROUPS]) if EXT_SUPPORTED_GROUPS in exts else []
     return ClientHello(
-        legacy_version=hello.version, random=bytes(hello.random), sni=sni, alpn=tuple(alpn),
+        legacy_version=hello.legacy_version, random=hello.random, sni=sni, alpn=tuple(alpn),
         supported_versions=tuple(version_name(v) for v in versions),
-        cipher_suites=tuple(cs.name for cs in hello.ciphersuites),
+        cipher_suites=tuple(cipher_suite_name(code) for code in hello.cipher_suites),
         key_share_groups=tuple(group_name(g) for g in shares),
         supported_groups=tuple(group_name(g) for g in groups),
-        compression_methods=tuple(hello.compression_methods))
+        compression_methods=hello.compression_methods)
 
 
-def _server_hello(hello) -> ServerHello:
-    exts = dict(getattr(hello, "extensions", []) or [])
-    version = hello.version
-    if EXT_SUPPORTED_VERSIONS in exts and len(exts[EXT_SUPPORTED_VERSIONS]) == 2:
-        version = int.from_bytes(exts[EXT_SUPPORTED_VERSIONS], "big")     # RFC 8446 4.2.1
-    suite = hello.ciphersuite
-    code = suite.code if hasattr(suite, "code") else int(suite)
-    name = suite.name if hasattr(suite, "name") else f"0x{code:04x}"
-    return ServerHello(hello.version, bytes(hello.random), code, name, version_name(version),
-                       int(hello.compression_method or 0))
+def _server_hello(hello: Hello) -> ServerHello:
+    # The negotiated version: supported_versions if the server sent it (TLS 1.3, RFC 8446 4.2.1), else legacy_version.
+    chosen = supported_versions(hello.extensions.get(EXT_SUPPORTED_VERSIONS, b""), SERVER_HELLO)
+    version = chosen[0] if chosen else hello.legacy_version
+    [code] = hello.cipher_suites
+    return ServerHello(hello.legacy_version, hello.random, code, cipher_suite_name(code), version_name(version),
+                       hello.compression_methods[0])
 
 
 def _certificates(body: bytes) -> list[Certificate]:

@@ -21,8 +21,8 @@ ChaCha20-Poly1305, HMAC, HKDF-Expand).
   data is seq_num || type || version || length (RFC 5246 section 6.2.3.3).
 
 Only AEAD suites are supported; 0-RTT early data and TLS 1.2 renegotiation
-are not. This module imports only the standard library, `cryptography` and the
-protocol's constants (labctl.tls.constants).
+are not. This module imports only the standard library, `cryptography`, and the
+protocol's constants and message splitting (labctl.tls.constants, .records).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from .constants import (ALERT, APPLICATION_DATA, CHANGE_CIPHER_SPEC, CLIENT_HELLO, FINISHED, HANDSHAKE, KEY_UPDATE,
                         SERVER_HELLO, TLS12, TLS13, VERSIONS)
+from .records import split_handshake
 
 DIRECTIONS = ("c2s", "s2c")
 TAG_LEN = 16
@@ -182,20 +183,6 @@ class Plaintext:
     index: int           # index of the record in the input list
     content_type: int    # inner/real content type (23 application data, 22 handshake, 21 alert)
     data: bytes
-
-
-def split_records(direction: str, stream: bytes) -> tuple[list[Record], bytes]:
-    """Cut one direction's reassembled TCP bytes into records; returns them and any incomplete tail."""
-    records: list[Record] = []
-    offset = 0
-    while len(stream) - offset >= 5:
-        length = int.from_bytes(stream[offset + 3:offset + 5], "big")
-        if len(stream) - offset - 5 < length:
-            break
-        records.append(Record(direction, stream[offset], int.from_bytes(stream[offset + 1:offset + 3], "big"),
-                              stream[offset + 5:offset + 5 + length]))
-        offset += 5 + length
-    return records, stream[offset:]
 
 
 def application_data(plaintexts: list[Plaintext], direction: str) -> bytes:
@@ -457,14 +444,9 @@ def _tls13_handshake(side: _Side, data: bytes, keylog: KeyLog, suite: CipherSuit
                      index: int, record: Record) -> None:
     """Follow protected handshake messages: Finished and KeyUpdate change this direction's keys."""
     assert side.keys is not None
-    side.messages += data
-    while len(side.messages) >= 4:
-        # Handshake = msg_type (1) || length (3) || body (RFC 8446 section 4)
-        length = int.from_bytes(side.messages[1:4], "big")
-        if len(side.messages) < 4 + length:
-            return
-        msg_type = side.messages[0]
-        side.messages = side.messages[4 + length:]
+    messages, side.messages = split_handshake(side.messages + data)
+    for number, message in enumerate(messages, 1):
+        msg_type = message[0]
         if msg_type == FINISHED and side.keys.phase == "handshake":
             # After Finished the sender switches to its application traffic secret (RFC 8446 7.1),
             # and sequence numbers restart at 0 (5.3).
@@ -477,7 +459,7 @@ def _tls13_handshake(side: _Side, data: bytes, keylog: KeyLog, suite: CipherSuit
             new = _tls13_keys(suite, secret, "application")
         else:
             continue
-        if side.messages:
+        if number < len(messages) or side.messages:
             # Key changes must fall on a record boundary (RFC 8446 section 5.1).
             raise DecryptError(f"record {index} ({record.direction}) carries handshake data after a "
                                "key change in the same record")

@@ -42,6 +42,7 @@ from .constants import (APPLICATION_DATA, CERTIFICATE, CERTIFICATE_VERIFY, CLIEN
                         version_name)
 from .decrypt import (SUITES, DecryptError, KeyLog, Plaintext, Record, application_data, decrypt_connection, prf,
                       suite_for)
+from .records import hello_extensions, key_shares
 
 PRE_MASTER_LEN = 48
 MASTER_LEN = 48
@@ -186,32 +187,6 @@ def _clear_handshake(connection: analyzer.TlsConnection) -> _Handshake:
     return _Handshake(connection.handshake_messages("c2s"), connection.handshake_messages("s2c"))
 
 
-def _hello_extensions(message: bytes | None) -> dict[int, bytes]:
-    """Extensions of a ClientHello or ServerHello (RFC 5246 7.4.1.2-7.4.1.4, RFC 8446 4.1.2-4.1.3)."""
-    if message is None:
-        return {}
-    body = message[4:]
-    pos = 2 + 32                                         # legacy_version, random
-    if len(body) < pos + 1:
-        return {}
-    pos += 1 + body[pos]                                 # session_id<0..32>
-    if message[0] == CLIENT_HELLO:
-        pos += 2 + int.from_bytes(body[pos:pos + 2], "big")  # cipher_suites<2..2^16-2>
-        pos += 1 + (body[pos] if pos < len(body) else 0)     # compression_methods<1..2^8-1>
-    else:
-        pos += 2 + 1                                     # cipher_suite, compression_method
-    if pos + 2 > len(body):
-        return {}                                        # no extensions at all
-    end = min(len(body), pos + 2 + int.from_bytes(body[pos:pos + 2], "big"))
-    pos += 2
-    extensions: dict[int, bytes] = {}
-    while pos + 4 <= end:
-        kind, length = int.from_bytes(body[pos:pos + 2], "big"), int.from_bytes(body[pos + 2:pos + 4], "big")
-        extensions[kind] = body[pos + 4:pos + 4 + length]
-        pos += 4 + length
-    return extensions
-
-
 def _group_name(code: int) -> str:
     return GROUPS.get(code, f"group 0x{code:04x}")
 
@@ -229,7 +204,7 @@ def _suite_name(connection: analyzer.TlsConnection) -> str:
 def _key_exchange(connection: analyzer.TlsConnection, handshake: _Handshake) -> str:
     """The key exchange the negotiated suite (or TLS 1.3) implies."""
     if connection.version == version_name(TLS13):
-        extensions = _hello_extensions(handshake.first("s2c", SERVER_HELLO))
+        extensions = hello_extensions(handshake.first("s2c", SERVER_HELLO))
         share = extensions.get(EXT_KEY_SHARE)
         if handshake.first("s2c", SERVER_HELLO) is not None and share is None:
             return "TLS 1.3 (PSK)"
@@ -372,21 +347,16 @@ def _signature_step(params: bytes, signed: bytes, connection: analyzer.TlsConnec
 def _tls13_shares(handshake: _Handshake) -> list[Step]:
     """The key_share values of a TLS 1.3 handshake (RFC 8446 section 4.2.8)."""
     steps: list[Step] = []
-    server = _hello_extensions(handshake.first("s2c", SERVER_HELLO)).get(EXT_KEY_SHARE)
-    if server is None or len(server) < 4:
-        return steps
-    group = int.from_bytes(server[:2], "big")
-    client = _hello_extensions(handshake.first("c2s", CLIENT_HELLO)).get(EXT_KEY_SHARE, b"")
-    pos = 2
-    while pos + 4 <= len(client):
-        kind, n = int.from_bytes(client[pos:pos + 2], "big"), int.from_bytes(client[pos + 2:pos + 4], "big")
+    server = hello_extensions(handshake.first("s2c", SERVER_HELLO)).get(EXT_KEY_SHARE, b"")
+    if len(server) < 4:
+        return steps                    # no share, or a HelloRetryRequest's bare group
+    group, share = key_shares(server, SERVER_HELLO)[0]
+    client = hello_extensions(handshake.first("c2s", CLIENT_HELLO)).get(EXT_KEY_SHARE, b"")
+    for kind, value in key_shares(client, CLIENT_HELLO):
         if kind == group:
-            steps.append(Step(f"client's ephemeral {_group_name(group)} key_share (ClientHello)",
-                              client[pos + 4:pos + 4 + n].hex(),
+            steps.append(Step(f"client's ephemeral {_group_name(group)} key_share (ClientHello)", value.hex(),
                               "the client's fresh public share, in clear; its private half was discarded after "
                               "the handshake (RFC 8446 section 4.2.8)"))
-        pos += 4 + n
-    share = server[4:4 + int.from_bytes(server[2:4], "big")]
     steps.append(Step(f"server's ephemeral {_group_name(group)} key_share (ServerHello)", share.hex(),
                       "the server's fresh public share, in clear; everything after ServerHello is encrypted under "
                       "keys derived from the (EC)DHE secret of the two shares (RFC 8446 section 7.1)"))
@@ -439,8 +409,8 @@ def _rsa(attempt: Attempt, connection: analyzer.TlsConnection, handshake: _Hands
                       f"0x{client_hello.legacy_version:04x} then 46 random bytes (RFC 5246 section 7.4.7.1)"))
 
     algorithm = suite.hash()
-    ems = (EXT_EXTENDED_MASTER_SECRET in _hello_extensions(handshake.first("c2s", CLIENT_HELLO))
-           and EXT_EXTENDED_MASTER_SECRET in _hello_extensions(handshake.first("s2c", SERVER_HELLO)))
+    ems = (EXT_EXTENDED_MASTER_SECRET in hello_extensions(handshake.first("c2s", CLIENT_HELLO))
+           and EXT_EXTENDED_MASTER_SECRET in hello_extensions(handshake.first("s2c", SERVER_HELLO)))
     if ems:
         digest = hashes.Hash(algorithm)
         digest.update(handshake.transcript(CLIENT_KEY_EXCHANGE))

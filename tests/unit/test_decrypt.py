@@ -20,8 +20,8 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 
 from labctl.tls.decrypt import (APPLICATION_DATA, HANDSHAKE, SUITES, TLS12, TLS13, DecryptError, KeyLog, Plaintext,
-                                Record, application_data, decrypt_connection, hkdf_expand_label, prf,
-                                split_records, suite_for)
+                                Record, application_data, decrypt_connection, hkdf_expand_label, prf, suite_for)
+from labctl.tls.records import walk_records
 from tests import synth
 
 BODY = bytes(range(256)) * 80      # 20 KB: several TLS records, many TCP segments
@@ -42,6 +42,13 @@ class Capture:
                     server_random=self.server_random)
         args.update(overrides)
         return decrypt_connection(self.records, keylog, **args)
+
+
+def split_records(direction: str, stream: bytes) -> tuple[list[Record], bytes]:
+    """Cut one direction's reassembled TCP bytes into records; returns them and any incomplete tail."""
+    headers = walk_records(stream)
+    records = [Record(direction, h.content_type, h.version, stream[h.start:h.end]) for h in headers]
+    return records, stream[headers[-1].end if headers else 0:]
 
 
 def tcp_records(pcap: Path) -> list[Record]:

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from labctl.errors import LabError
 from labctl.tls import stolenkey
 from labctl.tls.analyzer import TlsConnection, analyze
-from labctl.tls.decrypt import split_records
+from labctl.tls.records import walk_records
 from labctl.tls.stolenkey import (NO_CLIENT_KEY_EXCHANGE, NO_TLS, WRONG_KEY, Attempt, Step, StolenKeyError, attack,
                               attack_capture, load_private_key)
 from tests import synth, tshark
@@ -348,8 +348,7 @@ def cut_after_client_change_cipher_spec(pcap: Path, out: Path, client_port: int)
         if tcp.sport != client_port or not tcp.data:
             continue
         stream += bytes(tcp.data)
-        records, _ = split_records("c2s", stream)
-        if any(r.content_type == 20 for r in records):
+        if any(r.content_type == 20 for r in walk_records(stream)):
             cut = number + 1
             break
     assert cut is not None
