@@ -187,9 +187,9 @@ def leak_lines(result) -> list[str]:
         if ch:
             lines.append(f"SNI   {ch.sni or '(none)'}")
             lines.append(f"ALPN  {', '.join(ch.alpn) or '(none)'}")
-            lines.append(f"offer {', '.join(ch.supported_versions) or version_name(ch.legacy_version)}")
+            lines.append(f"offer {', '.join(map(version_name, ch.supported_versions)) or version_name(ch.legacy_version)}")
         if sh:
-            lines.append(f"chose {sh.version}, {sh.cipher_name}")
+            lines.append(f"chose {version_name(sh.version)}, {sh.cipher_name}")
         for cert in t.certificates[:1]:
             lines.append(f"cert  {cert.subject}")
             lines.append(f"      issuer {cert.issuer}")

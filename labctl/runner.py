@@ -25,7 +25,7 @@ from .errors import CaptureError, LabError
 from .interrupts import interruptible, shielded
 from .lab import TIMEOUT_SETTING, Lab
 from .tls.analyzer import C2S, S2C, Observation, TlsConnection, analyze
-from .tls.constants import handshake_name
+from .tls.constants import handshake_name, version_name
 
 SERVER_NAME = "server.lab.test"
 RUN_PREFIX = "run-"      # a scenario's capture stays on the wire until the next run replaces it
@@ -142,12 +142,12 @@ def tls_connection(obs: Observation, lab: Lab) -> TlsConnection | None:
     return next((t for t in obs.tls if t.flow.server == server and t.flow.server_port == 443), None)
 
 
-def check_tls_seen(conn: TlsConnection | None, expect_version: str) -> Check:
+def check_tls_seen(conn: TlsConnection | None, expect_version: int) -> Check:
     if conn is None or conn.server_hello is None:
-        return Check(f"{expect_version} negotiated (ServerHello on the wire)", False,
+        return Check(f"{version_name(expect_version)} negotiated (ServerHello on the wire)", False,
                      "no TLS handshake to the server's port 443 in the capture")
-    return Check(f"{expect_version} negotiated (ServerHello on the wire)", conn.version == expect_version,
-                 f"{conn.version}, {conn.server_hello.cipher_name}")
+    return Check(f"{version_name(expect_version)} negotiated (ServerHello on the wire)", conn.version == expect_version,
+                 f"{version_name(conn.server_hello.version)}, {conn.server_hello.cipher_name}")
 
 
 def check_sni_leak(conn: TlsConnection | None, name: str) -> Check:
@@ -187,7 +187,7 @@ def check_decryption(conn: TlsConnection | None, keylog: str, report: dict, secr
     try:
         plain = decrypt.decrypt_connection(
             [decrypt.Record(r.direction, r.content_type, r.version, r.fragment) for r in conn.records],
-            decrypt.KeyLog.parse(keylog), version=conn.server_hello.version_code,
+            decrypt.KeyLog.parse(keylog), version=conn.server_hello.version,
             cipher_suite=conn.server_hello.cipher_suite, client_random=conn.client_hello.random,
             server_random=conn.server_hello.random)
     except decrypt.DecryptError as exc:

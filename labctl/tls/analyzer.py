@@ -28,7 +28,7 @@ from ..errors import UsageError
 from ..files import read_input, shown
 from .constants import (ALERT, APPLICATION_DATA, CERTIFICATE, CHANGE_CIPHER_SPEC, CLIENT_HELLO, CONTENT_TYPES,
                         EXT_ALPN, EXT_KEY_SHARE, EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_SUPPORTED_VERSIONS,
-                        HANDSHAKE, SERVER_HELLO, TLS13, VERSIONS, alert_level_name, alert_name, cipher_suite_name,
+                        HANDSHAKE, SERVER_HELLO, TLS13, alert_level_name, alert_name, cipher_suite_name,
                         content_type_name, group_name, version_name)
 from .records import (Hello, alpn_protocols, key_shares, named_groups, parse_hello, server_name, split_handshake,
                       supported_versions, walk_records)
@@ -119,7 +119,7 @@ class ClientHello:
     random: bytes
     sni: str | None
     alpn: tuple[str, ...]
-    supported_versions: tuple[str, ...]
+    supported_versions: tuple[int, ...]    # TLS 1.3 clients list the versions they offer here
     cipher_suites: tuple[str, ...]
     key_share_groups: tuple[str, ...]
     supported_groups: tuple[str, ...]
@@ -127,7 +127,7 @@ class ClientHello:
 
     def to_dict(self) -> dict:
         return {"legacy_version": f"0x{self.legacy_version:04x}", "random": self.random.hex(), "sni": self.sni,
-                "alpn": list(self.alpn), "supported_versions": list(self.supported_versions),
+                "alpn": list(self.alpn), "supported_versions": [version_name(v) for v in self.supported_versions],
                 "cipher_suites": list(self.cipher_suites), "key_share_groups": list(self.key_share_groups),
                 "supported_groups": list(self.supported_groups),
                 "compression_methods": list(self.compression_methods)}
@@ -139,17 +139,13 @@ class ServerHello:
     random: bytes
     cipher_suite: int
     cipher_name: str
-    version: str                 # negotiated: supported_versions if present (TLS 1.3), else legacy_version
+    version: int                 # negotiated: supported_versions if present (TLS 1.3), else legacy_version
     compression_method: int
-
-    @property
-    def version_code(self) -> int:
-        return next((code for code, name in VERSIONS.items() if name == self.version), self.legacy_version)
 
     def to_dict(self) -> dict:
         return {"legacy_version": f"0x{self.legacy_version:04x}", "random": self.random.hex(),
                 "cipher_suite": f"0x{self.cipher_suite:04x}", "cipher": self.cipher_name,
-                "version": self.version, "compression_method": self.compression_method}
+                "version": version_name(self.version), "compression_method": self.compression_method}
 
 
 @dataclass(frozen=True)
@@ -189,7 +185,8 @@ class TlsConnection:
     alerts: list[Alert] = field(default_factory=list)
 
     @property
-    def version(self) -> str | None:
+    def version(self) -> int | None:
+        """The negotiated version (TLS13, TLS12, ...), None without a ServerHello."""
         return self.server_hello.version if self.server_hello else None
 
     def handshake_messages(self, direction: str) -> list[bytes]:
@@ -212,7 +209,7 @@ class TlsConnection:
         return sum(r.length for r in self.records if r.direction == direction and r.content_type == APPLICATION_DATA)
 
     def to_dict(self) -> dict:
-        return {"flow": self.flow.label, "version": self.version,
+        return {"flow": self.flow.label, "version": None if self.version is None else version_name(self.version),
                 "client_hello": self.client_hello.to_dict() if self.client_hello else None,
                 "server_hello": self.server_hello.to_dict() if self.server_hello else None,
                 "certificates_in_clear": [c.to_dict() for c in self.certificates],
@@ -524,7 +521,7 @@ def _handshake_message(connection: TlsConnection, message: bytes) -> None:
             connection.client_hello = _client_hello(parse_hello(message))
         elif kind == SERVER_HELLO:
             connection.server_hello = _server_hello(parse_hello(message))
-        elif kind == CERTIFICATE and connection.version != version_name(TLS13):
+        elif kind == CERTIFICATE and connection.version != TLS13:
             connection.certificates = _certificates(message[4:])
     except (struct.error, ValueError, IndexError):
         return                          # a malformed message is just not shown
@@ -539,7 +536,7 @@ def _client_hello(hello: Hello) -> ClientHello:
     groups = named_groups(exts[EXT_SUPPORTED_GROUPS]) if EXT_SUPPORTED_GROUPS in exts else []
     return ClientHello(
         legacy_version=hello.legacy_version, random=hello.random, sni=sni, alpn=tuple(alpn),
-        supported_versions=tuple(version_name(v) for v in versions),
+        supported_versions=tuple(versions),
         cipher_suites=tuple(cipher_suite_name(code) for code in hello.cipher_suites),
         key_share_groups=tuple(group_name(g) for g in shares),
         supported_groups=tuple(group_name(g) for g in groups),
@@ -551,7 +548,7 @@ def _server_hello(hello: Hello) -> ServerHello:
     chosen = supported_versions(hello.extensions.get(EXT_SUPPORTED_VERSIONS, b""), SERVER_HELLO)
     version = chosen[0] if chosen else hello.legacy_version
     [code] = hello.cipher_suites
-    return ServerHello(hello.legacy_version, hello.random, code, cipher_suite_name(code), version_name(version),
+    return ServerHello(hello.legacy_version, hello.random, code, cipher_suite_name(code), version,
                        hello.compression_methods[0])
 
 

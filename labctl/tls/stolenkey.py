@@ -89,7 +89,7 @@ class Attempt:
     """The stolen key tried on one TLS connection."""
 
     flow: str                    # TlsConnection.flow.label
-    version: str | None          # "TLS 1.2" / "TLS 1.3"
+    version: int | None          # TLS12, TLS13, ...; None without a ServerHello
     cipher: str                  # cipher suite name
     key_exchange: str            # "RSA", "ECDHE", "DHE", "TLS 1.3 (ECDHE)", ...
     decrypted: bool
@@ -98,8 +98,13 @@ class Attempt:
     client_data: bytes = b""     # decrypted application data, client to server
     server_data: bytes = b""     # server to client
 
+    @property
+    def version_shown(self) -> str | None:
+        """The version's name for text and JSON ("TLS 1.2"); None without a ServerHello."""
+        return None if self.version is None else version_name(self.version)
+
     def to_dict(self) -> dict:
-        return {"flow": self.flow, "version": self.version, "cipher": self.cipher,
+        return {"flow": self.flow, "version": self.version_shown, "cipher": self.cipher,
                 "key_exchange": self.key_exchange, "decrypted": self.decrypted, "reason": self.reason,
                 "steps": [{"name": s.name, "value": s.value, "note": s.note} for s in self.steps],
                 "client_data_bytes": len(self.client_data), "server_data_bytes": len(self.server_data)}
@@ -203,7 +208,7 @@ def _suite_name(connection: analyzer.TlsConnection) -> str:
 
 def _key_exchange(connection: analyzer.TlsConnection, handshake: _Handshake) -> str:
     """The key exchange the negotiated suite (or TLS 1.3) implies."""
-    if connection.version == version_name(TLS13):
+    if connection.version == TLS13:
         extensions = hello_extensions(handshake.first("s2c", SERVER_HELLO))
         share = extensions.get(EXT_KEY_SHARE)
         if handshake.first("s2c", SERVER_HELLO) is not None and share is None:
@@ -368,9 +373,9 @@ def _rsa(attempt: Attempt, connection: analyzer.TlsConnection, handshake: _Hands
     """Open an RSA key exchange session: pre-master, master secret, keys, records."""
     client_hello, server_hello = connection.client_hello, connection.server_hello
     assert client_hello is not None and server_hello is not None
-    if server_hello.version_code != TLS12:
-        raise StolenKeyError(f"this {connection.version} session used RSA key exchange, which the stolen key "
-                             "would open, but only TLS 1.2 key schedules are implemented here")
+    if server_hello.version != TLS12:
+        raise StolenKeyError(f"this {version_name(server_hello.version)} session used RSA key exchange, which the "
+                             "stolen key would open, but only TLS 1.2 key schedules are implemented here")
     try:
         suite = suite_for(server_hello.cipher_suite, TLS12)
     except DecryptError as exc:

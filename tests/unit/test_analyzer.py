@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from labctl import runner
 from labctl.tls.analyzer import CaptureFormatError, analyze, analyze_file
+from labctl.tls.constants import TLS12, TLS13, version_name
 from tests import synth, tshark
 
 
@@ -41,8 +44,23 @@ def test_hellos_match_tshark(sessions, name):
                                              "tls.handshake.version",
                                              "tls.handshake.extensions.supported_version")[0]
     assert conn.server_hello.cipher_suite == int(suite, 16)
-    assert conn.server_hello.version_code == int(supported or legacy, 16)
-    assert conn.version == {"TLSv1.3": "TLS 1.3", "TLSv1.2": "TLS 1.2"}[session.version]
+    assert conn.server_hello.version == int(supported or legacy, 16)
+    assert version_name(conn.version) == {"TLSv1.3": "TLS 1.3", "TLSv1.2": "TLS 1.2"}[session.version]
+
+
+def test_versions_are_numbers_until_they_are_shown(sessions):
+    tls13 = analyze_file(sessions["tls13"].pcap).tls[0]
+    tls12 = analyze_file(sessions["tls12"].pcap).tls[0]
+    assert (tls13.version, tls13.server_hello.version, tls12.version) == (TLS13, TLS13, TLS12)
+    assert tls13.client_hello.supported_versions == (TLS13, TLS12)      # what the client offered, in its order
+    assert tls12.client_hello.supported_versions == ()                  # a TLS 1.2 client has no such extension
+    # The JSON document (`labctl analyze --json`) shows names, as it always did.
+    doc = tls13.to_dict()
+    assert doc["version"] == doc["server_hello"]["version"] == "TLS 1.3"
+    assert doc["client_hello"]["supported_versions"] == ["TLS 1.3", "TLS 1.2"]
+    assert doc["server_hello"]["legacy_version"] == doc["client_hello"]["legacy_version"] == "0x0303"
+    no_hello = dataclasses.replace(tls13, server_hello=None)
+    assert no_hello.version is None and no_hello.to_dict()["version"] is None
 
 
 def test_rsa_key_exchange_suite_is_named(sessions):
@@ -118,7 +136,7 @@ def test_a_capture_cut_short(sessions, tmp_path):
 def test_a_capture_without_tls_is_reported_as_such_not_as_a_pass(sessions):
     obs = analyze_file(sessions["plain"].pcap)
     assert obs.tls == []
-    assert not runner.check_tls_seen(None, "TLS 1.3").passed
+    assert not runner.check_tls_seen(None, TLS13).passed
     check, plain = runner.check_decryption(None, "", {}, "x")
     assert not check.passed and plain is None
     assert not runner.check_sni_leak(None, "server.lab.test").passed

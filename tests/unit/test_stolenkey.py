@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from labctl.errors import LabError
 from labctl.tls import stolenkey
 from labctl.tls.analyzer import TlsConnection, analyze
+from labctl.tls.constants import TLS12, TLS13, version_name
 from labctl.tls.records import walk_records
 from labctl.tls.stolenkey import (NO_CLIENT_KEY_EXCHANGE, NO_TLS, WRONG_KEY, Attempt, Step, StolenKeyError, attack,
                               attack_capture, load_private_key)
@@ -103,7 +104,7 @@ def test_rsa_key_exchange_is_decrypted_with_the_key_alone(sessions, server_key, 
 
     assert attempt.decrypted, attempt.reason
     assert attempt.key_exchange == "RSA"
-    assert attempt.version == "TLS 1.2"
+    assert version_name(attempt.version) == "TLS 1.2"
     assert attempt.cipher == {"aes128": "TLS_RSA_WITH_AES_128_GCM_SHA256",
                               "aes256": "TLS_RSA_WITH_AES_256_GCM_SHA384"}[suite]
     assert attempt.client_data == session.request
@@ -247,8 +248,16 @@ def test_the_key_only_signed_the_ephemeral_share(sessions, server_key, other_key
 
 def test_tls13_reason_names_certificate_verify(sessions, server_key) -> None:
     attempt = attack(only_connection(sessions["tls13"].pcap), server_key)
-    assert attempt.version == "TLS 1.3"
+    assert version_name(attempt.version) == "TLS 1.3"
     assert "CertificateVerify" in attempt.reason and "RFC 8446" in attempt.reason
+
+
+def test_an_attempts_version_is_a_number_and_its_json_a_name(sessions, server_key) -> None:
+    rsa = attack(only_connection(sessions["aes128"].pcap), server_key)
+    tls13 = attack(only_connection(sessions["tls13"].pcap), server_key)
+    assert (rsa.version, tls13.version) == (TLS12, TLS13)
+    assert (rsa.to_dict()["version"], tls13.to_dict()["version"]) == ("TLS 1.2", "TLS 1.3")
+    assert Attempt("a flow", None, "", "unknown", False, "no ServerHello").to_dict()["version"] is None
 
 
 # --- a capture with several connections ----------------------------------------------------
