@@ -249,7 +249,7 @@ def observation_text(name: str, obs) -> str:
     """`labctl analyze FILE`: what a passive observer learns from one capture."""
     from types import SimpleNamespace
 
-    lines = [f"{name}: {obs.packets} packets, {obs.wire_bytes} bytes, {obs.duration:.3f} s",
+    lines = [f"{name}: {obs.frames} packets, {obs.wire_bytes} bytes, {obs.duration:.3f} s",
              f"{len(obs.flows)} flow(s), {len(obs.dns)} DNS message(s), {len(obs.tls)} TLS connection(s)", ""]
     view = SimpleNamespace(observation=obs)
     lines += leak_lines(view)

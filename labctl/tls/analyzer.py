@@ -21,6 +21,7 @@ import socket
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import dpkt
 
@@ -41,6 +42,35 @@ class CaptureFormatError(UsageError):
 
 
 # -- records ----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One IPv4 TCP or UDP frame of the capture, as tshark numbers and shows it."""
+
+    frame: int                  # 1-based number of the frame in the file (tshark's frame.number)
+    time: float                 # seconds since the file's first frame (frame.time_relative)
+    src_mac: str                # "02:42:0a:4d:00:0a"
+    dst_mac: str
+    src: str                    # IPv4 addresses
+    dst: str
+    proto: str                  # "tcp" or "udp"
+    sport: int
+    dport: int
+    flags: int                  # TCP flags (tcp.flags); 0 for UDP
+    seq: int                    # TCP sequence number, absolute (tcp.seq_raw); 0 for UDP
+    length: int                 # bytes of the frame in the file (frame.cap_len)
+    payload: bytes = field(repr=False, compare=False)      # what TCP or UDP carried
+
+    @property
+    def payload_len(self) -> int:
+        """tcp.len or udp.length minus its 8-byte header."""
+        return len(self.payload)
+
+    def to_dict(self) -> dict:
+        return {"frame": self.frame, "time": round(self.time, 6), "src_mac": self.src_mac, "dst_mac": self.dst_mac,
+                "src": self.src, "dst": self.dst, "proto": self.proto, "sport": self.sport, "dport": self.dport,
+                "flags": self.flags, "seq": self.seq, "payload_len": self.payload_len, "length": self.length}
+
 
 @dataclass
 class Flow:
@@ -97,6 +127,7 @@ class TlsRecord:
     version: int
     length: int
     offset: int                                   # where the header starts in the direction's stream
+    frame: int                                    # the frame that completed it: where tshark shows the record
     fragment: bytes = field(repr=False, compare=False)
 
     @property
@@ -222,14 +253,19 @@ class TlsConnection:
 class Observation:
     """Everything one capture shows, as a passive observer on the wire sees it."""
 
-    packets: int
+    frames: int                 # every frame in the file, IPv4 or not
     wire_bytes: int
     duration: float
     flows: list[Flow]
     dns: list[DnsMessage]
     tls: list[TlsConnection]
+    packets: list[Packet] = field(repr=False, default_factory=list)                  # each IPv4 TCP/UDP frame, once
     streams: dict[tuple[int, str], bytes] = field(repr=False, default_factory=dict)   # (flow index, dir)
-    payloads: list[bytes] = field(repr=False, default_factory=list)                  # every packet's payload
+
+    @property
+    def payloads(self) -> list[bytes]:
+        """Every packet's payload that is not empty, in capture order."""
+        return [p.payload for p in self.packets if p.payload]
 
     def find(self, needle: bytes) -> list[str]:
         """Where needle appears: in any single packet's payload, or across a reassembled stream."""
@@ -245,7 +281,7 @@ class Observation:
         return self.streams.get((self.flows.index(flow), direction), b"")
 
     def to_dict(self) -> dict:
-        return {"packets": self.packets, "wire_bytes": self.wire_bytes, "duration": round(self.duration, 6),
+        return {"packets": self.frames, "wire_bytes": self.wire_bytes, "duration": round(self.duration, 6),
                 "flows": [f.to_dict() for f in self.flows], "dns": [d.to_dict() for d in self.dns],
                 "tls": [t.to_dict() for t in self.tls]}
 
@@ -289,6 +325,16 @@ def _reader(data: bytes, name: str):
         raise CaptureFormatError(f"{name} is not a pcap or pcapng file ({exc})") from None
 
 
+class _Assembled(NamedTuple):
+    """One TCP direction's byte stream, and where each chunk of it came from."""
+
+    data: bytes
+    offsets: list[int]          # where each chunk starts in data, ascending from 0
+    times: list[float]          # when the segment that carried it was captured
+    frames: list[int]           # and in which frame
+    gaps: int                   # holes: bytes the wire never showed
+
+
 class _Direction:
     """Segments of one TCP direction, reassembled into the byte stream the application saw."""
 
@@ -296,31 +342,33 @@ class _Direction:
 
     def __init__(self) -> None:
         self.isn: int | None = None
-        self.segments: list[tuple[int, bytes, float]] = []
+        self.segments: list[tuple[int, bytes, float, int]] = []
 
-    def add(self, seq: int, payload: bytes, ts: float) -> None:
-        self.segments.append((seq, payload, ts))
+    def add(self, seq: int, payload: bytes, ts: float, frame: int) -> None:
+        self.segments.append((seq, payload, ts, frame))
 
-    def assemble(self) -> tuple[bytes, list[int], list[float], int]:
-        """Return (stream, start offsets, times, gaps) — offsets/times map stream bytes to capture time."""
+    def assemble(self) -> _Assembled:
+        """The stream in sequence order, each byte taken from the first segment that carried it."""
         if not self.segments:
-            return b"", [], [], 0
-        base = self.isn if self.isn is not None else min(s for s, _, _ in self.segments)
-        ordered = sorted(((seq - base) % (1 << 32), payload, ts) for seq, payload, ts in self.segments)
-        chunks, offsets, times = [], [], []
-        end, gaps = 0, 0
-        for rel, payload, ts in ordered:
+            return _Assembled(b"", [], [], [], 0)
+        base = self.isn if self.isn is not None else min(s for s, _, _, _ in self.segments)
+        ordered = sorted(((seq - base) % (1 << 32), payload, ts, frame) for seq, payload, ts, frame in self.segments)
+        chunks, offsets, times, frames = [], [], [], []
+        end, size, gaps = 0, 0, 0      # end: sequence space covered (holes included); size: bytes kept
+        for rel, payload, ts, frame in ordered:
             if rel > end:
                 gaps += 1          # bytes the wire never showed us; keep going after the hole
                 end = rel
             if rel + len(payload) <= end:
                 continue           # a retransmission of what we have
             piece = payload[end - rel:]
-            offsets.append(end)
+            offsets.append(size)   # where the piece lands in the joined stream, which has no holes
             times.append(ts)
+            frames.append(frame)
             chunks.append(piece)
             end += len(piece)
-        return b"".join(chunks), offsets, times, gaps
+            size += len(piece)
+        return _Assembled(b"".join(chunks), offsets, times, frames, gaps)
 
 
 EXPECTED = "a pcap or pcapng capture"
@@ -361,7 +409,7 @@ def analyze(data: bytes, name: str = "the capture") -> Observation:
     order: list[tuple] = []
     tcp_dirs: dict[tuple, dict[str, _Direction]] = {}
     dns: list[DnsMessage] = []
-    payloads: list[bytes] = []
+    packets: list[Packet] = []
     count = total = 0
     start = last = None
     try:
@@ -386,11 +434,13 @@ def analyze(data: bytes, name: str = "the capture") -> Observation:
             else:
                 continue
             src, dst = socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst)
+            sport, dport = seg.sport, seg.dport
             payload = bytes(seg.data)
-            if payload:
-                payloads.append(payload)
-            a, b = (src, seg.sport), (dst, seg.dport)
-            key = (proto,) + tuple(sorted((a, b)))
+            tcp = proto == "tcp"
+            packets.append(Packet(count, t, eth.src.hex(":"), eth.dst.hex(":"), src, dst, proto, sport, dport,
+                                  seg.flags if tcp else 0, seg.seq if tcp else 0, len(frame), payload))
+            a, b = (src, sport), (dst, dport)
+            key = (proto, a, b) if a <= b else (proto, b, a)
             flow = flows.get(key)
             if flow is None:
                 client, server = _orient(proto, a, b, seg)
@@ -398,18 +448,18 @@ def analyze(data: bytes, name: str = "the capture") -> Observation:
                 flows[key] = flow
                 order.append(key)
             flow.last_seen = t
-            direction = C2S if (src, seg.sport) == (flow.client, flow.client_port) else S2C
+            direction = C2S if a == (flow.client, flow.client_port) else S2C
             flow.packets[direction] += 1
             flow.payload_bytes[direction] += len(payload)
             flow.wire_bytes[direction] += len(frame)
-            if proto == "tcp":
+            if tcp:
                 dirs = tcp_dirs.setdefault(key, {C2S: _Direction(), S2C: _Direction()})
                 half = dirs[direction]
                 if seg.flags & dpkt.tcp.TH_SYN:
                     half.isn = (seg.seq + 1) % (1 << 32)
                 if payload:
-                    half.add(seg.seq, payload, t)
-            elif 53 in (seg.sport, seg.dport) and payload:
+                    half.add(seg.seq, payload, t, count)
+            elif 53 in (sport, dport) and payload:
                 message = _dns(payload, t, src, dst)
                 if message is not None:
                     dns.append(message)
@@ -425,15 +475,15 @@ def analyze(data: bytes, name: str = "the capture") -> Observation:
         flow = flows[key]
         per_dir = {}
         for direction, half in tcp_dirs[key].items():
-            stream, offsets, times, gaps = half.assemble()
-            flow.gaps[direction] = gaps
-            streams[(index, direction)] = stream
-            per_dir[direction] = (stream, offsets, times)
+            assembled = half.assemble()
+            flow.gaps[direction] = assembled.gaps
+            streams[(index, direction)] = assembled.data
+            per_dir[direction] = assembled
         connection = _tls(flow, per_dir)
         if connection is not None:
             tls.append(connection)
     duration = float(last - start) if start is not None else 0.0
-    return Observation(count, total, duration, flow_list, dns, tls, streams, payloads)
+    return Observation(count, total, duration, flow_list, dns, tls, packets, streams)
 
 
 def _orient(proto: str, a: tuple[str, int], b: tuple[str, int], seg) -> tuple[tuple[str, int], tuple[str, int]]:
@@ -468,27 +518,38 @@ def _dns(payload: bytes, t: float, src: str, dst: str) -> DnsMessage | None:
 
 # -- TLS ------------------------------------------------------------------------------
 
-def _records(stream: bytes, offsets: list[int], times: list[float], direction: str) -> list[TlsRecord]:
-    """The direction's records (until the bytes stop looking like TLS), each at the time its header arrived."""
+def _records(stream: _Assembled, direction: str) -> list[TlsRecord]:
+    """The direction's records (until the bytes stop looking like TLS).
+
+    Each is dated by the segment that carried its header, and numbered by the
+    frame that completed it: the one with its last byte, or a later one if an
+    earlier segment of it arrived late (where tshark shows a reassembled record).
+    """
     records = []
-    for header in walk_records(stream):
-        i = bisect.bisect_right(offsets, header.offset) - 1
-        records.append(TlsRecord(direction, times[max(i, 0)], header.content_type, header.version, header.length,
-                                 header.offset, stream[header.start:header.end]))
+    offsets, frames = stream.offsets, stream.frames
+    for header in walk_records(stream.data):
+        first = bisect.bisect_right(offsets, header.offset) - 1
+        last = bisect.bisect_right(offsets, header.end - 1) - 1
+        records.append(TlsRecord(direction, stream.times[max(first, 0)], header.content_type, header.version,
+                                 header.length, header.offset, max(frames[max(first, 0):last + 1]),
+                                 stream.data[header.start:header.end]))
     return records
 
 
-def _tls(flow: Flow, per_dir: dict[str, tuple[bytes, list[int], list[float]]]) -> TlsConnection | None:
-    c2s = per_dir.get(C2S, (b"", [], []))
-    s2c = per_dir.get(S2C, (b"", [], []))
-    if len(c2s[0]) < 6 or c2s[0][1] != 3 or c2s[0][0] not in CONTENT_TYPES:
+_NOTHING = _Assembled(b"", [], [], [], 0)
+
+
+def _tls(flow: Flow, per_dir: dict[str, _Assembled]) -> TlsConnection | None:
+    c2s = per_dir.get(C2S, _NOTHING)
+    s2c = per_dir.get(S2C, _NOTHING)
+    if len(c2s.data) < 6 or c2s.data[1] != 3 or c2s.data[0] not in CONTENT_TYPES:
         return None
-    client_records = _records(*c2s, C2S)
-    if c2s[0][0] != HANDSHAKE and sum(5 + r.length for r in client_records) != len(c2s[0]):
+    client_records = _records(c2s, C2S)
+    if c2s.data[0] != HANDSHAKE and sum(5 + r.length for r in client_records) != len(c2s.data):
         # Not opened by a ClientHello: TLS only if it was recorded from the middle
         # of a connection, i.e. the client's whole stream is TLS records.
         return None
-    records = client_records + _records(*s2c, S2C)
+    records = client_records + _records(s2c, S2C)
     records.sort(key=lambda r: (r.time, r.direction != C2S, r.offset))
     connection = TlsConnection(flow, records)
     for direction in (C2S, S2C):

@@ -288,3 +288,79 @@ def test_labctl_analyze_refuses_at_once_what_it_must_not_read(tmp_path, what):
                           timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("labctl: error: ") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+# -- every packet once, as data; each record at the frame tshark shows it in ---------------------
+
+def _with_arp_and_dns(pcap, out):
+    """PCAP with an ARP frame first (not IPv4: numbered, not listed) and a DNS query and answer (UDP) after
+    the TCP handshake, so that frame numbers count every frame and UDP packets are listed too."""
+    import socket
+
+    import dpkt
+
+    with open(pcap, "rb") as handle:
+        frames = list(dpkt.pcap.Reader(handle))
+    start = frames[0][0]
+    client, dns = socket.inet_aton(synth.CLIENT_IP), socket.inet_aton("10.77.0.53")
+    arp = dpkt.ethernet.Ethernet(src=b"\x02\x42" + client, dst=b"\xff" * 6, type=dpkt.ethernet.ETH_TYPE_ARP,
+                                 data=dpkt.arp.ARP(sha=b"\x02\x42" + client, spa=client, tpa=dns))
+    query = dpkt.dns.DNS(id=7, qd=[dpkt.dns.DNS.Q(name="server.lab.test")])
+    answer = dpkt.dns.DNS(id=7, qr=dpkt.dns.DNS_R, qd=query.qd,
+                          an=[dpkt.dns.DNS.RR(name="server.lab.test", ip=socket.inet_aton(synth.SERVER_IP))])
+
+    def udp(src, dst, sport, dport, message):
+        ip = dpkt.ip.IP(src=src, dst=dst, p=dpkt.ip.IP_PROTO_UDP,
+                        data=dpkt.udp.UDP(sport=sport, dport=dport, ulen=8 + len(bytes(message)), data=bytes(message)))
+        return bytes(dpkt.ethernet.Ethernet(src=b"\x02\x42" + src, dst=b"\x02\x42" + dst,
+                                            type=dpkt.ethernet.ETH_TYPE_IP, data=ip))
+
+    extra = [(start - 0.002, bytes(arp)), (frames[2][0] + 0.00001, udp(client, dns, 40000, 53, query)),
+             (frames[2][0] + 0.00002, udp(dns, client, 53, 40000, answer))]
+    with open(out, "wb") as handle:
+        writer = dpkt.pcap.Writer(handle, linktype=dpkt.pcap.DLT_EN10MB)
+        for ts, frame in sorted(frames + extra, key=lambda f: f[0]):
+            writer.writepkt(frame, ts=ts)
+    return out
+
+
+def test_every_ipv4_packet_is_listed_once_as_tshark_shows_it(sessions, tmp_path):
+    pcap = _with_arp_and_dns(sessions["tls12"].pcap, tmp_path / "mixed.pcap")
+    obs = analyze_file(pcap)
+    rows = tshark.fields(pcap, "ip", "frame.number", "frame.time_relative", "eth.src", "eth.dst", "ip.src", "ip.dst",
+                         "ip.proto", "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "tcp.flags",
+                         "tcp.seq_raw", "tcp.len", "udp.length", "frame.cap_len")
+    theirs = [(int(number), src_mac, dst_mac, src, dst, {"6": "tcp", "17": "udp"}[proto],
+               int(tsport or usport), int(tdport or udport), int(flags or "0", 16), int(seq or 0),
+               int(tlen) if tlen else int(ulen) - 8, int(length))
+              for (number, _, src_mac, dst_mac, src, dst, proto, tsport, tdport, usport, udport, flags, seq, tlen,
+                   ulen, length) in rows]
+    ours = [(p.frame, p.src_mac, p.dst_mac, p.src, p.dst, p.proto, p.sport, p.dport, p.flags, p.seq,
+             p.payload_len, p.length) for p in obs.packets]
+    assert ours == theirs
+    assert [p.time for p in obs.packets] == pytest.approx([float(row[1]) for row in rows], abs=1e-6)
+    assert obs.frames == len(obs.packets) + 1 == int(tshark.fields(pcap, "arp", "frame.number")[0][0]) + len(rows)
+    assert [p.proto for p in obs.packets].count("udp") == 2 and obs.packets[0].frame == 2    # after the ARP frame
+    assert obs.to_dict()["packets"] == obs.frames                   # the JSON still counts every frame
+    assert obs.payloads == [p.payload for p in obs.packets if p.payload_len]
+
+
+@pytest.mark.parametrize("name", ["tls13", "tls12", "big"])
+def test_each_record_is_numbered_by_the_frame_tshark_shows_it_in(sessions, tmp_path, name):
+    """A record is shown in the frame that carries its last byte: records span frames (20 KB of
+    response in 1448-byte segments) and frames hold several records (a TLS 1.2 server's flight)."""
+    session = (sessions[name] if name != "big" else
+               synth.tls_session(tmp_path, response=synth.http_response(bytes(range(256)) * 80), name="big"))
+    conn = analyze_file(session.pcap).tls[0]
+    rows = tshark.fields(session.pcap, "tls.record", "frame.number", "tcp.srcport", "tls.record.length")
+    theirs: dict[str, list[tuple[int, int]]] = {"c2s": [], "s2c": []}
+    for number, port, lengths in rows:
+        direction = "s2c" if port == "443" else "c2s"
+        theirs[direction] += [(int(number), int(n)) for n in lengths.split(",")]
+    ours = {d: [(r.frame, r.length) for r in conn.records if r.direction == d] for d in ("c2s", "s2c")}
+    assert ours == theirs
+    spanning = [r for r in conn.records if r.length > synth.SEGMENT]
+    assert (name == "big") == bool(spanning)
+    times = {p.frame: p.time for p in analyze_file(session.pcap).packets}
+    assert all(r.time <= times[r.frame] for r in conn.records)      # dated by its first byte, numbered by its last
+    assert all(r.time < times[r.frame] for r in spanning)
