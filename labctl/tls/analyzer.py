@@ -20,13 +20,12 @@ import io
 import socket
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 import dpkt
 
 from ..errors import UsageError
-from ..files import read_input, shown
+from ..files import PathLike, read_input, shown
 from .constants import (ALERT, APPLICATION_DATA, CERTIFICATE, CHANGE_CIPHER_SPEC, CLIENT_HELLO, CONTENT_TYPES,
                         EXT_ALPN, EXT_KEY_SHARE, EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_SUPPORTED_VERSIONS,
                         HANDSHAKE, SERVER_HELLO, TLS13, alert_level_name, alert_name, cipher_suite_name,
@@ -66,7 +65,7 @@ class Packet:
         """tcp.len or udp.length minus its 8-byte header."""
         return len(self.payload)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"frame": self.frame, "time": round(self.time, 6), "src_mac": self.src_mac, "dst_mac": self.dst_mac,
                 "src": self.src, "dst": self.dst, "proto": self.proto, "sport": self.sport, "dport": self.dport,
                 "flags": self.flags, "seq": self.seq, "payload_len": self.payload_len, "length": self.length}
@@ -92,7 +91,7 @@ class Flow:
     def label(self) -> str:
         return f"{self.client}:{self.client_port} → {self.server}:{self.server_port} {self.proto}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"proto": self.proto, "client": self.client, "client_port": self.client_port,
                 "server": self.server, "server_port": self.server_port,
                 "first_seen": round(self.first_seen, 6), "last_seen": round(self.last_seen, 6),
@@ -113,7 +112,7 @@ class DnsMessage:
     authoritative: bool
     answers: tuple[str, ...]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"time": round(self.time, 6), "src": self.src, "dst": self.dst, "id": self.id, "name": self.name,
                 "qtype": self.qtype, "response": self.response, "rcode": self.rcode,
                 "authoritative": self.authoritative, "answers": list(self.answers)}
@@ -138,7 +137,7 @@ class TlsRecord:
     def header(self) -> bytes:
         return struct.pack("!BHH", self.content_type, self.version, self.length)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"direction": self.direction, "time": round(self.time, 6), "content_type": self.content_type,
                 "type": self.type_name, "version": f"0x{self.version:04x}", "length": self.length,
                 "offset": self.offset}
@@ -156,7 +155,7 @@ class ClientHello:
     supported_groups: tuple[str, ...]
     compression_methods: tuple[int, ...]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"legacy_version": f"0x{self.legacy_version:04x}", "random": self.random.hex(), "sni": self.sni,
                 "alpn": list(self.alpn), "supported_versions": [version_name(v) for v in self.supported_versions],
                 "cipher_suites": list(self.cipher_suites), "key_share_groups": list(self.key_share_groups),
@@ -173,7 +172,7 @@ class ServerHello:
     version: int                 # negotiated: supported_versions if present (TLS 1.3), else legacy_version
     compression_method: int
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"legacy_version": f"0x{self.legacy_version:04x}", "random": self.random.hex(),
                 "cipher_suite": f"0x{self.cipher_suite:04x}", "cipher": self.cipher_name,
                 "version": version_name(self.version), "compression_method": self.compression_method}
@@ -188,7 +187,7 @@ class Certificate:
     not_after: str
     serial: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"subject": self.subject, "issuer": self.issuer, "sans": list(self.sans),
                 "not_before": self.not_before, "not_after": self.not_after, "serial": self.serial}
 
@@ -201,7 +200,7 @@ class Alert:
     description: str
     encrypted: bool
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"direction": self.direction, "time": round(self.time, 6), "level": self.level,
                 "description": self.description, "encrypted": self.encrypted}
 
@@ -239,7 +238,7 @@ class TlsConnection:
     def app_data_bytes(self, direction: str) -> int:
         return sum(r.length for r in self.records if r.direction == direction and r.content_type == APPLICATION_DATA)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"flow": self.flow.label, "version": None if self.version is None else version_name(self.version),
                 "client_hello": self.client_hello.to_dict() if self.client_hello else None,
                 "server_hello": self.server_hello.to_dict() if self.server_hello else None,
@@ -280,7 +279,7 @@ class Observation:
     def stream(self, flow: Flow, direction: str) -> bytes:
         return self.streams.get((self.flows.index(flow), direction), b"")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"packets": self.frames, "wire_bytes": self.wire_bytes, "duration": round(self.duration, 6),
                 "flows": [f.to_dict() for f in self.flows], "dns": [d.to_dict() for d in self.dns],
                 "tls": [t.to_dict() for t in self.tls]}
@@ -311,18 +310,22 @@ def _check_records(data: bytes, name: str) -> None:
                                  f"packets ({size - pos} stray bytes)")
 
 
-def _reader(data: bytes, name: str):
+def _reader(data: bytes, name: str) -> Iterable[tuple[float, bytes]]:
+    """(timestamp, frame bytes) of each packet record, from dpkt's pcap or pcapng reader."""
     if len(data) < HEADER:
         raise CaptureFormatError(f"{name} is not a capture: {len(data)} bytes, too short for a pcap header")
     check_magic(data[:HEADER], name)
     magic = data[:4]
     _check_records(data, name)
+    reader: Iterable[tuple[float, bytes]]
     try:
         if magic == PCAPNG_MAGIC:
-            return dpkt.pcapng.Reader(io.BytesIO(data))
-        return dpkt.pcap.Reader(io.BytesIO(data))
+            reader = dpkt.pcapng.Reader(io.BytesIO(data))
+        else:
+            reader = dpkt.pcap.Reader(io.BytesIO(data))
     except (ValueError, dpkt.UnpackError) as exc:
         raise CaptureFormatError(f"{name} is not a pcap or pcapng file ({exc})") from None
+    return reader
 
 
 class _Assembled(NamedTuple):
@@ -385,7 +388,7 @@ def check_magic(head: bytes, name: str) -> None:
         raise CaptureFormatError(f"{name} is not a capture: {len(head)} bytes, too short for a pcap header")
 
 
-def read_capture(path: str | Path) -> bytes:
+def read_capture(path: PathLike) -> bytes:
     """The bytes of the capture at PATH, or CaptureFormatError (a UsageError: exit 2) in one line.
 
     The file's first bytes are read and checked before the rest, so a file that
@@ -397,17 +400,20 @@ def read_capture(path: str | Path) -> bytes:
                       error=CaptureFormatError)
 
 
-def analyze_file(path: str | Path) -> Observation:
+def analyze_file(path: PathLike) -> Observation:
     """Read and dissect the capture at PATH (see read_capture for what is refused)."""
     return analyze(read_capture(path), name=shown(path))
+
+
+_FlowKey = tuple[str, tuple[str, int], tuple[str, int]]      # proto, then both ends in sorted order
 
 
 def analyze(data: bytes, name: str = "the capture") -> Observation:
     """Dissect a whole capture."""
     reader = _reader(data, name)
-    flows: dict[tuple, Flow] = {}
-    order: list[tuple] = []
-    tcp_dirs: dict[tuple, dict[str, _Direction]] = {}
+    flows: dict[_FlowKey, Flow] = {}
+    order: list[_FlowKey] = []
+    tcp_dirs: dict[_FlowKey, dict[str, _Direction]] = {}
     dns: list[DnsMessage] = []
     packets: list[Packet] = []
     count = total = 0
@@ -437,13 +443,14 @@ def analyze(data: bytes, name: str = "the capture") -> Observation:
             sport, dport = seg.sport, seg.dport
             payload = bytes(seg.data)
             tcp = proto == "tcp"
+            flags = seg.flags if tcp else 0
             packets.append(Packet(count, t, eth.src.hex(":"), eth.dst.hex(":"), src, dst, proto, sport, dport,
-                                  seg.flags if tcp else 0, seg.seq if tcp else 0, len(frame), payload))
+                                  flags, seg.seq if tcp else 0, len(frame), payload))
             a, b = (src, sport), (dst, dport)
             key = (proto, a, b) if a <= b else (proto, b, a)
             flow = flows.get(key)
             if flow is None:
-                client, server = _orient(proto, a, b, seg)
+                client, server = _orient(proto, a, b, flags)
                 flow = Flow(proto, client[0], client[1], server[0], server[1], t, t)
                 flows[key] = flow
                 order.append(key)
@@ -455,7 +462,7 @@ def analyze(data: bytes, name: str = "the capture") -> Observation:
             if tcp:
                 dirs = tcp_dirs.setdefault(key, {C2S: _Direction(), S2C: _Direction()})
                 half = dirs[direction]
-                if seg.flags & dpkt.tcp.TH_SYN:
+                if flags & dpkt.tcp.TH_SYN:
                     half.isn = (seg.seq + 1) % (1 << 32)
                 if payload:
                     half.add(seg.seq, payload, t, count)
@@ -482,15 +489,15 @@ def analyze(data: bytes, name: str = "the capture") -> Observation:
         connection = _tls(flow, per_dir)
         if connection is not None:
             tls.append(connection)
-    duration = float(last - start) if start is not None else 0.0
+    duration = float(last - start) if start is not None and last is not None else 0.0
     return Observation(count, total, duration, flow_list, dns, tls, packets, streams)
 
 
-def _orient(proto: str, a: tuple[str, int], b: tuple[str, int], seg) -> tuple[tuple[str, int], tuple[str, int]]:
+def _orient(proto: str, a: tuple[str, int], b: tuple[str, int], flags: int) -> tuple[tuple[str, int], tuple[str, int]]:
     """Which end is the client: the SYN sender; else the one talking to a well-known port."""
     src = a
-    if proto == "tcp" and seg.flags & dpkt.tcp.TH_SYN:
-        return (a, b) if not seg.flags & dpkt.tcp.TH_ACK else (b, a)
+    if proto == "tcp" and flags & dpkt.tcp.TH_SYN:
+        return (a, b) if not flags & dpkt.tcp.TH_ACK else (b, a)
     other = b
     if src[1] < 1024 <= other[1]:
         return other, src

@@ -103,7 +103,7 @@ class Attempt:
         """The version's name for text and JSON ("TLS 1.2"); None without a ServerHello."""
         return None if self.version is None else version_name(self.version)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"flow": self.flow, "version": self.version_shown, "cipher": self.cipher,
                 "key_exchange": self.key_exchange, "decrypted": self.decrypted, "reason": self.reason,
                 "steps": [{"name": s.name, "value": s.value, "note": s.note} for s in self.steps],
