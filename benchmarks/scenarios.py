@@ -40,7 +40,7 @@ from pathlib import Path
 from common import labctl  # noqa: E402  (benchmarks/common.py puts the repository on sys.path)
 
 from labctl import capture  # noqa: E402
-from labctl.analyzer import analyze  # noqa: E402
+from labctl.tls.analyzer import analyze  # noqa: E402
 from labctl.lab import Lab  # noqa: E402
 from labctl.scenarios import NAMES, traffic_analysis  # noqa: E402
 
@@ -107,7 +107,7 @@ def main() -> int:
         observation = analyze(data)
         conn = observation.tls[0]
         figures["bulk"] = {"transfer_mb": args.bulk_mb, "pcap_mb": round(len(data) / 1e6, 1),
-                           "packets": observation.packets, "tls_records": len(conn.records)}
+                           "packets": observation.frames, "tls_records": len(conn.records)}
         figures["analyzer_s"] = time_it(lambda: analyze(data), 3)
         argv = [tshark, "-r", str(pcap), "-n", "-T", "fields", "-e", "tls.record.content_type",
                 "-e", "tls.record.length"]

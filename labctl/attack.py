@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .analyzer import Observation
 from .capture import CaptureStats
 from .errors import LabError
 from .lab import TIMEOUT_SETTING, Lab
 from .runner import Check
+from .tls.analyzer import Observation
 
 
 def start(lab: Lab, spoof_dns: str | None = None) -> None:

@@ -372,7 +372,7 @@ def _output_path(value: str | None, many: bool, what: str, names: list[str]) -> 
 
 
 def cmd_analyze(args: argparse.Namespace, io: Output) -> int:
-    from .analyzer import analyze_file
+    from .tls.analyzer import analyze_file
 
     observation = analyze_file(args.pcap)      # the name as typed: '' is refused as such, not read as '.'
     if args.json:
@@ -384,12 +384,12 @@ def cmd_analyze(args: argparse.Namespace, io: Output) -> int:
 
 
 def cmd_stolen_key(args: argparse.Namespace, io: Output) -> int:
-    from . import stolenkey
+    from .tls import stolenkey
 
     attempts = stolenkey.attack_files(args.pcap, args.key)    # bad input of either kind: one line, exit 2
     if args.json:
         io.result(json.dumps({"schema": "tlslab.stolenkey/1", "attempts": [
-            {"flow": a.flow, "version": a.version, "cipher": a.cipher, "key_exchange": a.key_exchange,
+            {"flow": a.flow, "version": a.version_shown, "cipher": a.cipher, "key_exchange": a.key_exchange,
              "decrypted": a.decrypted, "reason": a.reason,
              "steps": [{"name": s.name, "value": s.value, "note": s.note} for s in a.steps],
              "client_data": a.client_data.decode("latin-1"), "server_data": a.server_data.decode("latin-1")}
@@ -397,7 +397,7 @@ def cmd_stolen_key(args: argparse.Namespace, io: Output) -> int:
     else:
         lines = []
         for a in attempts:
-            lines += [render.dotted("connection", a.flow), render.dotted("negotiated", f"{a.version} {a.cipher}"),
+            lines += [render.dotted("connection", a.flow), render.dotted("negotiated", f"{a.version_shown} {a.cipher}"),
                       render.dotted("key exchange", a.key_exchange),
                       render.dotted("decrypted", "YES" if a.decrypted else "no"), f"  {a.reason}"]
             for step in a.steps:

@@ -9,6 +9,7 @@ from typing import Sequence
 from .capture import CaptureStats
 from .bringup import UpReport
 from .lab import DEFAULT_PROJECT, ServiceState
+from .tls.constants import version_name
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -187,9 +188,9 @@ def leak_lines(result) -> list[str]:
         if ch:
             lines.append(f"SNI   {ch.sni or '(none)'}")
             lines.append(f"ALPN  {', '.join(ch.alpn) or '(none)'}")
-            lines.append(f"offer {', '.join(ch.supported_versions) or _version(ch.legacy_version)}")
+            lines.append(f"offer {', '.join(map(version_name, ch.supported_versions)) or version_name(ch.legacy_version)}")
         if sh:
-            lines.append(f"chose {sh.version}, {sh.cipher_name}")
+            lines.append(f"chose {version_name(sh.version)}, {sh.cipher_name}")
         for cert in t.certificates[:1]:
             lines.append(f"cert  {cert.subject}")
             lines.append(f"      issuer {cert.issuer}")
@@ -207,12 +208,6 @@ def leak_lines(result) -> list[str]:
             if flow.proto == "tcp":
                 lines.append(f"sizes ↑ {flow.payload_bytes['c2s']} B / ↓ {flow.payload_bytes['s2c']} B")
     return lines
-
-
-def _version(code: int) -> str:
-    from .analyzer import VERSIONS
-
-    return VERSIONS.get(code, f"0x{code:04x}")
 
 
 def check_lines(checks) -> list[str]:
@@ -255,7 +250,7 @@ def observation_text(name: str, obs) -> str:
     """`labctl analyze FILE`: what a passive observer learns from one capture."""
     from types import SimpleNamespace
 
-    lines = [f"{name}: {obs.packets} packets, {obs.wire_bytes} bytes, {obs.duration:.3f} s",
+    lines = [f"{name}: {obs.frames} packets, {obs.wire_bytes} bytes, {obs.duration:.3f} s",
              f"{len(obs.flows)} flow(s), {len(obs.dns)} DNS message(s), {len(obs.tls)} TLS connection(s)", ""]
     view = SimpleNamespace(observation=obs)
     lines += leak_lines(view)

@@ -13,24 +13,19 @@ padded bars are hatched.
 from __future__ import annotations
 
 import html
-import io
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
 from . import capture, render
-from .analyzer import ALERTS, C2S, Observation
 from .errors import LabError
 from .files import PRIVATE, install, shown, write_partial
+from .tls.analyzer import C2S, Observation
+from .tls.constants import alert_name, handshake_name
 
 LANES = ("client", "wire", "server", "dns")   # the wire in the middle: every arrow crosses it
 MAX_EVENTS = 40
-HANDSHAKE_NAMES = {0: "HelloRequest", 1: "ClientHello", 2: "ServerHello", 4: "NewSessionTicket",
-                   8: "EncryptedExtensions", 11: "Certificate", 12: "ServerKeyExchange",
-                   13: "CertificateRequest", 14: "ServerHelloDone", 15: "CertificateVerify",
-                   16: "ClientKeyExchange", 20: "Finished"}
 
 
 class ReportError(LabError):
@@ -53,26 +48,6 @@ class Event:
     size: int
     kind: str            # "enc", "clear" or "control"
     note: str = ""       # what an encrypted record carried (from the lab's key log), if known
-
-
-def _packets(pcap: bytes):
-    """(time, src, dst, proto, sport, dport, flags, payload, frame length) per IPv4 packet."""
-    import dpkt
-
-    reader = (dpkt.pcapng.Reader if pcap[:4] == b"\x0a\x0d\x0d\x0a" else dpkt.pcap.Reader)(io.BytesIO(pcap))
-    start = None
-    for ts, frame in reader:
-        start = ts if start is None else start
-        try:
-            ip = dpkt.ethernet.Ethernet(frame).data
-        except (dpkt.UnpackError, ValueError):
-            continue
-        if not isinstance(ip, dpkt.ip.IP) or not isinstance(ip.data, (dpkt.tcp.TCP, dpkt.udp.UDP)):
-            continue
-        seg = ip.data
-        proto = "tcp" if isinstance(seg, dpkt.tcp.TCP) else "udp"
-        yield (float(ts - start), socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst), proto, seg.sport,
-               seg.dport, getattr(seg, "flags", 0), bytes(seg.data), len(frame))
 
 
 def _tcp_flags(flags: int) -> str:
@@ -103,9 +78,9 @@ def _record_events(obs: Observation, notes: dict) -> list[Event]:
                 after_ccs[r.direction] = True
             label = r.type_name
             if not encrypted and r.content_type == 22 and r.fragment:
-                label = HANDSHAKE_NAMES.get(r.fragment[0], f"handshake {r.fragment[0]}")
+                label = handshake_name(r.fragment[0])
             elif not encrypted and r.content_type == 21 and len(r.fragment) >= 2:
-                label = f"alert {ALERTS.get(r.fragment[1], r.fragment[1])}"
+                label = f"alert {alert_name(r.fragment[1])}"
             elif encrypted:
                 label = f"{r.type_name} (encrypted)"
             note = notes.get((r.direction, r.offset), "") if len(obs.tls) == 1 else ""
@@ -124,33 +99,18 @@ def events(result) -> list[Event]:
         tls_flows |= {(f.client, f.client_port, f.server, f.server_port),
                       (f.server, f.server_port, f.client, f.client_port)}
     out: list[Event] = []
-    pcap = getattr(result, "pcap", b"")
-    try:
-        packets = list(_packets(pcap)) if pcap else None
-    except Exception:       # a damaged pcap still gets a diagram, from the observation alone
-        packets = None
-    if packets is not None:
-        for t, src, dst, proto, sport, dport, flags, payload, frame in packets:
-            if proto == "udp":
-                label = _dns_label(obs, t, src) if 53 in (sport, dport) else f"UDP :{sport}→:{dport}"
-                out.append(Event(t, src, dst, label, len(payload), "clear"))
-                continue
-            control = _tcp_flags(flags)
-            if control and not payload:
-                out.append(Event(t, src, dst, f"TCP {control} :{dport}", 0, "control"))
-            elif payload and (src, sport, dst, dport) not in tls_flows:
-                first = payload.split(b"\r\n", 1)[0][:48].decode("latin-1")
-                out.append(Event(t, src, dst, f"TCP data: {first}", len(payload), "clear"))
-            # pure ACKs carry nothing an observer needs here; TLS payload is drawn record by record
-    else:
-        for d in obs.dns:
-            out.append(Event(d.time, d.src, d.dst, _dns_label(obs, d.time, d.src), 0, "clear"))
-        for f in obs.flows:
-            if f.proto == "tcp" and (f.client, f.client_port, f.server, f.server_port) not in tls_flows:
-                for direction, (a, b) in ((C2S, (f.client, f.server)), ("s2c", (f.server, f.client))):
-                    if f.payload_bytes[direction]:
-                        out.append(Event(f.first_seen, a, b, f"TCP data ({f.packets[direction]} packets)",
-                                         f.payload_bytes[direction], "clear"))
+    for p in obs.packets:
+        if p.proto == "udp":
+            label = _dns_label(obs, p.time, p.src) if 53 in (p.sport, p.dport) else f"UDP :{p.sport}→:{p.dport}"
+            out.append(Event(p.time, p.src, p.dst, label, p.payload_len, "clear"))
+            continue
+        control = _tcp_flags(p.flags)
+        if control and not p.payload:
+            out.append(Event(p.time, p.src, p.dst, f"TCP {control} :{p.dport}", 0, "control"))
+        elif p.payload and (p.src, p.sport, p.dst, p.dport) not in tls_flows:
+            first = p.payload.split(b"\r\n", 1)[0][:48].decode("latin-1")
+            out.append(Event(p.time, p.src, p.dst, f"TCP data: {first}", p.payload_len, "clear"))
+        # pure ACKs carry nothing an observer needs here; TLS payload is drawn record by record
     out += _record_events(obs, notes)
     out.sort(key=lambda ev: ev.time)        # stable: records of one packet keep their order
     return out

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import capture
-from .analyzer import C2S, S2C, Observation, TlsConnection, analyze
 from .capture import CaptureStats
 from .certs import SERVER_NAME
 from .errors import CaptureError, LabError
 from .interrupts import interruptible, shielded
 from .lab import TIMEOUT_SETTING, Lab
+from .tls.analyzer import C2S, S2C, Observation, TlsConnection, analyze
+from .tls.constants import handshake_name, version_name
 
 RUN_PREFIX = "run-"      # a scenario's capture stays on the wire until the next run replaces it
 _KEYLOG_LINE = re.compile(r"^[A-Z_0-9]+ [0-9a-f]{64} [0-9a-f]+$")
@@ -141,21 +142,17 @@ def tls_connection(obs: Observation, lab: Lab) -> TlsConnection | None:
     return next((t for t in obs.tls if t.flow.server == server and t.flow.server_port == 443), None)
 
 
-def check_tls_seen(conn: TlsConnection | None, expect_version: str) -> Check:
+def check_tls_seen(conn: TlsConnection | None, expect_version: int) -> Check:
     if conn is None or conn.server_hello is None:
-        return Check(f"{expect_version} negotiated (ServerHello on the wire)", False,
+        return Check(f"{version_name(expect_version)} negotiated (ServerHello on the wire)", False,
                      "no TLS handshake to the server's port 443 in the capture")
-    return Check(f"{expect_version} negotiated (ServerHello on the wire)", conn.version == expect_version,
-                 f"{conn.version}, {conn.server_hello.cipher_name}")
+    return Check(f"{version_name(expect_version)} negotiated (ServerHello on the wire)", conn.version == expect_version,
+                 f"{version_name(conn.server_hello.version)}, {conn.server_hello.cipher_name}")
 
 
 def check_sni_leak(conn: TlsConnection | None, name: str) -> Check:
     sni = conn.client_hello.sni if conn and conn.client_hello else None
     return Check("SNI leaks the name", sni == name, f"ClientHello server_name = {sni!r}")
-
-
-HANDSHAKE_TYPES = {4: "NewSessionTicket", 8: "EncryptedExtensions", 11: "Certificate", 13: "CertificateRequest",
-                   15: "CertificateVerify", 20: "Finished", 24: "KeyUpdate"}
 
 
 def record_notes(conn: TlsConnection, plain: list) -> dict[tuple[str, int], str]:
@@ -167,7 +164,7 @@ def record_notes(conn: TlsConnection, plain: list) -> dict[tuple[str, int], str]
             kinds = []
             pos = 0
             while pos + 4 <= len(p.data):
-                kinds.append(HANDSHAKE_TYPES.get(p.data[pos], f"handshake {p.data[pos]}"))
+                kinds.append(handshake_name(p.data[pos]))
                 pos += 4 + int.from_bytes(p.data[pos + 1:pos + 4], "big")
             text = ", ".join(kinds)
         elif p.content_type == 23:
@@ -182,7 +179,7 @@ def record_notes(conn: TlsConnection, plain: list) -> dict[tuple[str, int], str]
 
 def check_decryption(conn: TlsConnection | None, keylog: str, report: dict, secret: str) -> tuple[Check, dict | None]:
     """Decrypt the captured records with the client's key log: are they exactly the request we sent?"""
-    from . import decrypt
+    from .tls import decrypt
 
     name = "ciphertext on the wire is the request (decrypted with the key log)"
     if conn is None or conn.client_hello is None or conn.server_hello is None:
@@ -190,7 +187,7 @@ def check_decryption(conn: TlsConnection | None, keylog: str, report: dict, secr
     try:
         plain = decrypt.decrypt_connection(
             [decrypt.Record(r.direction, r.content_type, r.version, r.fragment) for r in conn.records],
-            decrypt.KeyLog.parse(keylog), version=conn.server_hello.version_code,
+            decrypt.KeyLog.parse(keylog), version=conn.server_hello.version,
             cipher_suite=conn.server_hello.cipher_suite, client_random=conn.client_hello.random,
             server_random=conn.server_hello.random)
     except decrypt.DecryptError as exc:

@@ -23,6 +23,7 @@ import time
 
 from .. import attack, runner
 from ..lab import Lab
+from ..tls.constants import TLS10, TLS11, TLS13, version_name
 
 NAME = "downgrade"
 TITLE = "Downgrades refused: old versions, weak suites, and no compression"
@@ -56,15 +57,15 @@ def run(lab: Lab) -> attack.AttackResult:
                      not old["ok"] and "protocol_version" in alerts(conns[0], "s2c"),
                      f"client: {old.get('error')}; wire: server alert {alerts(conns[0], 's2c') or 'none'}"),
         runner.Check("legacy server refused by the safe client",
-                     not legacy["ok"] and legacy_hello is not None and legacy_hello.version in ("TLS 1.0", "TLS 1.1"),
-                     f"server offered {legacy_hello.version if legacy_hello else '?'}; client: {legacy.get('error')}; "
+                     not legacy["ok"] and legacy_hello is not None and legacy_hello.version in (TLS10, TLS11),
+                     f"server offered {version_name(legacy_hello.version) if legacy_hello else '?'}; client: {legacy.get('error')}; "
                      f"wire: client alert {alerts(conns[1], 'c2s') or 'none'}"),
         runner.Check("NULL-cipher client refused (alert in clear)",
                      not null["ok"] and "handshake_failure" in alerts(conns[2], "s2c"),
                      f"client: {null.get('error')}; wire: server alert {alerts(conns[2], 's2c') or 'none'}"),
         runner.Check("safe client and server negotiate TLS 1.3",
-                     control["ok"] and conns[3] is not None and conns[3].version == "TLS 1.3",
-                     f"{conns[3].version if conns[3] else 'no handshake'}"),
+                     control["ok"] and conns[3] is not None and conns[3].version == TLS13,
+                     f"{version_name(conns[3].version) if conns[3] and conns[3].version else 'no handshake'}"),
         runner.Check("no compression offered or chosen",
                      len(hellos) == 4 and all(h.compression_methods == (0,) for h in hellos)
                      and all(s.compression_method == 0 for s in chosen),
@@ -79,7 +80,7 @@ def run(lab: Lab) -> attack.AttackResult:
         left.append(label)
         left.append(f"  {'connected, ' + str(report.get('version')) if report['ok'] else 'refused: ' + str(report.get('error'))}")
         right.append(label)
-        offered = ", ".join(conn.client_hello.supported_versions or ["legacy"]) if conn and conn.client_hello else "?"
+        offered = ", ".join(map(version_name, conn.client_hello.supported_versions)) or "legacy" if conn and conn.client_hello else "?"
         alert = ", ".join(f"{'client' if a.direction == 'c2s' else 'server'} alert {a.description}"
                           for a in (conn.alerts if conn else []) if not a.encrypted) or "no alert in clear"
         right.append(f"  offered {offered}; {alert}")

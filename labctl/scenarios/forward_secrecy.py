@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import time
 
-from .. import attack, runner, stolenkey
+from .. import attack, runner
 from ..lab import Lab
+from ..tls import stolenkey
+from ..tls.constants import TLS13
 
 NAME = "forward-secrecy"
 TITLE = "Forward secrecy: a stolen server key opens RSA sessions, not ECDHE ones"
@@ -72,7 +74,7 @@ def run(lab: Lab) -> attack.AttackResult:
                      ecdhe is not None and not ecdhe.decrypted and ecdhe.key_exchange.startswith("ECDHE"),
                      ecdhe.reason if ecdhe else "no ECDHE session in the capture"),
         runner.Check("stolen key cannot open TLS 1.3", tls13 is not None and not tls13.decrypted
-                     and tls13.version == "TLS 1.3", tls13.reason if tls13 else "no TLS 1.3 session in the capture"),
+                     and tls13.version == TLS13, tls13.reason if tls13 else "no TLS 1.3 session in the capture"),
     ]
     left = []
     if rsa is not None:
@@ -90,7 +92,7 @@ def run(lab: Lab) -> attack.AttackResult:
     data = {"sessions": [
         {"label": label, "secret": secret, "client": report,
          "attempt": None if a is None else {"key_exchange": a.key_exchange, "decrypted": a.decrypted,
-                                            "reason": a.reason, "cipher": a.cipher, "version": a.version,
+                                            "reason": a.reason, "cipher": a.cipher, "version": a.version_shown,
                                             "steps": [{"name": s.name, "value": s.value, "note": s.note}
                                                       for s in a.steps],
                                             "client_data": a.client_data.decode("latin-1"),

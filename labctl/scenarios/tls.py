@@ -18,6 +18,7 @@ import time
 
 from .. import runner
 from ..lab import Lab
+from ..tls.constants import TLS13
 
 NAME = "tls"
 KEYLOG = True          # the client writes an NSS key log: `run tls --keylog FILE` saves it
@@ -38,7 +39,7 @@ def run(lab: Lab) -> runner.ScenarioResult:
     checks = [
         runner.check_capture(ex.stats),
         runner.check_client(ex.client, "TLSv1.3"),
-        runner.check_tls_seen(conn, "TLS 1.3"),
+        runner.check_tls_seen(conn, TLS13),
         runner.check_secret_absent(obs, ex.secret),
         runner.check_sni_leak(conn, runner.SERVER_NAME),
         runner.check_dns_leak(obs, runner.SERVER_NAME, lab),

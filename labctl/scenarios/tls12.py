@@ -16,6 +16,7 @@ import time
 
 from .. import runner
 from ..lab import Lab
+from ..tls.constants import TLS12
 
 NAME = "tls12"
 KEYLOG = True          # the client writes an NSS key log: `run tls12 --keylog FILE` saves it
@@ -36,7 +37,7 @@ def run(lab: Lab) -> runner.ScenarioResult:
     checks = [
         runner.check_capture(ex.stats),
         runner.check_client(ex.client, "TLSv1.2"),
-        runner.check_tls_seen(conn, "TLS 1.2"),
+        runner.check_tls_seen(conn, TLS12),
         runner.check_secret_absent(obs, ex.secret),
         runner.Check("certificate readable in clear",
                      leaf is not None and f"CN={runner.SERVER_NAME}" in leaf.subject

@@ -21,8 +21,8 @@ import time
 from collections import Counter
 
 from .. import attack, runner
-from ..analyzer import S2C, Observation
 from ..lab import Lab
+from ..tls.analyzer import S2C, Observation
 
 NAME = "traffic-analysis"
 TITLE = "Traffic analysis: record sizes reveal which document was fetched"

@@ -37,9 +37,10 @@ import time
 from dataclasses import dataclass, field
 
 from .. import capture, runner
-from ..analyzer import Observation, TlsConnection
 from ..errors import UsageError
 from ..lab import Lab
+from ..tls.analyzer import Observation, TlsConnection
+from ..tls.constants import version_name
 
 NAME = "verify"
 TITLE = "Certificate, mutual-TLS and protocol checks: safe versus careless client"
@@ -362,7 +363,7 @@ def _wire_view(conn: TlsConnection | None) -> list[str]:
         return ["no TLS connection seen"]
     lines = []
     if conn.version:
-        lines.append(f"{conn.version} {conn.server_hello.cipher_name if conn.server_hello else ''}".strip())
+        lines.append(f"{version_name(conn.version)} {conn.server_hello.cipher_name if conn.server_hello else ''}".strip())
     for cert in conn.certificates[:1]:
         lines.append(f"certificate in clear: {cert.subject}")
     for alert in conn.alerts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labctl import capture, runner
-from labctl.analyzer import S2C, analyze
+from labctl.tls.analyzer import S2C, analyze
 
 pytestmark = pytest.mark.integration
 

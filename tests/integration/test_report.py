@@ -26,8 +26,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl import decrypt
-from labctl.analyzer import analyze_file
+from labctl.tls import decrypt
+from labctl.tls.analyzer import analyze_file
 from tests.conftest import assert_one_line_error
 
 pytestmark = pytest.mark.integration
@@ -113,7 +113,7 @@ def test_secret_in_the_plaintext_report_not_in_the_tls_one(rendered):
     conn = analyze_file(out / "tls.pcap").tls[0]
     plain = decrypt.decrypt_connection(
         [decrypt.Record(r.direction, r.content_type, r.version, r.fragment) for r in conn.records],
-        decrypt.KeyLog.parse((out / "tls.keylog").read_text()), version=conn.server_hello.version_code,
+        decrypt.KeyLog.parse((out / "tls.keylog").read_text()), version=conn.server_hello.version,
         cipher_suite=conn.server_hello.cipher_suite, client_random=conn.client_hello.random,
         server_random=conn.server_hello.random)
     [tls_secret] = SECRET.findall(decrypt.application_data(plain, "c2s"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.analyzer import analyze_file
+from labctl.tls.analyzer import analyze_file
 from tests import tshark
 from tests.conftest import assert_one_line_error
 
@@ -81,7 +81,7 @@ def test_analyzer_agrees_with_tshark(runs, name):
     suite, legacy, supported = tshark.fields(pcap, "tls.handshake.type == 2", "tls.handshake.ciphersuite",
                                              "tls.handshake.version", "tls.handshake.extensions.supported_version")[0]
     assert int(suite, 16) == conn.server_hello.cipher_suite
-    assert int(supported or legacy, 16) == conn.server_hello.version_code
+    assert int(supported or legacy, 16) == conn.server_hello.version
 
 
 @pytest.mark.parametrize("name", ["tls", "tls12"])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from labctl import runner
-from labctl.analyzer import CaptureFormatError, analyze, analyze_file
+from labctl.tls.analyzer import CaptureFormatError, analyze, analyze_file
+from labctl.tls.constants import TLS12, TLS13, version_name
 from tests import synth, tshark
 
 
@@ -41,8 +44,23 @@ def test_hellos_match_tshark(sessions, name):
                                              "tls.handshake.version",
                                              "tls.handshake.extensions.supported_version")[0]
     assert conn.server_hello.cipher_suite == int(suite, 16)
-    assert conn.server_hello.version_code == int(supported or legacy, 16)
-    assert conn.version == {"TLSv1.3": "TLS 1.3", "TLSv1.2": "TLS 1.2"}[session.version]
+    assert conn.server_hello.version == int(supported or legacy, 16)
+    assert version_name(conn.version) == {"TLSv1.3": "TLS 1.3", "TLSv1.2": "TLS 1.2"}[session.version]
+
+
+def test_versions_are_numbers_until_they_are_shown(sessions):
+    tls13 = analyze_file(sessions["tls13"].pcap).tls[0]
+    tls12 = analyze_file(sessions["tls12"].pcap).tls[0]
+    assert (tls13.version, tls13.server_hello.version, tls12.version) == (TLS13, TLS13, TLS12)
+    assert tls13.client_hello.supported_versions == (TLS13, TLS12)      # what the client offered, in its order
+    assert tls12.client_hello.supported_versions == ()                  # a TLS 1.2 client has no such extension
+    # The JSON document (`labctl analyze --json`) shows names, as it always did.
+    doc = tls13.to_dict()
+    assert doc["version"] == doc["server_hello"]["version"] == "TLS 1.3"
+    assert doc["client_hello"]["supported_versions"] == ["TLS 1.3", "TLS 1.2"]
+    assert doc["server_hello"]["legacy_version"] == doc["client_hello"]["legacy_version"] == "0x0303"
+    no_hello = dataclasses.replace(tls13, server_hello=None)
+    assert no_hello.version is None and no_hello.to_dict()["version"] is None
 
 
 def test_rsa_key_exchange_suite_is_named(sessions):
@@ -118,7 +136,7 @@ def test_a_capture_cut_short(sessions, tmp_path):
 def test_a_capture_without_tls_is_reported_as_such_not_as_a_pass(sessions):
     obs = analyze_file(sessions["plain"].pcap)
     assert obs.tls == []
-    assert not runner.check_tls_seen(None, "TLS 1.3").passed
+    assert not runner.check_tls_seen(None, TLS13).passed
     check, plain = runner.check_decryption(None, "", {}, "x")
     assert not check.passed and plain is None
     assert not runner.check_sni_leak(None, "server.lab.test").passed
@@ -147,7 +165,7 @@ def test_a_large_file_that_is_not_a_capture_is_refused_after_its_header(tmp_path
     import os
     import tracemalloc
 
-    from labctl.analyzer import read_capture
+    from labctl.tls.analyzer import read_capture
 
     path = tmp_path / "random.bin"
     with open(path, "wb") as handle:
@@ -187,7 +205,7 @@ def test_a_large_file_that_is_not_a_capture_is_refused_after_its_header(tmp_path
 ])
 def test_what_is_not_a_capture_file_is_one_line_and_exit_2(tmp_path, what, message):
     """Each refused before it is read (a FIFO would wait for a writer, /dev/zero never ends)."""
-    from labctl.analyzer import read_capture
+    from labctl.tls.analyzer import read_capture
 
     path = {"folder": str(tmp_path), "/dev/zero": "/dev/zero", "fifo": str(tmp_path / "fifo"),
             "empty": str(tmp_path / "empty.pcap"), "short": str(tmp_path / "short.pcap"),
@@ -209,7 +227,7 @@ def test_what_is_not_a_capture_file_is_one_line_and_exit_2(tmp_path, what, messa
 def test_an_unreadable_file(tmp_path, monkeypatch):
     import os
 
-    from labctl.analyzer import read_capture
+    from labctl.tls.analyzer import read_capture
 
     path = tmp_path / "secret.pcap"
     path.write_bytes(b"\xd4\xc3\xb2\xa1" + bytes(20))
@@ -228,7 +246,7 @@ def test_an_unreadable_file(tmp_path, monkeypatch):
 def test_a_name_that_is_not_utf8_is_printed_escaped(sessions, tmp_path):
     import os
 
-    from labctl.analyzer import read_capture
+    from labctl.tls.analyzer import read_capture
 
     raw = os.fsencode(tmp_path) + b"/caf\xe9.pcap"
     with open(raw, "wb") as handle:
@@ -270,3 +288,79 @@ def test_labctl_analyze_refuses_at_once_what_it_must_not_read(tmp_path, what):
                           timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("labctl: error: ") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+# -- every packet once, as data; each record at the frame tshark shows it in ---------------------
+
+def _with_arp_and_dns(pcap, out):
+    """PCAP with an ARP frame first (not IPv4: numbered, not listed) and a DNS query and answer (UDP) after
+    the TCP handshake, so that frame numbers count every frame and UDP packets are listed too."""
+    import socket
+
+    import dpkt
+
+    with open(pcap, "rb") as handle:
+        frames = list(dpkt.pcap.Reader(handle))
+    start = frames[0][0]
+    client, dns = socket.inet_aton(synth.CLIENT_IP), socket.inet_aton("10.77.0.53")
+    arp = dpkt.ethernet.Ethernet(src=b"\x02\x42" + client, dst=b"\xff" * 6, type=dpkt.ethernet.ETH_TYPE_ARP,
+                                 data=dpkt.arp.ARP(sha=b"\x02\x42" + client, spa=client, tpa=dns))
+    query = dpkt.dns.DNS(id=7, qd=[dpkt.dns.DNS.Q(name="server.lab.test")])
+    answer = dpkt.dns.DNS(id=7, qr=dpkt.dns.DNS_R, qd=query.qd,
+                          an=[dpkt.dns.DNS.RR(name="server.lab.test", ip=socket.inet_aton(synth.SERVER_IP))])
+
+    def udp(src, dst, sport, dport, message):
+        ip = dpkt.ip.IP(src=src, dst=dst, p=dpkt.ip.IP_PROTO_UDP,
+                        data=dpkt.udp.UDP(sport=sport, dport=dport, ulen=8 + len(bytes(message)), data=bytes(message)))
+        return bytes(dpkt.ethernet.Ethernet(src=b"\x02\x42" + src, dst=b"\x02\x42" + dst,
+                                            type=dpkt.ethernet.ETH_TYPE_IP, data=ip))
+
+    extra = [(start - 0.002, bytes(arp)), (frames[2][0] + 0.00001, udp(client, dns, 40000, 53, query)),
+             (frames[2][0] + 0.00002, udp(dns, client, 53, 40000, answer))]
+    with open(out, "wb") as handle:
+        writer = dpkt.pcap.Writer(handle, linktype=dpkt.pcap.DLT_EN10MB)
+        for ts, frame in sorted(frames + extra, key=lambda f: f[0]):
+            writer.writepkt(frame, ts=ts)
+    return out
+
+
+def test_every_ipv4_packet_is_listed_once_as_tshark_shows_it(sessions, tmp_path):
+    pcap = _with_arp_and_dns(sessions["tls12"].pcap, tmp_path / "mixed.pcap")
+    obs = analyze_file(pcap)
+    rows = tshark.fields(pcap, "ip", "frame.number", "frame.time_relative", "eth.src", "eth.dst", "ip.src", "ip.dst",
+                         "ip.proto", "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "tcp.flags",
+                         "tcp.seq_raw", "tcp.len", "udp.length", "frame.cap_len")
+    theirs = [(int(number), src_mac, dst_mac, src, dst, {"6": "tcp", "17": "udp"}[proto],
+               int(tsport or usport), int(tdport or udport), int(flags or "0", 16), int(seq or 0),
+               int(tlen) if tlen else int(ulen) - 8, int(length))
+              for (number, _, src_mac, dst_mac, src, dst, proto, tsport, tdport, usport, udport, flags, seq, tlen,
+                   ulen, length) in rows]
+    ours = [(p.frame, p.src_mac, p.dst_mac, p.src, p.dst, p.proto, p.sport, p.dport, p.flags, p.seq,
+             p.payload_len, p.length) for p in obs.packets]
+    assert ours == theirs
+    assert [p.time for p in obs.packets] == pytest.approx([float(row[1]) for row in rows], abs=1e-6)
+    assert obs.frames == len(obs.packets) + 1 == int(tshark.fields(pcap, "arp", "frame.number")[0][0]) + len(rows)
+    assert [p.proto for p in obs.packets].count("udp") == 2 and obs.packets[0].frame == 2    # after the ARP frame
+    assert obs.to_dict()["packets"] == obs.frames                   # the JSON still counts every frame
+    assert obs.payloads == [p.payload for p in obs.packets if p.payload_len]
+
+
+@pytest.mark.parametrize("name", ["tls13", "tls12", "big"])
+def test_each_record_is_numbered_by_the_frame_tshark_shows_it_in(sessions, tmp_path, name):
+    """A record is shown in the frame that carries its last byte: records span frames (20 KB of
+    response in 1448-byte segments) and frames hold several records (a TLS 1.2 server's flight)."""
+    session = (sessions[name] if name != "big" else
+               synth.tls_session(tmp_path, response=synth.http_response(bytes(range(256)) * 80), name="big"))
+    conn = analyze_file(session.pcap).tls[0]
+    rows = tshark.fields(session.pcap, "tls.record", "frame.number", "tcp.srcport", "tls.record.length")
+    theirs: dict[str, list[tuple[int, int]]] = {"c2s": [], "s2c": []}
+    for number, port, lengths in rows:
+        direction = "s2c" if port == "443" else "c2s"
+        theirs[direction] += [(int(number), int(n)) for n in lengths.split(",")]
+    ours = {d: [(r.frame, r.length) for r in conn.records if r.direction == d] for d in ("c2s", "s2c")}
+    assert ours == theirs
+    spanning = [r for r in conn.records if r.length > synth.SEGMENT]
+    assert (name == "big") == bool(spanning)
+    times = {p.frame: p.time for p in analyze_file(session.pcap).packets}
+    assert all(r.time <= times[r.frame] for r in conn.records)      # dated by its first byte, numbered by its last
+    assert all(r.time < times[r.frame] for r in spanning)

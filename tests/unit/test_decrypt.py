@@ -1,4 +1,4 @@
-"""labctl.decrypt: the ciphertext on the wire is the message.
+"""labctl.tls.decrypt: the ciphertext on the wire is the message.
 
 Each test makes its own capture with tests/synth.py (a real TLS session
 between two OpenSSL contexts, written as a pcap, with the client's NSS key
@@ -19,9 +19,9 @@ import pytest
 
 from cryptography.hazmat.primitives import hashes
 
-from labctl.decrypt import (APPLICATION_DATA, HANDSHAKE, SUITES, TLS12, TLS13, DecryptError, KeyLog, Plaintext,
-                            Record, application_data, decrypt_connection, hkdf_expand_label, prf,
-                            split_records, suite_for)
+from labctl.tls.decrypt import (APPLICATION_DATA, HANDSHAKE, SUITES, TLS12, TLS13, DecryptError, KeyLog, Plaintext,
+                                Record, application_data, decrypt_connection, hkdf_expand_label, prf, suite_for)
+from labctl.tls.records import walk_records
 from tests import synth
 
 BODY = bytes(range(256)) * 80      # 20 KB: several TLS records, many TCP segments
@@ -42,6 +42,13 @@ class Capture:
                     server_random=self.server_random)
         args.update(overrides)
         return decrypt_connection(self.records, keylog, **args)
+
+
+def split_records(direction: str, stream: bytes) -> tuple[list[Record], bytes]:
+    """Cut one direction's reassembled TCP bytes into records; returns them and any incomplete tail."""
+    headers = walk_records(stream)
+    records = [Record(direction, h.content_type, h.version, stream[h.start:h.end]) for h in headers]
+    return records, stream[headers[-1].end if headers else 0:]
 
 
 def tcp_records(pcap: Path) -> list[Record]:

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from labctl import analyzer, decrypt, stolenkey
-from labctl.analyzer import CaptureFormatError, analyze
+from labctl.tls import analyzer, decrypt, stolenkey
+from labctl.tls.analyzer import CaptureFormatError, analyze
+from labctl.tls.records import walk_records
 from tests import synth
 
 FUZZ = settings(max_examples=1000, deadline=2000, suppress_health_check=[HealthCheck.too_slow,
@@ -78,7 +79,7 @@ def test_mutated_real_captures(captures, data):
 @FUZZ
 @given(st.binary(max_size=4096))
 def test_tls_record_walk_on_random_streams(stream):
-    records = analyzer._records(stream, [0], [0.0], "c2s")
+    records = walk_records(stream)
     assert sum(5 + r.length for r in records) <= len(stream)
 
 

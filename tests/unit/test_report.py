@@ -9,10 +9,10 @@ import stat
 import pytest
 
 from labctl import report, runner
-from labctl.analyzer import analyze
 from labctl.attack import AttackResult
 from labctl.capture import CaptureStats
 from labctl.errors import UsageError
+from labctl.tls.analyzer import analyze
 from tests import synth
 
 SECRET = "s3cr3t-UnitTestSecret0123456789"
@@ -95,6 +95,17 @@ def test_arrows_are_bounded(tls):
     assert svg.count('<g class="arrow ') == 5
     total = len(report.events(tls))
     assert f"… {total - 5} more events not drawn (first 5 of {total})" in svg
+
+
+def test_events_come_from_the_observation_each_packet_once(tls, plain):
+    """The report does not read the pcap again: the analyzer's packets are the events' only source."""
+    for result in (tls, plain):
+        assert report.events(dataclasses.replace(result, pcap=b"")) == report.events(result)
+    evs = report.events(plain)
+    packets = plain.observation.packets
+    drawn = [p for p in packets if p.payload or p.flags & 0x07]      # data, and SYN/FIN/RST; not pure ACKs
+    assert [(e.time, e.src, e.dst, e.size) for e in evs] == [(p.time, p.src, p.dst, p.payload_len) for p in drawn]
+    assert evs[0].label == "TCP SYN :80" and evs[2].label == "TCP data: GET / HTTP/1.1"
 
 
 def test_addresses_inferred_from_the_capture_when_not_given(tls):

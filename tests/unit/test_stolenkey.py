@@ -1,4 +1,4 @@
-"""labctl.stolenkey: the server's private key is stolen; which recordings can the thief read?
+"""labctl.tls.stolenkey: the server's private key is stolen; which recordings can the thief read?
 
 Each session is real TLS between two OpenSSL contexts (tests/synth.py), written
 as a pcap. The attack gets only the pcap and the server's private key, never
@@ -25,11 +25,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from labctl import stolenkey
-from labctl.analyzer import TlsConnection, analyze
-from labctl.decrypt import split_records
 from labctl.errors import LabError
-from labctl.stolenkey import (NO_CLIENT_KEY_EXCHANGE, NO_TLS, WRONG_KEY, Attempt, Step, StolenKeyError, attack,
+from labctl.tls import stolenkey
+from labctl.tls.analyzer import TlsConnection, analyze
+from labctl.tls.constants import TLS12, TLS13, version_name
+from labctl.tls.records import walk_records
+from labctl.tls.stolenkey import (NO_CLIENT_KEY_EXCHANGE, NO_TLS, WRONG_KEY, Attempt, Step, StolenKeyError, attack,
                               attack_capture, load_private_key)
 from tests import synth, tshark
 
@@ -103,7 +104,7 @@ def test_rsa_key_exchange_is_decrypted_with_the_key_alone(sessions, server_key, 
 
     assert attempt.decrypted, attempt.reason
     assert attempt.key_exchange == "RSA"
-    assert attempt.version == "TLS 1.2"
+    assert version_name(attempt.version) == "TLS 1.2"
     assert attempt.cipher == {"aes128": "TLS_RSA_WITH_AES_128_GCM_SHA256",
                               "aes256": "TLS_RSA_WITH_AES_256_GCM_SHA384"}[suite]
     assert attempt.client_data == session.request
@@ -247,8 +248,16 @@ def test_the_key_only_signed_the_ephemeral_share(sessions, server_key, other_key
 
 def test_tls13_reason_names_certificate_verify(sessions, server_key) -> None:
     attempt = attack(only_connection(sessions["tls13"].pcap), server_key)
-    assert attempt.version == "TLS 1.3"
+    assert version_name(attempt.version) == "TLS 1.3"
     assert "CertificateVerify" in attempt.reason and "RFC 8446" in attempt.reason
+
+
+def test_an_attempts_version_is_a_number_and_its_json_a_name(sessions, server_key) -> None:
+    rsa = attack(only_connection(sessions["aes128"].pcap), server_key)
+    tls13 = attack(only_connection(sessions["tls13"].pcap), server_key)
+    assert (rsa.version, tls13.version) == (TLS12, TLS13)
+    assert (rsa.to_dict()["version"], tls13.to_dict()["version"]) == ("TLS 1.2", "TLS 1.3")
+    assert Attempt("a flow", None, "", "unknown", False, "no ServerHello").to_dict()["version"] is None
 
 
 # --- a capture with several connections ----------------------------------------------------
@@ -348,8 +357,7 @@ def cut_after_client_change_cipher_spec(pcap: Path, out: Path, client_port: int)
         if tcp.sport != client_port or not tcp.data:
             continue
         stream += bytes(tcp.data)
-        records, _ = split_records("c2s", stream)
-        if any(r.content_type == 20 for r in records):
+        if any(r.content_type == 20 for r in walk_records(stream)):
             cut = number + 1
             break
     assert cut is not None
@@ -470,7 +478,7 @@ def _key_input(folder: Path, tmp_path: Path, what: str) -> str:
 ])
 def test_what_is_not_an_rsa_key_file_is_a_usage_error_naming_it(folder, sessions, tmp_path, what, message) -> None:
     from labctl.errors import ExitStatus
-    from labctl.stolenkey import attack_files, read_key
+    from labctl.tls.stolenkey import attack_files, read_key
 
     key = _key_input(folder, tmp_path, what)
     for call in (lambda: read_key(key), lambda: attack_files(sessions["aes128"].pcap, key)):
@@ -485,7 +493,7 @@ def test_what_is_not_an_rsa_key_file_is_a_usage_error_naming_it(folder, sessions
 @pytest.mark.parametrize("what", ["folder", "device", "fifo", "empty", "text", "certificate"])
 def test_what_is_not_a_capture_is_a_usage_error_too(folder, server_key_pem, tmp_path, what) -> None:
     from labctl.errors import ExitStatus
-    from labctl.stolenkey import attack_files
+    from labctl.tls.stolenkey import attack_files
 
     pcap = _key_input(folder, tmp_path, what)
     key = folder / "certs" / "server" / "server-rsa.key"
@@ -496,7 +504,7 @@ def test_what_is_not_a_capture_is_a_usage_error_too(folder, server_key_pem, tmp_
 
 
 def test_a_forward_secret_capture_stays_a_failure_to_decrypt_not_bad_input(folder, sessions) -> None:
-    from labctl.stolenkey import attack_files
+    from labctl.tls.stolenkey import attack_files
 
     attempts = attack_files(sessions["ecdhe"].pcap, folder / "certs" / "server" / "server-rsa.key")
     assert [a.decrypted for a in attempts] == [False] and attempts[0].key_exchange == "ECDHE"

@@ -129,7 +129,7 @@ def test_every_case_an_external_command_is_not_graded_on_says_why():
 
 @pytest.fixture(scope="module")
 def capture_of_nothing(tmp_path_factory):
-    from labctl.analyzer import analyze
+    from labctl.tls.analyzer import analyze
     from labctl.capture import CaptureStats
     from tests import synth
 

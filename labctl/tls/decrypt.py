@@ -21,7 +21,8 @@ ChaCha20-Poly1305, HMAC, HKDF-Expand).
   data is seq_num || type || version || length (RFC 5246 section 6.2.3.3).
 
 Only AEAD suites are supported; 0-RTT early data and TLS 1.2 renegotiation
-are not. This module imports only the standard library and `cryptography`.
+are not. This module imports only the standard library, `cryptography`, and the
+protocol's constants and message splitting (labctl.tls.constants, .records).
 """
 
 from __future__ import annotations
@@ -34,24 +35,12 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
-TLS12 = 0x0303
-TLS13 = 0x0304
-
-# Content types (RFC 8446 section 5.1, RFC 5246 section 6.2.1).
-CHANGE_CIPHER_SPEC = 20
-ALERT = 21
-HANDSHAKE = 22
-APPLICATION_DATA = 23
-
-# Handshake message types (RFC 8446 section 4).
-CLIENT_HELLO = 1
-SERVER_HELLO = 2
-FINISHED = 20
-KEY_UPDATE = 24
+from .constants import (ALERT, APPLICATION_DATA, CHANGE_CIPHER_SPEC, CLIENT_HELLO, FINISHED, HANDSHAKE, KEY_UPDATE,
+                        SERVER_HELLO, TLS12, TLS13, VERSIONS)
+from .records import split_handshake
 
 DIRECTIONS = ("c2s", "s2c")
 TAG_LEN = 16
-_VERSION_NAMES = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", TLS12: "TLS 1.2", TLS13: "TLS 1.3"}
 
 
 class DecryptError(Exception):
@@ -111,12 +100,12 @@ def suite_for(code: int, version: int | None = None) -> CipherSuite:
                            f"{', '.join(f'0x{c:04X}' for c in SUITES)} can be decrypted")
     if version is not None and suite.version != version:
         raise DecryptError(f"cipher suite 0x{code:04X} ({suite.name}) belongs to "
-                           f"{_VERSION_NAMES[suite.version]}, not {_version_name(version)}")
+                           f"{_version_name(suite.version)}, not {_version_name(version)}")
     return suite
 
 
 def _version_name(version: int) -> str:
-    return _VERSION_NAMES.get(version, f"version 0x{version:04X}")
+    return VERSIONS.get(version, f"version 0x{version:04X}")    # this module's messages say "version 0x7F1C"
 
 
 # --- the key log --------------------------------------------------------------
@@ -194,20 +183,6 @@ class Plaintext:
     index: int           # index of the record in the input list
     content_type: int    # inner/real content type (23 application data, 22 handshake, 21 alert)
     data: bytes
-
-
-def split_records(direction: str, stream: bytes) -> tuple[list[Record], bytes]:
-    """Cut one direction's reassembled TCP bytes into records; returns them and any incomplete tail."""
-    records: list[Record] = []
-    offset = 0
-    while len(stream) - offset >= 5:
-        length = int.from_bytes(stream[offset + 3:offset + 5], "big")
-        if len(stream) - offset - 5 < length:
-            break
-        records.append(Record(direction, stream[offset], int.from_bytes(stream[offset + 1:offset + 3], "big"),
-                              stream[offset + 5:offset + 5 + length]))
-        offset += 5 + length
-    return records, stream[offset:]
 
 
 def application_data(plaintexts: list[Plaintext], direction: str) -> bytes:
@@ -469,14 +444,9 @@ def _tls13_handshake(side: _Side, data: bytes, keylog: KeyLog, suite: CipherSuit
                      index: int, record: Record) -> None:
     """Follow protected handshake messages: Finished and KeyUpdate change this direction's keys."""
     assert side.keys is not None
-    side.messages += data
-    while len(side.messages) >= 4:
-        # Handshake = msg_type (1) || length (3) || body (RFC 8446 section 4)
-        length = int.from_bytes(side.messages[1:4], "big")
-        if len(side.messages) < 4 + length:
-            return
-        msg_type = side.messages[0]
-        side.messages = side.messages[4 + length:]
+    messages, side.messages = split_handshake(side.messages + data)
+    for number, message in enumerate(messages, 1):
+        msg_type = message[0]
         if msg_type == FINISHED and side.keys.phase == "handshake":
             # After Finished the sender switches to its application traffic secret (RFC 8446 7.1),
             # and sequence numbers restart at 0 (5.3).
@@ -489,7 +459,7 @@ def _tls13_handshake(side: _Side, data: bytes, keylog: KeyLog, suite: CipherSuit
             new = _tls13_keys(suite, secret, "application")
         else:
             continue
-        if side.messages:
+        if number < len(messages) or side.messages:
             # Key changes must fall on a record boundary (RFC 8446 section 5.1).
             raise DecryptError(f"record {index} ({record.direction}) carries handshake data after a "
                                "key change in the same record")

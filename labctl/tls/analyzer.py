@@ -1,12 +1,12 @@
 """From a pcap to an Observation: what the wire saw, and what it gives away.
 
-dpkt reads the capture (pcap or pcapng), the Ethernet/IPv4/TCP/UDP headers,
-DNS messages and the TLS handshake messages; cryptography reads X.509
-certificates. What is ours is the glue that the libraries leave to the
-caller: TCP reassembly per direction (TLS records cross segment boundaries,
-and on veth one "packet" can be 64 KB of coalesced segments), walking the
-TLS record layer over the reassembled stream, and collecting the handshake
-messages that precede encryption.
+dpkt reads the capture (pcap or pcapng), the Ethernet/IPv4/TCP/UDP headers
+and DNS messages; cryptography reads X.509 certificates. What is ours is the
+glue that the libraries leave to the caller: TCP reassembly per direction
+(TLS records cross segment boundaries, and on veth one "packet" can be 64 KB
+of coalesced segments), then, with labctl.tls.records, walking the TLS record
+layer over the reassembled stream and reading the handshake messages that
+precede encryption.
 
 The analyzer never raises on odd traffic: a stream that does not parse as
 TLS is simply not TLS, and a capture with gaps says so. It does raise
@@ -20,31 +20,20 @@ import io
 import socket
 import struct
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Iterable, NamedTuple
 
 import dpkt
-import dpkt.ssl
+from cryptography import x509
 
-from .errors import UsageError
-from .files import read_input, shown
+from ..errors import UsageError
+from ..files import PathLike, read_input, shown
+from .constants import (ALERT, APPLICATION_DATA, CERTIFICATE, CHANGE_CIPHER_SPEC, CLIENT_HELLO, CONTENT_TYPES,
+                        EXT_ALPN, EXT_KEY_SHARE, EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_SUPPORTED_VERSIONS,
+                        HANDSHAKE, SERVER_HELLO, TLS13, alert_level_name, alert_name, cipher_suite_name,
+                        content_type_name, group_name, version_name)
+from .records import (Hello, alpn_protocols, key_shares, named_groups, parse_hello, server_name, split_handshake,
+                      supported_versions, walk_records)
 
-CONTENT_TYPES = {20: "change_cipher_spec", 21: "alert", 22: "handshake", 23: "application_data",
-                 24: "heartbeat"}
-VERSIONS = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}
-GROUPS = {0x0017: "secp256r1", 0x0018: "secp384r1", 0x0019: "secp521r1", 0x001D: "x25519", 0x001E: "x448",
-          0x0100: "ffdhe2048", 0x0101: "ffdhe3072", 0x0102: "ffdhe4096", 0x0103: "ffdhe6144",
-          0x0104: "ffdhe8192"}
-ALERTS = {0: "close_notify", 10: "unexpected_message", 20: "bad_record_mac", 22: "record_overflow",
-          40: "handshake_failure", 42: "bad_certificate", 43: "unsupported_certificate",
-          44: "certificate_revoked", 45: "certificate_expired", 46: "certificate_unknown",
-          47: "illegal_parameter", 48: "unknown_ca", 49: "access_denied", 50: "decode_error",
-          51: "decrypt_error", 70: "protocol_version", 71: "insufficient_security", 80: "internal_error",
-          86: "inappropriate_fallback", 90: "user_canceled", 109: "missing_extension",
-          110: "unsupported_extension", 112: "unrecognized_name", 116: "certificate_required",
-          120: "no_application_protocol"}
-# RFC 8446 section 4.2 / IANA: the extensions this view reads.
-EXT_SERVER_NAME, EXT_GROUPS, EXT_ALPN, EXT_VERSIONS, EXT_KEY_SHARE = 0, 10, 16, 43, 51
-MAX_RECORD = (1 << 14) + 2048   # RFC 5246 6.2.3: TLSCiphertext.length limit
 C2S, S2C = "c2s", "s2c"
 
 
@@ -53,6 +42,35 @@ class CaptureFormatError(UsageError):
 
 
 # -- records ----------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Packet:
+    """One IPv4 TCP or UDP frame of the capture, as tshark numbers and shows it."""
+
+    frame: int                  # 1-based number of the frame in the file (tshark's frame.number)
+    time: float                 # seconds since the file's first frame (frame.time_relative)
+    src_mac: str                # "02:42:0a:4d:00:0a"
+    dst_mac: str
+    src: str                    # IPv4 addresses
+    dst: str
+    proto: str                  # "tcp" or "udp"
+    sport: int
+    dport: int
+    flags: int                  # TCP flags (tcp.flags); 0 for UDP
+    seq: int                    # TCP sequence number, absolute (tcp.seq_raw); 0 for UDP
+    length: int                 # bytes of the frame in the file (frame.cap_len)
+    payload: bytes = field(repr=False, compare=False)      # what TCP or UDP carried
+
+    @property
+    def payload_len(self) -> int:
+        """tcp.len or udp.length minus its 8-byte header."""
+        return len(self.payload)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"frame": self.frame, "time": round(self.time, 6), "src_mac": self.src_mac, "dst_mac": self.dst_mac,
+                "src": self.src, "dst": self.dst, "proto": self.proto, "sport": self.sport, "dport": self.dport,
+                "flags": self.flags, "seq": self.seq, "payload_len": self.payload_len, "length": self.length}
+
 
 @dataclass
 class Flow:
@@ -74,7 +92,7 @@ class Flow:
     def label(self) -> str:
         return f"{self.client}:{self.client_port} → {self.server}:{self.server_port} {self.proto}"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"proto": self.proto, "client": self.client, "client_port": self.client_port,
                 "server": self.server, "server_port": self.server_port,
                 "first_seen": round(self.first_seen, 6), "last_seen": round(self.last_seen, 6),
@@ -95,7 +113,7 @@ class DnsMessage:
     authoritative: bool
     answers: tuple[str, ...]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"time": round(self.time, 6), "src": self.src, "dst": self.dst, "id": self.id, "name": self.name,
                 "qtype": self.qtype, "response": self.response, "rcode": self.rcode,
                 "authoritative": self.authoritative, "answers": list(self.answers)}
@@ -109,17 +127,18 @@ class TlsRecord:
     version: int
     length: int
     offset: int                                   # where the header starts in the direction's stream
+    frame: int                                    # the frame that completed it: where tshark shows the record
     fragment: bytes = field(repr=False, compare=False)
 
     @property
     def type_name(self) -> str:
-        return CONTENT_TYPES.get(self.content_type, f"unknown({self.content_type})")
+        return content_type_name(self.content_type)
 
     @property
     def header(self) -> bytes:
         return struct.pack("!BHH", self.content_type, self.version, self.length)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"direction": self.direction, "time": round(self.time, 6), "content_type": self.content_type,
                 "type": self.type_name, "version": f"0x{self.version:04x}", "length": self.length,
                 "offset": self.offset}
@@ -131,15 +150,15 @@ class ClientHello:
     random: bytes
     sni: str | None
     alpn: tuple[str, ...]
-    supported_versions: tuple[str, ...]
+    supported_versions: tuple[int, ...]    # TLS 1.3 clients list the versions they offer here
     cipher_suites: tuple[str, ...]
     key_share_groups: tuple[str, ...]
     supported_groups: tuple[str, ...]
     compression_methods: tuple[int, ...]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"legacy_version": f"0x{self.legacy_version:04x}", "random": self.random.hex(), "sni": self.sni,
-                "alpn": list(self.alpn), "supported_versions": list(self.supported_versions),
+                "alpn": list(self.alpn), "supported_versions": [version_name(v) for v in self.supported_versions],
                 "cipher_suites": list(self.cipher_suites), "key_share_groups": list(self.key_share_groups),
                 "supported_groups": list(self.supported_groups),
                 "compression_methods": list(self.compression_methods)}
@@ -151,17 +170,13 @@ class ServerHello:
     random: bytes
     cipher_suite: int
     cipher_name: str
-    version: str                 # negotiated: supported_versions if present (TLS 1.3), else legacy_version
+    version: int                 # negotiated: supported_versions if present (TLS 1.3), else legacy_version
     compression_method: int
 
-    @property
-    def version_code(self) -> int:
-        return next((code for code, name in VERSIONS.items() if name == self.version), self.legacy_version)
-
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"legacy_version": f"0x{self.legacy_version:04x}", "random": self.random.hex(),
                 "cipher_suite": f"0x{self.cipher_suite:04x}", "cipher": self.cipher_name,
-                "version": self.version, "compression_method": self.compression_method}
+                "version": version_name(self.version), "compression_method": self.compression_method}
 
 
 @dataclass(frozen=True)
@@ -173,7 +188,7 @@ class Certificate:
     not_after: str
     serial: str
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"subject": self.subject, "issuer": self.issuer, "sans": list(self.sans),
                 "not_before": self.not_before, "not_after": self.not_after, "serial": self.serial}
 
@@ -186,7 +201,7 @@ class Alert:
     description: str
     encrypted: bool
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         return {"direction": self.direction, "time": round(self.time, 6), "level": self.level,
                 "description": self.description, "encrypted": self.encrypted}
 
@@ -201,7 +216,8 @@ class TlsConnection:
     alerts: list[Alert] = field(default_factory=list)
 
     @property
-    def version(self) -> str | None:
+    def version(self) -> int | None:
+        """The negotiated version (TLS13, TLS12, ...), None without a ServerHello."""
         return self.server_hello.version if self.server_hello else None
 
     def handshake_messages(self, direction: str) -> list[bytes]:
@@ -212,22 +228,19 @@ class TlsConnection:
         """
         messages, buffer = [], b""
         for record in self.records:
-            if record.direction != direction or record.content_type == 21:
+            if record.direction != direction or record.content_type == ALERT:
                 continue
-            if record.content_type != 22:
+            if record.content_type != HANDSHAKE:
                 break
-            buffer += record.fragment
-            while len(buffer) >= 4 and len(buffer) >= 4 + int.from_bytes(buffer[1:4], "big"):
-                end = 4 + int.from_bytes(buffer[1:4], "big")
-                messages.append(buffer[:end])
-                buffer = buffer[end:]
+            whole, buffer = split_handshake(buffer + record.fragment)
+            messages += whole
         return messages
 
     def app_data_bytes(self, direction: str) -> int:
-        return sum(r.length for r in self.records if r.direction == direction and r.content_type == 23)
+        return sum(r.length for r in self.records if r.direction == direction and r.content_type == APPLICATION_DATA)
 
-    def to_dict(self) -> dict:
-        return {"flow": self.flow.label, "version": self.version,
+    def to_dict(self) -> dict[str, object]:
+        return {"flow": self.flow.label, "version": None if self.version is None else version_name(self.version),
                 "client_hello": self.client_hello.to_dict() if self.client_hello else None,
                 "server_hello": self.server_hello.to_dict() if self.server_hello else None,
                 "certificates_in_clear": [c.to_dict() for c in self.certificates],
@@ -240,14 +253,19 @@ class TlsConnection:
 class Observation:
     """Everything one capture shows, as a passive observer on the wire sees it."""
 
-    packets: int
+    frames: int                 # every frame in the file, IPv4 or not
     wire_bytes: int
     duration: float
     flows: list[Flow]
     dns: list[DnsMessage]
     tls: list[TlsConnection]
+    packets: list[Packet] = field(repr=False, default_factory=list)                  # each IPv4 TCP/UDP frame, once
     streams: dict[tuple[int, str], bytes] = field(repr=False, default_factory=dict)   # (flow index, dir)
-    payloads: list[bytes] = field(repr=False, default_factory=list)                  # every packet's payload
+
+    @property
+    def payloads(self) -> list[bytes]:
+        """Every packet's payload that is not empty, in capture order."""
+        return [p.payload for p in self.packets if p.payload]
 
     def find(self, needle: bytes) -> list[str]:
         """Where needle appears: in any single packet's payload, or across a reassembled stream."""
@@ -262,8 +280,8 @@ class Observation:
     def stream(self, flow: Flow, direction: str) -> bytes:
         return self.streams.get((self.flows.index(flow), direction), b"")
 
-    def to_dict(self) -> dict:
-        return {"packets": self.packets, "wire_bytes": self.wire_bytes, "duration": round(self.duration, 6),
+    def to_dict(self) -> dict[str, object]:
+        return {"packets": self.frames, "wire_bytes": self.wire_bytes, "duration": round(self.duration, 6),
                 "flows": [f.to_dict() for f in self.flows], "dns": [d.to_dict() for d in self.dns],
                 "tls": [t.to_dict() for t in self.tls]}
 
@@ -293,18 +311,32 @@ def _check_records(data: bytes, name: str) -> None:
                                  f"packets ({size - pos} stray bytes)")
 
 
-def _reader(data: bytes, name: str):
+def _reader(data: bytes, name: str) -> Iterable[tuple[float, bytes]]:
+    """(timestamp, frame bytes) of each packet record, from dpkt's pcap or pcapng reader."""
     if len(data) < HEADER:
         raise CaptureFormatError(f"{name} is not a capture: {len(data)} bytes, too short for a pcap header")
     check_magic(data[:HEADER], name)
     magic = data[:4]
     _check_records(data, name)
+    reader: Iterable[tuple[float, bytes]]
     try:
         if magic == PCAPNG_MAGIC:
-            return dpkt.pcapng.Reader(io.BytesIO(data))
-        return dpkt.pcap.Reader(io.BytesIO(data))
+            reader = dpkt.pcapng.Reader(io.BytesIO(data))
+        else:
+            reader = dpkt.pcap.Reader(io.BytesIO(data))
     except (ValueError, dpkt.UnpackError) as exc:
         raise CaptureFormatError(f"{name} is not a pcap or pcapng file ({exc})") from None
+    return reader
+
+
+class _Assembled(NamedTuple):
+    """One TCP direction's byte stream, and where each chunk of it came from."""
+
+    data: bytes
+    offsets: list[int]          # where each chunk starts in data, ascending from 0
+    times: list[float]          # when the segment that carried it was captured
+    frames: list[int]           # and in which frame
+    gaps: int                   # holes: bytes the wire never showed
 
 
 class _Direction:
@@ -314,31 +346,33 @@ class _Direction:
 
     def __init__(self) -> None:
         self.isn: int | None = None
-        self.segments: list[tuple[int, bytes, float]] = []
+        self.segments: list[tuple[int, bytes, float, int]] = []
 
-    def add(self, seq: int, payload: bytes, ts: float) -> None:
-        self.segments.append((seq, payload, ts))
+    def add(self, seq: int, payload: bytes, ts: float, frame: int) -> None:
+        self.segments.append((seq, payload, ts, frame))
 
-    def assemble(self) -> tuple[bytes, list[int], list[float], int]:
-        """Return (stream, start offsets, times, gaps) — offsets/times map stream bytes to capture time."""
+    def assemble(self) -> _Assembled:
+        """The stream in sequence order, each byte taken from the first segment that carried it."""
         if not self.segments:
-            return b"", [], [], 0
-        base = self.isn if self.isn is not None else min(s for s, _, _ in self.segments)
-        ordered = sorted(((seq - base) % (1 << 32), payload, ts) for seq, payload, ts in self.segments)
-        chunks, offsets, times = [], [], []
-        end, gaps = 0, 0
-        for rel, payload, ts in ordered:
+            return _Assembled(b"", [], [], [], 0)
+        base = self.isn if self.isn is not None else min(s for s, _, _, _ in self.segments)
+        ordered = sorted(((seq - base) % (1 << 32), payload, ts, frame) for seq, payload, ts, frame in self.segments)
+        chunks, offsets, times, frames = [], [], [], []
+        end, size, gaps = 0, 0, 0      # end: sequence space covered (holes included); size: bytes kept
+        for rel, payload, ts, frame in ordered:
             if rel > end:
                 gaps += 1          # bytes the wire never showed us; keep going after the hole
                 end = rel
             if rel + len(payload) <= end:
                 continue           # a retransmission of what we have
             piece = payload[end - rel:]
-            offsets.append(end)
+            offsets.append(size)   # where the piece lands in the joined stream, which has no holes
             times.append(ts)
+            frames.append(frame)
             chunks.append(piece)
             end += len(piece)
-        return b"".join(chunks), offsets, times, gaps
+            size += len(piece)
+        return _Assembled(b"".join(chunks), offsets, times, frames, gaps)
 
 
 EXPECTED = "a pcap or pcapng capture"
@@ -355,7 +389,7 @@ def check_magic(head: bytes, name: str) -> None:
         raise CaptureFormatError(f"{name} is not a capture: {len(head)} bytes, too short for a pcap header")
 
 
-def read_capture(path: str | Path) -> bytes:
+def read_capture(path: PathLike) -> bytes:
     """The bytes of the capture at PATH, or CaptureFormatError (a UsageError: exit 2) in one line.
 
     The file's first bytes are read and checked before the rest, so a file that
@@ -367,19 +401,22 @@ def read_capture(path: str | Path) -> bytes:
                       error=CaptureFormatError)
 
 
-def analyze_file(path: str | Path) -> Observation:
+def analyze_file(path: PathLike) -> Observation:
     """Read and dissect the capture at PATH (see read_capture for what is refused)."""
     return analyze(read_capture(path), name=shown(path))
+
+
+_FlowKey = tuple[str, tuple[str, int], tuple[str, int]]      # proto, then both ends in sorted order
 
 
 def analyze(data: bytes, name: str = "the capture") -> Observation:
     """Dissect a whole capture."""
     reader = _reader(data, name)
-    flows: dict[tuple, Flow] = {}
-    order: list[tuple] = []
-    tcp_dirs: dict[tuple, dict[str, _Direction]] = {}
+    flows: dict[_FlowKey, Flow] = {}
+    order: list[_FlowKey] = []
+    tcp_dirs: dict[_FlowKey, dict[str, _Direction]] = {}
     dns: list[DnsMessage] = []
-    payloads: list[bytes] = []
+    packets: list[Packet] = []
     count = total = 0
     start = last = None
     try:
@@ -404,30 +441,33 @@ def analyze(data: bytes, name: str = "the capture") -> Observation:
             else:
                 continue
             src, dst = socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst)
+            sport, dport = seg.sport, seg.dport
             payload = bytes(seg.data)
-            if payload:
-                payloads.append(payload)
-            a, b = (src, seg.sport), (dst, seg.dport)
-            key = (proto,) + tuple(sorted((a, b)))
+            tcp = proto == "tcp"
+            flags = seg.flags if tcp else 0
+            packets.append(Packet(count, t, eth.src.hex(":"), eth.dst.hex(":"), src, dst, proto, sport, dport,
+                                  flags, seg.seq if tcp else 0, len(frame), payload))
+            a, b = (src, sport), (dst, dport)
+            key = (proto, a, b) if a <= b else (proto, b, a)
             flow = flows.get(key)
             if flow is None:
-                client, server = _orient(proto, a, b, seg)
+                client, server = _orient(proto, a, b, flags)
                 flow = Flow(proto, client[0], client[1], server[0], server[1], t, t)
                 flows[key] = flow
                 order.append(key)
             flow.last_seen = t
-            direction = C2S if (src, seg.sport) == (flow.client, flow.client_port) else S2C
+            direction = C2S if a == (flow.client, flow.client_port) else S2C
             flow.packets[direction] += 1
             flow.payload_bytes[direction] += len(payload)
             flow.wire_bytes[direction] += len(frame)
-            if proto == "tcp":
+            if tcp:
                 dirs = tcp_dirs.setdefault(key, {C2S: _Direction(), S2C: _Direction()})
                 half = dirs[direction]
-                if seg.flags & dpkt.tcp.TH_SYN:
+                if flags & dpkt.tcp.TH_SYN:
                     half.isn = (seg.seq + 1) % (1 << 32)
                 if payload:
-                    half.add(seg.seq, payload, t)
-            elif 53 in (seg.sport, seg.dport) and payload:
+                    half.add(seg.seq, payload, t, count)
+            elif 53 in (sport, dport) and payload:
                 message = _dns(payload, t, src, dst)
                 if message is not None:
                     dns.append(message)
@@ -443,22 +483,22 @@ def analyze(data: bytes, name: str = "the capture") -> Observation:
         flow = flows[key]
         per_dir = {}
         for direction, half in tcp_dirs[key].items():
-            stream, offsets, times, gaps = half.assemble()
-            flow.gaps[direction] = gaps
-            streams[(index, direction)] = stream
-            per_dir[direction] = (stream, offsets, times)
+            assembled = half.assemble()
+            flow.gaps[direction] = assembled.gaps
+            streams[(index, direction)] = assembled.data
+            per_dir[direction] = assembled
         connection = _tls(flow, per_dir)
         if connection is not None:
             tls.append(connection)
-    duration = float(last - start) if start is not None else 0.0
-    return Observation(count, total, duration, flow_list, dns, tls, streams, payloads)
+    duration = float(last - start) if start is not None and last is not None else 0.0
+    return Observation(count, total, duration, flow_list, dns, tls, packets, streams)
 
 
-def _orient(proto: str, a: tuple[str, int], b: tuple[str, int], seg) -> tuple[tuple[str, int], tuple[str, int]]:
+def _orient(proto: str, a: tuple[str, int], b: tuple[str, int], flags: int) -> tuple[tuple[str, int], tuple[str, int]]:
     """Which end is the client: the SYN sender; else the one talking to a well-known port."""
     src = a
-    if proto == "tcp" and seg.flags & dpkt.tcp.TH_SYN:
-        return (a, b) if not seg.flags & dpkt.tcp.TH_ACK else (b, a)
+    if proto == "tcp" and flags & dpkt.tcp.TH_SYN:
+        return (a, b) if not flags & dpkt.tcp.TH_ACK else (b, a)
     other = b
     if src[1] < 1024 <= other[1]:
         return other, src
@@ -486,35 +526,38 @@ def _dns(payload: bytes, t: float, src: str, dst: str) -> DnsMessage | None:
 
 # -- TLS ------------------------------------------------------------------------------
 
-def _records(stream: bytes, offsets: list[int], times: list[float], direction: str) -> list[TlsRecord]:
-    """Walk the record layer (RFC 8446 5.1) until the bytes stop looking like TLS."""
+def _records(stream: _Assembled, direction: str) -> list[TlsRecord]:
+    """The direction's records (until the bytes stop looking like TLS).
+
+    Each is dated by the segment that carried its header, and numbered by the
+    frame that completed it: the one with its last byte, or a later one if an
+    earlier segment of it arrived late (where tshark shows a reassembled record).
+    """
     records = []
-    pos, end = 0, len(stream)
-    unpack = struct.unpack_from
-    while pos + 5 <= end:
-        ctype, version, length = unpack("!BHH", stream, pos)
-        if ctype not in CONTENT_TYPES or version >> 8 != 3 or length > MAX_RECORD:
-            break
-        if pos + 5 + length > end:
-            break                       # the capture ends inside this record
-        i = bisect.bisect_right(offsets, pos) - 1
-        records.append(TlsRecord(direction, times[max(i, 0)], ctype, version, length, pos,
-                                 stream[pos + 5:pos + 5 + length]))
-        pos += 5 + length
+    offsets, frames = stream.offsets, stream.frames
+    for header in walk_records(stream.data):
+        first = bisect.bisect_right(offsets, header.offset) - 1
+        last = bisect.bisect_right(offsets, header.end - 1) - 1
+        records.append(TlsRecord(direction, stream.times[max(first, 0)], header.content_type, header.version,
+                                 header.length, header.offset, max(frames[max(first, 0):last + 1]),
+                                 stream.data[header.start:header.end]))
     return records
 
 
-def _tls(flow: Flow, per_dir: dict[str, tuple[bytes, list[int], list[float]]]) -> TlsConnection | None:
-    c2s = per_dir.get(C2S, (b"", [], []))
-    s2c = per_dir.get(S2C, (b"", [], []))
-    if len(c2s[0]) < 6 or c2s[0][1] != 3 or c2s[0][0] not in CONTENT_TYPES:
+_NOTHING = _Assembled(b"", [], [], [], 0)
+
+
+def _tls(flow: Flow, per_dir: dict[str, _Assembled]) -> TlsConnection | None:
+    c2s = per_dir.get(C2S, _NOTHING)
+    s2c = per_dir.get(S2C, _NOTHING)
+    if len(c2s.data) < 6 or c2s.data[1] != 3 or c2s.data[0] not in CONTENT_TYPES:
         return None
-    client_records = _records(*c2s, C2S)
-    if c2s[0][0] != 22 and sum(5 + r.length for r in client_records) != len(c2s[0]):
+    client_records = _records(c2s, C2S)
+    if c2s.data[0] != HANDSHAKE and sum(5 + r.length for r in client_records) != len(c2s.data):
         # Not opened by a ClientHello: TLS only if it was recorded from the middle
         # of a connection, i.e. the client's whole stream is TLS records.
         return None
-    records = client_records + _records(*s2c, S2C)
+    records = client_records + _records(s2c, S2C)
     records.sort(key=lambda r: (r.time, r.direction != C2S, r.offset))
     connection = TlsConnection(flow, records)
     for direction in (C2S, S2C):
@@ -529,93 +572,57 @@ def _read_handshake(connection: TlsConnection, records: list[TlsRecord]) -> None
         _handshake_message(connection, message)
     encrypted = False
     for record in records:
-        if record.content_type == 20:
+        if record.content_type == CHANGE_CIPHER_SPEC:
             encrypted = True            # TLS <= 1.2: everything after ChangeCipherSpec is encrypted
-        elif record.content_type == 21:
+        elif record.content_type == ALERT:
             clear = not encrypted and len(record.fragment) == 2
             level, desc = (record.fragment[0], record.fragment[1]) if clear else (0, -1)
             connection.alerts.append(Alert(record.direction, record.time,
-                                           {1: "warning", 2: "fatal"}.get(level, "unknown") if clear else "?",
-                                           ALERTS.get(desc, str(desc)) if clear else "(encrypted)",
+                                           alert_level_name(level) if clear else "?",
+                                           alert_name(desc) if clear else "(encrypted)",
                                            not clear))
 
 
 def _handshake_message(connection: TlsConnection, message: bytes) -> None:
     kind = message[0]
     try:
-        if kind == 1:
-            connection.client_hello = _client_hello(dpkt.ssl.TLSHandshake(message).data)
-        elif kind == 2:
-            connection.server_hello = _server_hello(dpkt.ssl.TLSHandshake(message).data)
-        elif kind == 11 and connection.version != "TLS 1.3":
+        if kind == CLIENT_HELLO:
+            connection.client_hello = _client_hello(parse_hello(message))
+        elif kind == SERVER_HELLO:
+            connection.server_hello = _server_hello(parse_hello(message))
+        elif kind == CERTIFICATE and connection.version != TLS13:
             connection.certificates = _certificates(message[4:])
-    except (dpkt.UnpackError, dpkt.NeedData, struct.error, ValueError, IndexError, KeyError,
-            dpkt.ssl.SSL3Exception):
+    except (struct.error, ValueError, IndexError):
         return                          # a malformed message is just not shown
 
 
-def _u16_list(data: bytes, size_len: int = 2) -> list[int]:
-    n = int.from_bytes(data[:size_len], "big")
-    return [int.from_bytes(data[size_len + i:size_len + i + 2], "big") for i in range(0, n - n % 2, 2)]
-
-
-def _client_hello(hello) -> ClientHello:
-    exts = dict(getattr(hello, "extensions", []) or [])
-    sni = None
-    if EXT_SERVER_NAME in exts:
-        data = exts[EXT_SERVER_NAME]
-        # server_name_list: u16 length, then (u8 type, u16 length, name) entries (RFC 6066 3)
-        if len(data) >= 5 and data[2] == 0:
-            n = int.from_bytes(data[3:5], "big")
-            sni = data[5:5 + n].decode("ascii", "replace")
-    alpn: list[str] = []
-    if EXT_ALPN in exts:
-        data, pos = exts[EXT_ALPN], 2
-        while pos < len(data):
-            n = data[pos]
-            alpn.append(data[pos + 1:pos + 1 + n].decode("ascii", "replace"))
-            pos += 1 + n
-    versions = []
-    if EXT_VERSIONS in exts:
-        data = exts[EXT_VERSIONS]
-        versions = [int.from_bytes(data[1 + i:3 + i], "big") for i in range(0, data[0], 2)]
-    shares = []
-    if EXT_KEY_SHARE in exts:
-        data, pos = exts[EXT_KEY_SHARE], 2
-        while pos + 4 <= len(data):
-            group, n = struct.unpack_from("!HH", data, pos)
-            shares.append(group)
-            pos += 4 + n
-    groups = _u16_list(exts[EXT_GROUPS]) if EXT_GROUPS in exts else []
+def _client_hello(hello: Hello) -> ClientHello:
+    exts = hello.extensions
+    sni = server_name(exts[EXT_SERVER_NAME]) if EXT_SERVER_NAME in exts else None
+    alpn = alpn_protocols(exts[EXT_ALPN]) if EXT_ALPN in exts else []
+    versions = supported_versions(exts[EXT_SUPPORTED_VERSIONS], CLIENT_HELLO) if EXT_SUPPORTED_VERSIONS in exts else []
+    shares = [group for group, _ in key_shares(exts[EXT_KEY_SHARE], CLIENT_HELLO)] if EXT_KEY_SHARE in exts else []
+    groups = named_groups(exts[EXT_SUPPORTED_GROUPS]) if EXT_SUPPORTED_GROUPS in exts else []
     return ClientHello(
-        legacy_version=hello.version, random=bytes(hello.random), sni=sni, alpn=tuple(alpn),
-        supported_versions=tuple(_version_name(v) for v in versions),
-        cipher_suites=tuple(cs.name for cs in hello.ciphersuites),
-        key_share_groups=tuple(GROUPS.get(g, f"0x{g:04x}") for g in shares),
-        supported_groups=tuple(GROUPS.get(g, f"0x{g:04x}") for g in groups),
-        compression_methods=tuple(hello.compression_methods))
+        legacy_version=hello.legacy_version, random=hello.random, sni=sni, alpn=tuple(alpn),
+        supported_versions=tuple(versions),
+        cipher_suites=tuple(cipher_suite_name(code) for code in hello.cipher_suites),
+        key_share_groups=tuple(group_name(g) for g in shares),
+        supported_groups=tuple(group_name(g) for g in groups),
+        compression_methods=hello.compression_methods)
 
 
-def _server_hello(hello) -> ServerHello:
-    exts = dict(getattr(hello, "extensions", []) or [])
-    version = hello.version
-    if EXT_VERSIONS in exts and len(exts[EXT_VERSIONS]) == 2:
-        version = int.from_bytes(exts[EXT_VERSIONS], "big")     # RFC 8446 4.2.1
-    suite = hello.ciphersuite
-    code = suite.code if hasattr(suite, "code") else int(suite)
-    name = suite.name if hasattr(suite, "name") else f"0x{code:04x}"
-    return ServerHello(hello.version, bytes(hello.random), code, name, _version_name(version),
-                       int(hello.compression_method or 0))
-
-
-def _version_name(code: int) -> str:
-    return VERSIONS.get(code, f"0x{code:04x}")
+def _server_hello(hello: Hello) -> ServerHello:
+    # The negotiated version: supported_versions if the server sent it (TLS 1.3, RFC 8446 4.2.1), else legacy_version.
+    chosen = supported_versions(hello.extensions.get(EXT_SUPPORTED_VERSIONS, b""), SERVER_HELLO)
+    version = chosen[0] if chosen else hello.legacy_version
+    [code] = hello.cipher_suites
+    return ServerHello(hello.legacy_version, hello.random, code, cipher_suite_name(code), version,
+                       hello.compression_methods[0])
 
 
 def _certificates(body: bytes) -> list[Certificate]:
     """TLS 1.2 Certificate message (RFC 5246 7.4.2): u24 list length, then u24-prefixed DER certs."""
-    from cryptography import x509
-
     certs = []
     total = int.from_bytes(body[:3], "big")
     pos = 3
@@ -624,15 +631,20 @@ def _certificates(body: bytes) -> list[Certificate]:
         der = body[pos + 3:pos + 3 + n]
         pos += 3 + n
         try:
-            cert = x509.load_der_x509_certificate(der)
-        except ValueError:
+            certs.append(_certificate(x509.load_der_x509_certificate(der)))
+        except (ValueError, x509.InvalidVersion):
+            # cryptography parses lazily: a damaged field (a version other than v1-v3, a bad
+            # extension) raises when read. A certificate that cannot be read is not shown.
             continue
-        try:
-            san_ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-            sans = tuple(str(v) for v in san_ext.value.get_values_for_type(x509.DNSName))
-        except x509.ExtensionNotFound:
-            sans = ()
-        certs.append(Certificate(cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), sans,
-                                 cert.not_valid_before_utc.isoformat(), cert.not_valid_after_utc.isoformat(),
-                                 f"{cert.serial_number:x}"))
     return certs
+
+
+def _certificate(cert: x509.Certificate) -> Certificate:
+    try:
+        san_ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        sans = tuple(str(v) for v in san_ext.value.get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        sans = ()
+    return Certificate(cert.subject.rfc4514_string(), cert.issuer.rfc4514_string(), sans,
+                       cert.not_valid_before_utc.isoformat(), cert.not_valid_after_utc.isoformat(),
+                       f"{cert.serial_number:x}")

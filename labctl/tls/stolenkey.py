@@ -11,7 +11,7 @@ and sends it in the ClientKeyExchange message. Whoever has the private key,
 today or in ten years, decrypts it from the recording; the rest is public
 arithmetic: the master secret (section 8.1, or RFC 7627 section 4 with the
 extended master secret), the key block (6.3), and the records. This module
-does the RSA part and the master secret; labctl.decrypt, given the master
+does the RSA part and the master secret; labctl.tls.decrypt, given the master
 secret as a one-line key log, opens the records.
 
 (EC)DHE and TLS 1.3 (RFC 8446): the server's private key only *signs* an
@@ -33,26 +33,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dh, dsa, ec, ed448, ed25519, padding, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 
+from ..errors import LabError, UsageError
+from ..files import read_input, shown
 from . import analyzer
-from .decrypt import (APPLICATION_DATA, HANDSHAKE, SUITES, TLS12, DecryptError, KeyLog,
-                      Plaintext, Record, application_data, decrypt_connection, prf, suite_for)
-from .errors import LabError, UsageError
-from .files import read_input, shown
-
-# Handshake message types (RFC 5246 section 7.4, RFC 8446 section 4).
-HELLO_REQUEST = 0
-CLIENT_HELLO = 1
-SERVER_HELLO = 2
-CERTIFICATE = 11
-SERVER_KEY_EXCHANGE = 12
-SERVER_HELLO_DONE = 14
-CERTIFICATE_VERIFY = 15
-CLIENT_KEY_EXCHANGE = 16
-FINISHED = 20
-
-EXT_SUPPORTED_GROUPS = 10
-EXT_EXTENDED_MASTER_SECRET = 23      # RFC 7627
-EXT_KEY_SHARE = 51                   # RFC 8446 section 4.2.8
+from .constants import (APPLICATION_DATA, CERTIFICATE, CERTIFICATE_VERIFY, CLIENT_HELLO, CLIENT_KEY_EXCHANGE,
+                        EXT_EXTENDED_MASTER_SECRET, EXT_KEY_SHARE, FFDHE_GROUPS, FINISHED, GROUPS, HANDSHAKE,
+                        HELLO_REQUEST, SERVER_HELLO, SERVER_HELLO_DONE, SERVER_KEY_EXCHANGE, TLS12, TLS13,
+                        version_name)
+from .decrypt import (SUITES, DecryptError, KeyLog, Plaintext, Record, application_data, decrypt_connection, prf,
+                      suite_for)
+from .records import hello_extensions, key_shares
 
 PRE_MASTER_LEN = 48
 MASTER_LEN = 48
@@ -99,7 +89,7 @@ class Attempt:
     """The stolen key tried on one TLS connection."""
 
     flow: str                    # TlsConnection.flow.label
-    version: str | None          # "TLS 1.2" / "TLS 1.3"
+    version: int | None          # TLS12, TLS13, ...; None without a ServerHello
     cipher: str                  # cipher suite name
     key_exchange: str            # "RSA", "ECDHE", "DHE", "TLS 1.3 (ECDHE)", ...
     decrypted: bool
@@ -108,8 +98,13 @@ class Attempt:
     client_data: bytes = b""     # decrypted application data, client to server
     server_data: bytes = b""     # server to client
 
-    def to_dict(self) -> dict:
-        return {"flow": self.flow, "version": self.version, "cipher": self.cipher,
+    @property
+    def version_shown(self) -> str | None:
+        """The version's name for text and JSON ("TLS 1.2"); None without a ServerHello."""
+        return None if self.version is None else version_name(self.version)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"flow": self.flow, "version": self.version_shown, "cipher": self.cipher,
                 "key_exchange": self.key_exchange, "decrypted": self.decrypted, "reason": self.reason,
                 "steps": [{"name": s.name, "value": s.value, "note": s.note} for s in self.steps],
                 "client_data_bytes": len(self.client_data), "server_data_bytes": len(self.server_data)}
@@ -197,34 +192,8 @@ def _clear_handshake(connection: analyzer.TlsConnection) -> _Handshake:
     return _Handshake(connection.handshake_messages("c2s"), connection.handshake_messages("s2c"))
 
 
-def _hello_extensions(message: bytes | None) -> dict[int, bytes]:
-    """Extensions of a ClientHello or ServerHello (RFC 5246 7.4.1.2-7.4.1.4, RFC 8446 4.1.2-4.1.3)."""
-    if message is None:
-        return {}
-    body = message[4:]
-    pos = 2 + 32                                         # legacy_version, random
-    if len(body) < pos + 1:
-        return {}
-    pos += 1 + body[pos]                                 # session_id<0..32>
-    if message[0] == CLIENT_HELLO:
-        pos += 2 + int.from_bytes(body[pos:pos + 2], "big")  # cipher_suites<2..2^16-2>
-        pos += 1 + (body[pos] if pos < len(body) else 0)     # compression_methods<1..2^8-1>
-    else:
-        pos += 2 + 1                                     # cipher_suite, compression_method
-    if pos + 2 > len(body):
-        return {}                                        # no extensions at all
-    end = min(len(body), pos + 2 + int.from_bytes(body[pos:pos + 2], "big"))
-    pos += 2
-    extensions: dict[int, bytes] = {}
-    while pos + 4 <= end:
-        kind, length = int.from_bytes(body[pos:pos + 2], "big"), int.from_bytes(body[pos + 2:pos + 4], "big")
-        extensions[kind] = body[pos + 4:pos + 4 + length]
-        pos += 4 + length
-    return extensions
-
-
 def _group_name(code: int) -> str:
-    return analyzer.GROUPS.get(code, f"group 0x{code:04x}")
+    return GROUPS.get(code, f"group 0x{code:04x}")
 
 
 # --- one connection -------------------------------------------------------------------
@@ -239,12 +208,12 @@ def _suite_name(connection: analyzer.TlsConnection) -> str:
 
 def _key_exchange(connection: analyzer.TlsConnection, handshake: _Handshake) -> str:
     """The key exchange the negotiated suite (or TLS 1.3) implies."""
-    if connection.version == "TLS 1.3":
-        extensions = _hello_extensions(handshake.first("s2c", SERVER_HELLO))
+    if connection.version == TLS13:
+        extensions = hello_extensions(handshake.first("s2c", SERVER_HELLO))
         share = extensions.get(EXT_KEY_SHARE)
         if handshake.first("s2c", SERVER_HELLO) is not None and share is None:
             return "TLS 1.3 (PSK)"
-        if share and int.from_bytes(share[:2], "big") in range(0x0100, 0x0200):
+        if share and int.from_bytes(share[:2], "big") in FFDHE_GROUPS:
             return "TLS 1.3 (DHE)"
         return "TLS 1.3 (ECDHE)"
     name = _suite_name(connection)
@@ -383,21 +352,16 @@ def _signature_step(params: bytes, signed: bytes, connection: analyzer.TlsConnec
 def _tls13_shares(handshake: _Handshake) -> list[Step]:
     """The key_share values of a TLS 1.3 handshake (RFC 8446 section 4.2.8)."""
     steps: list[Step] = []
-    server = _hello_extensions(handshake.first("s2c", SERVER_HELLO)).get(EXT_KEY_SHARE)
-    if server is None or len(server) < 4:
-        return steps
-    group = int.from_bytes(server[:2], "big")
-    client = _hello_extensions(handshake.first("c2s", CLIENT_HELLO)).get(EXT_KEY_SHARE, b"")
-    pos = 2
-    while pos + 4 <= len(client):
-        kind, n = int.from_bytes(client[pos:pos + 2], "big"), int.from_bytes(client[pos + 2:pos + 4], "big")
+    server = hello_extensions(handshake.first("s2c", SERVER_HELLO)).get(EXT_KEY_SHARE, b"")
+    if len(server) < 4:
+        return steps                    # no share, or a HelloRetryRequest's bare group
+    group, share = key_shares(server, SERVER_HELLO)[0]
+    client = hello_extensions(handshake.first("c2s", CLIENT_HELLO)).get(EXT_KEY_SHARE, b"")
+    for kind, value in key_shares(client, CLIENT_HELLO):
         if kind == group:
-            steps.append(Step(f"client's ephemeral {_group_name(group)} key_share (ClientHello)",
-                              client[pos + 4:pos + 4 + n].hex(),
+            steps.append(Step(f"client's ephemeral {_group_name(group)} key_share (ClientHello)", value.hex(),
                               "the client's fresh public share, in clear; its private half was discarded after "
                               "the handshake (RFC 8446 section 4.2.8)"))
-        pos += 4 + n
-    share = server[4:4 + int.from_bytes(server[2:4], "big")]
     steps.append(Step(f"server's ephemeral {_group_name(group)} key_share (ServerHello)", share.hex(),
                       "the server's fresh public share, in clear; everything after ServerHello is encrypted under "
                       "keys derived from the (EC)DHE secret of the two shares (RFC 8446 section 7.1)"))
@@ -409,9 +373,9 @@ def _rsa(attempt: Attempt, connection: analyzer.TlsConnection, handshake: _Hands
     """Open an RSA key exchange session: pre-master, master secret, keys, records."""
     client_hello, server_hello = connection.client_hello, connection.server_hello
     assert client_hello is not None and server_hello is not None
-    if server_hello.version_code != TLS12:
-        raise StolenKeyError(f"this {connection.version} session used RSA key exchange, which the stolen key "
-                             "would open, but only TLS 1.2 key schedules are implemented here")
+    if server_hello.version != TLS12:
+        raise StolenKeyError(f"this {version_name(server_hello.version)} session used RSA key exchange, which the "
+                             "stolen key would open, but only TLS 1.2 key schedules are implemented here")
     try:
         suite = suite_for(server_hello.cipher_suite, TLS12)
     except DecryptError as exc:
@@ -450,8 +414,8 @@ def _rsa(attempt: Attempt, connection: analyzer.TlsConnection, handshake: _Hands
                       f"0x{client_hello.legacy_version:04x} then 46 random bytes (RFC 5246 section 7.4.7.1)"))
 
     algorithm = suite.hash()
-    ems = (EXT_EXTENDED_MASTER_SECRET in _hello_extensions(handshake.first("c2s", CLIENT_HELLO))
-           and EXT_EXTENDED_MASTER_SECRET in _hello_extensions(handshake.first("s2c", SERVER_HELLO)))
+    ems = (EXT_EXTENDED_MASTER_SECRET in hello_extensions(handshake.first("c2s", CLIENT_HELLO))
+           and EXT_EXTENDED_MASTER_SECRET in hello_extensions(handshake.first("s2c", SERVER_HELLO)))
     if ems:
         digest = hashes.Hash(algorithm)
         digest.update(handshake.transcript(CLIENT_KEY_EXCHANGE))
@@ -470,7 +434,7 @@ def _rsa(attempt: Attempt, connection: analyzer.TlsConnection, handshake: _Hands
                           f"PRF(pre_master_secret, \"master secret\", ClientHello.random + ServerHello.random)"
                           f"[0..47] with {algorithm.name.upper()} (RFC 5246 sections 8.1 and 5)"))
 
-    # The key block, shown for the reader; labctl.decrypt derives the same keys itself from the master secret.
+    # The key block, shown for the reader; labctl.tls.decrypt derives the same keys itself from the master secret.
     k, v = suite.key_len, suite.fixed_iv_len
     block = prf(algorithm, master, b"key expansion", server_random + client_random, 2 * k + 2 * v)
     steps.append(Step("key block", block.hex(),
