@@ -95,11 +95,11 @@ def main() -> int:
             figures["scenarios"][name] = {"cli_wall_s": statistics.median(wall),
                                           "in_process_s": statistics.median(inner)}
 
-        from labctl.scenarios import verify
+        from labctl.scenarios import Options, verify
         ta = figures["scenarios"]["traffic-analysis"]["in_process_s"]
         figures["traffic_analysis_trials_per_s"] = 2 * traffic_analysis.TRIALS / ta
         figures["verify_cases"] = {
-            case.name: statistics.median(verify.run(lab, (case,)).seconds for _ in range(3)) for case in verify.CASES}
+            case.name: statistics.median(verify.run(lab, Options((case.name,))).seconds for _ in range(3)) for case in verify.CASES}
 
         data = bulk_capture(lab, args.bulk_mb)
         pcap = tmp / "bulk.pcap"

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import ClassVar
 
-from .capture import CaptureStats
+from . import render, report
 from .errors import LabError
 from .lab import TIMEOUT_SETTING, Lab
-from .runner import Check
-from .tls.analyzer import Observation
+from .verdict import Json, Result
 
 
 def start(lab: Lab, spoof_dns: str | None = None) -> None:
@@ -63,28 +63,46 @@ def obtained(events: list[dict], secret: str) -> list[dict]:
     return [e for e in events if secret in json.dumps(e)]
 
 
+def outcome_lines(report: dict, events: list[dict], secret: str) -> list[str]:
+    """One client's side of an interception: its secret, what it got, and the attacker's log of it."""
+    port = report.get("local_port")
+    mine = [e for e in events if str(e.get("client", "")).endswith(f":{port}")]
+    lines = [f"secret   {secret}"]
+    if report.get("ok"):
+        lines.append(f"client   connected, {report.get('status')}")
+    else:
+        lines.append(f"client   refused: {report.get('error')}")
+    lines.append("attacker's log:")
+    for e in mine or [{"event": "nothing"}]:
+        lines.append(f"  {e['event']}")
+        if "request" in e:
+            lines += [f"    {line}" for line in str(e["request"]).split("\r\n") if line][:6]
+        if "error" in e:
+            lines.append(f"    {str(e['error'])[:60]}")
+    return lines
+
+
 @dataclass
-class AttackResult:
-    name: str
-    title: str
-    checks: list[Check]
-    stats: CaptureStats
-    observation: Observation = field(repr=False)
-    left: tuple[str, list[str]] = ("", [])
-    right: tuple[str, list[str]] = ("", [])
+class AttackResult(Result):
+    """An attack (or a refusal shown side by side): two panels, notes under them, and the data
+    `--json` adds. Scenarios with more to show (a plot, decryption steps) extend ``extra_html``."""
+
+    SCHEMA: ClassVar[str] = "tlslab.attack/1"
+
+    left: tuple[str, list[str]] = field(default_factory=lambda: ("", []))
+    right: tuple[str, list[str]] = field(default_factory=lambda: ("", []))
     notes: list[str] = field(default_factory=list)
-    data: dict = field(default_factory=dict)
-    pcap: bytes = field(repr=False, default=b"")
-    keylog: str = field(repr=False, default="")
-    seconds: float = 0.0
+    data: Json = field(default_factory=dict)
 
-    @property
-    def passed(self) -> bool:
-        return bool(self.checks) and all(c.passed for c in self.checks)
+    def details(self) -> Json:
+        return dict(self.data)
 
-    def to_dict(self) -> dict:
-        return {"schema": "tlslab.attack/1", "scenario": self.name, "title": self.title, "passed": self.passed,
-                "seconds": round(self.seconds, 3), "checks": [c.to_dict() for c in self.checks],
-                "capture": {"packets": self.stats.packets, "bytes": self.stats.bytes,
-                            "dropped_by_kernel": self.stats.dropped_by_kernel, "complete": self.stats.complete},
-                **self.data}
+    def text(self) -> str:
+        return render.attack_text(self)
+
+    def html(self) -> str:
+        return report.attack_html(self) + self.extra_html()
+
+    def extra_html(self) -> str:
+        """More of the report section than the panels (escaped HTML); none by default."""
+        return ""

@@ -85,6 +85,23 @@ def listing(lab: Lab) -> list[dict]:
     return _wirectl(lab, "list")["captures"]
 
 
+def concatenate(pcaps: list[bytes]) -> bytes:
+    """One pcap of the wire's captures PCAPS, in the order given (each taken after the one before).
+
+    The wire's captures share one file header (tcpdump on the same interface:
+    same byte order, link type and snap length), so the packet records of the
+    later ones follow the first's header. CaptureError if the headers differ.
+    """
+    if not pcaps:
+        return b""
+    header = pcaps[0][:24]
+    for pcap in pcaps[1:]:
+        if pcap[:24] != header:
+            raise CaptureError("the captures to join have different pcap headers (link type, snap length or "
+                               "byte order): they did not come from the same wire")
+    return header + b"".join(pcap[24:] for pcap in pcaps)
+
+
 def read(lab: Lab, name: str) -> bytes:
     """The pcap's bytes, copied out of the wire's captures volume."""
     wire = lab.container("wire")

@@ -32,7 +32,7 @@ from .home import find_home
 from .lab import DEFAULT_PROJECT, DEFAULT_TIMEOUT, SERVICES, TIMEOUT_SETTING, Lab, check_service, check_timeout
 
 if TYPE_CHECKING:
-    from .runner import ScenarioResult
+    from .verdict import Result
 
 EPILOG = """\
 what the lab shows:
@@ -412,17 +412,17 @@ def cmd_stolen_key(args: argparse.Namespace, io: Output) -> int:
 def cmd_scenarios(args: argparse.Namespace, io: Output) -> int:
     from . import scenarios
 
-    modules = scenarios.all_modules()
+    found = scenarios.all_scenarios()
     if args.json:
         io.result(json.dumps({"schema": "tlslab.scenarios/1", "scenarios": [
-            {"name": m.NAME, "title": m.TITLE, "summary": m.SUMMARY, "checks": list(m.CHECKS)} for m in modules]},
-            indent=2))
+            {"name": s.name, "title": s.title, "summary": s.summary, "checks": list(s.checks),
+             "keylog": s.keylog, "options": list(s.options)} for s in found]}, indent=2))
     else:
-        io.result(render.scenarios_text(modules))
+        io.result(render.scenarios_text(found))
     return ExitStatus.OK
 
 
-def _checked(lab: Lab, name: str, scenario: Callable[[], ScenarioResult], io: Output) -> ScenarioResult:
+def _checked(lab: Lab, name: str, scenario: Callable[[], Result], io: Output) -> Result:
     """Run one scenario in the lab's turn; raise naming any service that stopped or restarted meanwhile.
 
     The turn: another run on the same lab waits (see labctl.turn), so the
@@ -445,21 +445,20 @@ def cmd_run(args: argparse.Namespace, io: Output) -> int:
     from . import scenarios
 
     many = args.scenario == "all"
-    modules = scenarios.all_modules() if many else [scenarios.load(args.scenario)]
-    if (args.case or args.client_cmd is not None) and args.scenario != "verify":
-        raise UsageError("--case and --client-cmd belong to `labctl run verify`")
+    chosen = scenarios.all_scenarios() if many else [scenarios.load(args.scenario)]
     _text("--case", args.case or [])
     _text("--client-cmd", [args.client_cmd] if args.client_cmd is not None else [])
-    if args.keylog is not None and not many and not getattr(modules[0], "KEYLOG", False):
-        makers = [m.NAME for m in scenarios.all_modules() if getattr(m, "KEYLOG", False)]
-        raise UsageError(f"--keylog: `run {modules[0].NAME}` makes no key log (its client keeps none); "
+    options = scenarios.Options(tuple(args.case or ()), args.client_cmd)
+    if many and options.given():
+        raise UsageError(f"{options.given()[0]} belongs to `labctl run {scenarios.readers(options.given()[0])}`, "
+                         "not to `run all`")
+    for scenario in chosen:
+        scenarios.check(scenario, options)           # an unknown case or a bad command fails before anything runs
+    if args.keylog is not None and not many and not chosen[0].keylog:
+        makers = [s.name for s in scenarios.all_scenarios() if s.keylog]
+        raise UsageError(f"--keylog: `run {chosen[0].name}` makes no key log (its client keeps none); "
                          f"the scenarios that do: {', '.join(makers)}")
-    verify_cases = None
-    if any(m.NAME == "verify" for m in modules):
-        verify = scenarios.load("verify")
-        verify_cases = verify.select(args.case)          # an unknown case fails before anything runs
-        verify.check_options(verify_cases, args.client_cmd)   # so does a bad --client-cmd
-    names = [m.NAME for m in modules]
+    names = [s.name for s in chosen]
     pcap_to = _output_path(args.pcap, many, "pcap", names)
     keylog_to = _output_path(args.keylog, many, "keylog", names)
     if pcap_to is not None and keylog_to is not None and not many and pcap_to.resolve() == keylog_to.resolve():
@@ -467,28 +466,20 @@ def cmd_run(args: argparse.Namespace, io: Output) -> int:
     lab = _lab(args)
     lab.require_running()               # a clear error now if the lab is not up, naming why
     results = []
-    for module in modules:
-        io.progress(f"running {module.NAME}: {module.TITLE}")
-        if module.NAME == "verify":
-            result = _checked(lab, module.NAME, lambda: module.run(lab, verify_cases, args.client_cmd), io)
-        else:
-            result = _checked(lab, module.NAME, lambda: module.run(lab), io)
+    for scenario in chosen:
+        io.progress(f"running {scenario.name}: {scenario.title}")
+        result = _checked(lab, scenario.name, lambda: scenario.run(lab, options), io)
         results.append(result)
         if pcap_to:
-            dest = pcap_to / f"{module.NAME}.pcap" if many else pcap_to
+            dest = pcap_to / f"{scenario.name}.pcap" if many else pcap_to
             capture.save(result.pcap, dest)
             io.progress(render.dotted("capture saved to", str(dest)))
         if keylog_to and result.keylog:
-            dest = keylog_to / f"{module.NAME}.keylog" if many else keylog_to
+            dest = keylog_to / f"{scenario.name}.keylog" if many else keylog_to
             capture.save(result.keylog.encode(), dest)
             io.progress(render.dotted("key log saved to", str(dest)))
         if not args.json and not many:
-            if module.NAME == "verify":
-                io.result(render.verify_text(result))
-            elif hasattr(result, "left"):
-                io.result(render.attack_text(result))
-            else:
-                io.result(render.scenario_text(result))
+            io.result(result.text())
     if args.json:
         if many:
             doc = {"schema": "tlslab.runs/1", "passed": all(r.passed for r in results),
@@ -505,17 +496,16 @@ def cmd_report(args: argparse.Namespace, io: Output) -> int:
     from . import report, scenarios
 
     names = [n for n in args.scenario if n != "all"] or list(scenarios.NAMES)
-    modules = [scenarios.load(name) for name in dict.fromkeys(names)]   # an unknown name fails first
-    out_dir = report.check_out_dir(args.out, report.report_files(m.NAME for m in modules))                      # so does an unwritable folder
+    chosen = [scenarios.load(name) for name in dict.fromkeys(names)]   # an unknown name fails first
+    out_dir = report.check_out_dir(args.out, report.report_files(s.name for s in chosen))  # so does an unwritable folder
     lab = _lab(args)
     lab.require_running()
     results = []
-    for module in modules:
-        io.progress(f"running {module.NAME}: {module.TITLE}")
-        results.append(_checked(lab, module.NAME, lambda: module.run(lab), io))
-    addresses = {service: lab.address(service) for service in ("client", "wire", "server", "dns")}
-    index = report.write_report(results, out_dir, addresses)
-    io.result(f"report written to {index} (captures and key logs beside it)")
+    for scenario in chosen:
+        io.progress(f"running {scenario.name}: {scenario.title}")
+        results.append(_checked(lab, scenario.name, lambda: scenario.run(lab, scenarios.Options()), io))
+    index = report.write_report(results, out_dir, owned=report.report_files(scenarios.NAMES))
+    io.result(f"report written to {index} (index.json, captures and key logs beside it)")
     return ExitStatus.OK if all(r.passed for r in results) else ExitStatus.ERROR
 
 

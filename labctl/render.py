@@ -1,15 +1,28 @@
-"""Pure rendering: functions that turn results into text. Only cli.py prints."""
+"""Pure rendering for the terminal: functions that turn results into text. Only cli.py prints.
+
+Each result type's `text()` (labctl.verdict.Result) calls the view for its
+shape here (an exchange, an attack's two panels); a scenario with a shape of
+its own (verify's matrix) keeps its view beside it. Nothing here names a
+scenario.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .capture import CaptureStats
 from .bringup import UpReport
 from .lab import DEFAULT_PROJECT, ServiceState
-from .tls.constants import version_name
+from .tls.analyzer import C2S, S2C, Observation
+from .tls.constants import APPLICATION_DATA, TLS12, version_name
+from .verdict import Check, Result, verdict_line
+
+if TYPE_CHECKING:
+    from .attack import AttackResult
+    from .runner import ExchangeResult
+    from .scenarios import Scenario
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -117,10 +130,26 @@ def client_text(report: dict) -> str:
 # -- scenarios --------------------------------------------------------------------------
 
 PANEL = 47   # inner width of each panel: two side by side fit in 100 columns
+ARROWS = "↑ = client to server, ↓ = server to client; sizes are TLS record (or TCP payload) lengths in bytes"
+SHOWN_RECORDS = 8
 
 
-def _fit(text: str, width: int) -> str:
+def fit(text: str, width: int) -> str:
+    """TEXT cut to WIDTH characters, the cut marked with an ellipsis."""
     return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def quoted(value: str | bytes) -> str:
+    """A value read off the wire, for a sentence: in double quotes, control bytes escaped, never a repr."""
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    shown = "".join(c if c.isprintable() else {"\r": "\\r", "\n": "\\n", "\t": "\\t"}.get(c, f"\\x{ord(c):02x}")
+                    for c in text)
+    return f"\"{shown}\""
+
+
+def listed(items: list[str] | tuple[str, ...], empty: str = "none") -> str:
+    """Items as a sentence's list: "a, b" (EMPTY when there are none), never a Python list."""
+    return ", ".join(items) or empty
 
 
 def panels(left_title: str, left: list[str], right_title: str, right: list[str], width: int = PANEL) -> str:
@@ -134,7 +163,7 @@ def panels(left_title: str, left: list[str], right_title: str, right: list[str],
 
     out = [top(left_title) + " " + top(right_title)]
     for l, r in zip(left, right):
-        out.append(f"│ {_fit(l, width - 1):<{width - 1}}│ │ {_fit(r, width - 1):<{width - 1}}│")
+        out.append(f"│ {fit(l, width - 1):<{width - 1}}│ │ {fit(r, width - 1):<{width - 1}}│")
     out.append("└" + "─" * width + "┘ └" + "─" * width + "┘")
     return "\n".join(out)
 
@@ -143,149 +172,108 @@ def _hex(data: bytes, n: int) -> str:
     return " ".join(f"{b:02x}" for b in data[:n])
 
 
-def wire_lines(result) -> list[str]:
-    """The left panel: real captured bytes (ciphertext records, or the clear request)."""
-    obs = result.observation
+def wire_lines(obs: Observation, notes: dict[tuple[str, int], str] | None = None) -> list[str]:
+    """The left panel: real captured bytes (ciphertext records in capture order, or the clear request).
+
+    In TLS 1.2 with AES-GCM (or CCM) each record's fragment opens with the
+    8-byte explicit nonce (RFC 5288 section 3), sent in clear: the bytes shown
+    as ciphertext are the ones after it.
+    """
+    notes = notes or {}
     lines: list[str] = []
-    tls = obs.tls
-    if tls:
-        notes = getattr(result, "notes", {}) or {}
-        # The client's records first: one of them is the request with the secret.
-        records = [r for t in tls for r in t.records if r.content_type == 23]
-        shown = [r for r in records if r.direction == "c2s"][:3] + [r for r in records if r.direction == "s2c"][:3]
-        for r in shown:
-            arrow = "↑" if r.direction == "c2s" else "↓"
-            lines.append(f"{arrow} {_hex(r.header, 5)}  {_hex(r.fragment, 8)} …")
+    if obs.tls:
+        records = sorted(((t, r) for t in obs.tls for r in t.records if r.content_type == APPLICATION_DATA),
+                         key=lambda tr: (tr[1].frame, tr[1].time))
+        nonced = {id(t) for t in obs.tls if t.version == TLS12 and t.server_hello is not None
+                  and any(mode in t.server_hello.cipher_name for mode in ("GCM", "CCM"))}
+        if nonced:
+            lines.append("(TLS 1.2 AES-GCM: each record opens with an 8-byte")
+            lines.append(" explicit nonce, in clear; the bytes after it shown)")
+        for t, r in records[:SHOWN_RECORDS]:
+            arrow = "↑" if r.direction == C2S else "↓"
+            body = r.fragment[8:] if id(t) in nonced else r.fragment
+            lines.append(f"{arrow} {_hex(r.header, 5)}  {_hex(body, 8)} …")
             note = notes.get((r.direction, r.offset))
             lines.append(f"   application_data {r.length} B" + (f" → {note}" if note else ""))
-        if len(records) > len(shown):
-            lines.append(f"  … {len(records) - len(shown)} more application_data records")
+        if len(records) > SHOWN_RECORDS:
+            lines.append(f"  … {len(records) - SHOWN_RECORDS} more application_data records")
         return lines or ["no application_data records captured"]
     for flow in obs.flows:
         if flow.proto != "tcp":
             continue
-        for direction, arrow in (("c2s", "↑"), ("s2c", "↓")):
+        for direction, arrow in ((C2S, "↑"), (S2C, "↓")):
             data = obs.stream(flow, direction)
-            for line in data.split(b"\r\n")[:7 if direction == "c2s" else 3]:
+            for line in data.split(b"\r\n")[:7 if direction == C2S else 3]:
                 if line:
                     lines.append(f"{arrow} {line.decode('latin-1')}")
     return lines or ["no TCP payload captured"]
 
 
-def leak_lines(result) -> list[str]:
+def leak_lines(obs: Observation) -> list[str]:
     """The right panel: the metadata an observer reads without any key."""
-    obs = result.observation
     lines = []
     for flow in obs.flows:
         lines.append(f"flow  {flow.client}:{flow.client_port} → {flow.server}:{flow.server_port} {flow.proto}")
     for d in obs.dns:
         if d.response:
-            lines.append(f"DNS   {d.qtype} {d.name} → {', '.join(d.answers) or 'no answer'}")
+            lines.append(f"DNS   {d.qtype} {d.name} → {listed(d.answers, 'no answer')}")
         else:
             lines.append(f"DNS   query {d.qtype} {d.name} from {d.src}")
     for t in obs.tls:
         ch, sh = t.client_hello, t.server_hello
         if ch:
             lines.append(f"SNI   {ch.sni or '(none)'}")
-            lines.append(f"ALPN  {', '.join(ch.alpn) or '(none)'}")
-            lines.append(f"offer {', '.join(map(version_name, ch.supported_versions)) or version_name(ch.legacy_version)}")
+            lines.append(f"ALPN  {listed(ch.alpn, '(none)')}")
+            lines.append(f"offer {listed([version_name(v) for v in ch.supported_versions]) if ch.supported_versions else version_name(ch.legacy_version)}")
         if sh:
             lines.append(f"chose {version_name(sh.version)}, {sh.cipher_name}")
         for cert in t.certificates[:1]:
             lines.append(f"cert  {cert.subject}")
             lines.append(f"      issuer {cert.issuer}")
-        up = [r.length for r in t.records if r.direction == "c2s" and r.content_type == 23]
-        down = [r.length for r in t.records if r.direction == "s2c" and r.content_type == 23]
+        up = [r.length for r in t.records if r.direction == C2S and r.content_type == APPLICATION_DATA]
+        down = [r.length for r in t.records if r.direction == S2C and r.content_type == APPLICATION_DATA]
         lines.append(f"sizes ↑ {' '.join(map(str, up[:6]))}{' …' if len(up) > 6 else ''}")
         lines.append(f"      ↓ {' '.join(map(str, down[:6]))}{' …' if len(down) > 6 else ''}")
         if t.records:
             hello = t.records[0].time
-            app = [r.time for r in t.records if r.content_type == 23 and r.direction == "c2s"]
+            app = [r.time for r in t.records if r.content_type == APPLICATION_DATA and r.direction == C2S]
             if app:
-                lines.append(f"time  first app data {1000 * (app[-1] - hello):.1f} ms after ClientHello")
+                lines.append(f"time  first ↑ application_data {1000 * (app[0] - hello):.1f} ms after ClientHello")
     if not obs.tls:
         for flow in obs.flows:
             if flow.proto == "tcp":
-                lines.append(f"sizes ↑ {flow.payload_bytes['c2s']} B / ↓ {flow.payload_bytes['s2c']} B")
+                lines.append(f"sizes ↑ {flow.payload_bytes[C2S]} B / ↓ {flow.payload_bytes[S2C]} B")
     return lines
 
 
-def check_lines(checks) -> list[str]:
+def check_lines(checks: list[Check]) -> list[str]:
     return [f"{'✔' if c.passed else '✘'} {c.name} — {c.evidence}" for c in checks]
 
 
-def scenario_text(result) -> str:
+def exchange_text(result: ExchangeResult) -> str:
+    """One exchange (plaintext, tls, tls12): the wire beside what leaks, the decryption, the checks."""
     lines = [f"{result.name} — {result.title}",
              f"secret this run: {result.secret} (random; searched for in every captured byte)", ""]
-    left_title = "on the wire (ciphertext)" if result.observation.tls else "on the wire (clear text)"
-    lines.append(panels(left_title, wire_lines(result), "what still leaks", leak_lines(result)))
+    obs = result.observation
+    left_title = "on the wire (ciphertext)" if obs.tls else "on the wire (clear text)"
+    lines.append(panels(left_title, wire_lines(obs, result.notes), "what still leaks", leak_lines(obs)))
+    lines.append(ARROWS)
     if result.decrypted is not None:
-        request = result.decrypted["c2s"].decode("latin-1")
+        request = result.decrypted[C2S].decode("latin-1")
         lines += ["", "decrypted with the lab's key log (an observer on the wire has none); "
                       "what the records marked → carried:"]
         for line in request.split("\r\n"):
             if line:
-                lines.append(f"  ↑ {_fit(line, 96)}")
-        status = result.decrypted["s2c"].split(b"\r\n", 1)[0].decode("latin-1")
+                lines.append(f"  ↑ {fit(line, 96)}")
+        status = result.decrypted[S2C].split(b"\r\n", 1)[0].decode("latin-1")
         if status:
             lines.append(f"  ↓ {status}")
     lines += [""] + check_lines(result.checks)
-    verdict = "all checks passed" if result.passed else "SOME CHECKS FAILED"
-    lines.append(f"verdict: {verdict} ({result.seconds:.2f} s)")
+    lines.append(verdict_line(result))
     return "\n".join(lines)
 
 
-def summary_text(results) -> str:
-    rows = [(r.name, f"{sum(c.passed for c in r.checks)}/{len(r.checks)}", "pass" if r.passed else "FAIL",
-             f"{r.seconds:.2f} s", r.title) for r in results]
-    return table(("SCENARIO", "CHECKS", "VERDICT", "TIME", "WHAT IT SHOWS"), rows)
-
-
-def scenarios_text(modules) -> str:
-    rows = [(m.NAME, m.SUMMARY) for m in modules]
-    return table(("SCENARIO", "WHAT IT SHOWS"), rows) + "\n\nrun one with `labctl run NAME`, all with `labctl run all`"
-
-
-def observation_text(name: str, obs) -> str:
-    """`labctl analyze FILE`: what a passive observer learns from one capture."""
-    from types import SimpleNamespace
-
-    lines = [f"{name}: {obs.frames} packets, {obs.wire_bytes} bytes, {obs.duration:.3f} s",
-             f"{len(obs.flows)} flow(s), {len(obs.dns)} DNS message(s), {len(obs.tls)} TLS connection(s)", ""]
-    view = SimpleNamespace(observation=obs)
-    lines += leak_lines(view)
-    if obs.tls:
-        lines += [""] + wire_lines(view)
-    else:
-        lines += ["", "no TLS in this capture: nothing in it was encrypted by TLS"]
-    return "\n".join(lines)
-
-
-def verify_text(result) -> str:
-    """The verification matrix: one row per case and client, expected beside actual."""
-    rows = []
-    for r in result.cases:
-        for o in r.outcomes:
-            actual = o.actual
-            rows.append((r.case.name if o.client == "safe" else "", o.client, o.expected.outcome, actual,
-                         _fit(o.error or "-", 44), "✔" if o.passed else "✘"))
-    lines = [f"{result.name} — {result.title}", "",
-             table(("CASE", "CLIENT", "EXPECTED", "ACTUAL", "ERROR", ""), rows), "",
-             "what the wire saw (the safe client's connection):"]
-    for r in result.cases:
-        lines.append(f"  {r.case.name:<17} {'; '.join(r.wire)}")
-    failed = [(r.case.name, o) for r in result.cases for o in r.outcomes if not o.passed]
-    if failed:
-        lines += ["", "not as declared:"] + [f"  {name} ({o.client}): {o.why}" for name, o in failed]
-    note = result.external_note() if hasattr(result, "external_note") else ""
-    if note:
-        lines += ["", note]
-    lines += [""] + check_lines(result.checks)
-    lines.append(f"verdict: {'all checks passed' if result.passed else 'SOME CHECKS FAILED'} ({result.seconds:.2f} s)")
-    return "\n".join(lines)
-
-
-def attack_text(result) -> str:
+def attack_text(result: AttackResult) -> str:
     """An attack: the two sides in panels, notes, and the checks."""
     lines = [f"{result.name} — {result.title}", ""]
     (lt, left), (rt, right) = result.left, result.right
@@ -293,5 +281,37 @@ def attack_text(result) -> str:
     if result.notes:
         lines += [""] + result.notes
     lines += [""] + check_lines(result.checks)
-    lines.append(f"verdict: {'all checks passed' if result.passed else 'SOME CHECKS FAILED'} ({result.seconds:.2f} s)")
+    lines.append(verdict_line(result))
+    return "\n".join(lines)
+
+
+def summary_text(results: list[Result]) -> str:
+    """`run all`: one row per scenario, then the overall verdict."""
+    rows = [(r.name, f"{sum(c.passed for c in r.checks)}/{len(r.checks)}", "pass" if r.passed else "FAIL",
+             f"{r.seconds:.2f} s", r.title) for r in results]
+    passed = sum(r.passed for r in results)
+    seconds = sum(r.seconds for r in results)
+    verdict = (f"verdict: all {len(results)} scenarios passed ({seconds:.1f} s)" if passed == len(results) else
+               f"verdict: SOME SCENARIOS FAILED — {passed} of {len(results)} passed "
+               f"(failed: {', '.join(r.name for r in results if not r.passed)})")
+    return table(("SCENARIO", "CHECKS", "VERDICT", "TIME", "WHAT IT SHOWS"), rows) + "\n\n" + verdict
+
+
+def scenarios_text(scenarios: list[Scenario]) -> str:
+    """`labctl scenarios`: each scenario, what it shows, and the checks it makes."""
+    lines = []
+    for s in scenarios:
+        lines += [f"{s.name} — {s.summary}"] + [f"    ✓ {check}" for check in s.checks] + [""]
+    return "\n".join(lines) + "run one with `labctl run NAME`, all with `labctl run all`"
+
+
+def observation_text(name: str, obs: Observation) -> str:
+    """`labctl analyze FILE`: what a passive observer learns from one capture."""
+    lines = [f"{name}: {obs.frames} packets, {obs.wire_bytes} bytes, {obs.duration:.3f} s",
+             f"{len(obs.flows)} flow(s), {len(obs.dns)} DNS message(s), {len(obs.tls)} TLS connection(s)", ""]
+    lines += leak_lines(obs)
+    if obs.tls:
+        lines += [""] + wire_lines(obs) + [ARROWS]
+    else:
+        lines += ["", "no TLS in this capture: nothing in it was encrypted by TLS"]
     return "\n".join(lines)

@@ -17,29 +17,23 @@ import shlex
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, ClassVar, TypeVar
 
-from . import capture
+from . import attack, capture, render, report, turn
+from .tls import decrypt
+from .tls.analyzer import C2S, S2C, Observation, TlsConnection, analyze
+from .tls.constants import ALERT, ALERTS, APPLICATION_DATA, HANDSHAKE, handshake_name, version_name
+from .tls.records import split_handshake
 from .capture import CaptureStats
 from .certs import SERVER_NAME
 from .errors import CaptureError, LabError
 from .interrupts import interruptible, shielded
 from .lab import TIMEOUT_SETTING, Lab
-from .tls.analyzer import C2S, S2C, Observation, TlsConnection, analyze
-from .tls.constants import handshake_name, version_name
+from .sequence import Lanes
+from .verdict import Check, Json, Result
 
 RUN_PREFIX = "run-"      # a scenario's capture stays on the wire until the next run replaces it
 _KEYLOG_LINE = re.compile(r"^[A-Z_0-9]+ [0-9a-f]{64} [0-9a-f]+$")
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    passed: bool
-    evidence: str
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "passed": self.passed, "evidence": self.evidence}
 
 
 @dataclass
@@ -50,42 +44,43 @@ class Exchange:
     pcap: bytes = field(repr=False)
     keylog: str = field(repr=False)
     observation: Observation = field(repr=False)
+    lanes: Lanes | None = field(repr=False, default=None)
 
 
 @dataclass
-class ScenarioResult:
-    name: str
-    title: str
-    server_name: str
-    secret: str
-    client: dict
-    stats: CaptureStats
-    observation: Observation = field(repr=False)
-    checks: list[Check] = field(default_factory=list)
-    pcap: bytes = field(repr=False, default=b"")
-    keylog: str = field(repr=False, default="")
+class ExchangeResult(Result):
+    """One client exchange judged on the wire (plaintext, tls, tls12): the secret it carried, the
+    client's report, and what the key log decrypted (None where there is no key log)."""
+
+    SCHEMA: ClassVar[str] = "tlslab.run/1"
+
+    server_name: str = SERVER_NAME
+    secret: str = ""
+    client: dict = field(default_factory=dict)
     decrypted: dict[str, bytes] | None = field(repr=False, default=None)
-    seconds: float = 0.0
     # What each encrypted record turned out to be, keyed by (direction, stream offset).
     notes: dict[tuple[str, int], str] = field(repr=False, default_factory=dict)
 
-    @property
-    def passed(self) -> bool:
-        return bool(self.checks) and all(c.passed for c in self.checks)
+    def head(self) -> Json:
+        return {"server_name": self.server_name, "secret": self.secret}
 
-    def to_dict(self) -> dict:
-        client = {k: v for k, v in self.client.items() if k != "peer_certificate"}
-        return {
-            "schema": "tlslab.run/1", "scenario": self.name, "title": self.title, "passed": self.passed,
-            "seconds": round(self.seconds, 3), "server_name": self.server_name, "secret": self.secret,
-            "checks": [c.to_dict() for c in self.checks],
-            "client": client,
-            "capture": {"packets": self.stats.packets, "bytes": self.stats.bytes,
-                        "dropped_by_kernel": self.stats.dropped_by_kernel, "complete": self.stats.complete},
-            "observation": self.observation.to_dict(),
-            "decrypted": None if self.decrypted is None else
-            {d: data.decode("latin-1") for d, data in self.decrypted.items()},
-        }
+    def details(self) -> Json:
+        return {"client": {k: v for k, v in self.client.items() if k != "peer_certificate"},
+                "observation": self.observation.to_dict(),
+                "decrypted": None if self.decrypted is None else
+                {d: data.decode("latin-1") for d, data in self.decrypted.items()}}
+
+    def text(self) -> str:
+        return render.exchange_text(self)
+
+    def html(self) -> str:
+        return report.exchange_html(self)
+
+    def record_notes(self) -> dict[tuple[str, int], str]:
+        return self.notes
+
+    def hidden(self) -> list[str]:
+        return [] if self.observation.find(self.secret.encode()) else [self.secret]
 
 
 def new_secret() -> str:
@@ -97,7 +92,7 @@ def exchange(lab: Lab, label: str, client_args: list[str], keylog: bool = True) 
     """Capture one client run on the wire; return the report, the pcap, the key log and the observation."""
     secret = new_secret()
     b = batch(lab, label, [[SERVER_NAME, "--secret", secret, *client_args]], keylog=keylog)
-    return Exchange(secret, b.reports[0], b.stats, b.pcap, b.keylog, b.observation)
+    return Exchange(secret, b.reports[0], b.stats, b.pcap, b.keylog, b.observation, b.lanes)
 
 
 # -- checks shared by scenarios ----------------------------------------------------------
@@ -107,11 +102,12 @@ def check_capture(stats: CaptureStats) -> Check:
                  f"{stats.packets} packets, {stats.dropped_by_kernel} dropped by the kernel")
 
 
-def check_client(report: dict, expect_version: str | None = None) -> Check:
+def check_client(report: dict, expect_version: int | None = None) -> Check:
+    """Did the client's exchange succeed (over EXPECT_VERSION, a protocol version code, if given)?"""
     if not report.get("ok"):
         return Check("client exchange succeeded", False, f"{report.get('error_kind')}: {report.get('error')}")
-    got = report.get("version") or "plain TCP"
-    ok = expect_version is None or got == expect_version
+    got = report.get("version") or "plain TCP"            # the ssl module's name: "TLSv1.3"
+    ok = expect_version is None or got == version_name(expect_version).replace("TLS ", "TLSv")
     return Check("client exchange succeeded", ok, f"{report.get('status')} over {got}")
 
 
@@ -142,12 +138,12 @@ def tls_connection(obs: Observation, lab: Lab) -> TlsConnection | None:
     return next((t for t in obs.tls if t.flow.server == server and t.flow.server_port == 443), None)
 
 
-def check_tls_seen(conn: TlsConnection | None, expect_version: int) -> Check:
+def check_tls_seen(conn: TlsConnection | None, expect: int) -> Check:
+    """Did the ServerHello on the wire negotiate EXPECT (a protocol version code, e.g. TLS13)?"""
+    name = f"{version_name(expect)} negotiated (ServerHello on the wire)"
     if conn is None or conn.server_hello is None:
-        return Check(f"{version_name(expect_version)} negotiated (ServerHello on the wire)", False,
-                     "no TLS handshake to the server's port 443 in the capture")
-    return Check(f"{version_name(expect_version)} negotiated (ServerHello on the wire)", conn.version == expect_version,
-                 f"{version_name(conn.server_hello.version)}, {conn.server_hello.cipher_name}")
+        return Check(name, False, "no TLS handshake to the server's port 443 in the capture")
+    return Check(name, conn.version == expect, f"{version_name(conn.server_hello.version)}, {conn.server_hello.cipher_name}")
 
 
 def check_sni_leak(conn: TlsConnection | None, name: str) -> Check:
@@ -155,35 +151,33 @@ def check_sni_leak(conn: TlsConnection | None, name: str) -> Check:
     return Check("SNI leaks the name", sni == name, f"ClientHello server_name = {sni!r}")
 
 
-def record_notes(conn: TlsConnection, plain: list) -> dict[tuple[str, int], str]:
+def record_notes(conn: TlsConnection, plain: list[decrypt.Plaintext]) -> dict[tuple[str, int], str]:
     """Label each decrypted record for the view: what the ciphertext on the left really was."""
     notes = {}
     for p in plain:
         record = conn.records[p.index]
-        if p.content_type == 22:
-            kinds = []
-            pos = 0
-            while pos + 4 <= len(p.data):
-                kinds.append(handshake_name(p.data[pos]))
-                pos += 4 + int.from_bytes(p.data[pos + 1:pos + 4], "big")
-            text = ", ".join(kinds)
-        elif p.content_type == 23:
+        if p.content_type == HANDSHAKE:
+            text = ", ".join(handshake_name(message[0]) for message in split_handshake(p.data)[0])
+        elif p.content_type == APPLICATION_DATA:
             text = p.data.split(b"\r\n", 1)[0].decode("latin-1")[:40]
-        elif p.content_type == 21:
-            text = "alert"
+        elif p.content_type == ALERT:
+            text = f"alert {ALERTS.get(p.data[1], str(p.data[1]))}" if len(p.data) >= 2 else "alert"
         else:
-            text = f"type {p.content_type}"
+            text = f"content type {p.content_type}"
         notes[(record.direction, record.offset)] = text
     return notes
 
 
-def check_decryption(conn: TlsConnection | None, keylog: str, report: dict, secret: str) -> tuple[Check, dict | None]:
-    """Decrypt the captured records with the client's key log: are they exactly the request we sent?"""
-    from .tls import decrypt
+def check_decryption(conn: TlsConnection | None, keylog: str, report: dict, secret: str
+                     ) -> tuple[Check, dict[str, bytes] | None, dict[tuple[str, int], str]]:
+    """Decrypt the captured records with the client's key log: are they exactly the request we sent?
 
+    Returns the check, what each direction decrypted to (None if nothing
+    was), and what each record carried (record_notes).
+    """
     name = "ciphertext on the wire is the request (decrypted with the key log)"
     if conn is None or conn.client_hello is None or conn.server_hello is None:
-        return Check(name, False, "no complete handshake to decrypt"), None
+        return Check(name, False, "no complete handshake to decrypt"), None, {}
     try:
         plain = decrypt.decrypt_connection(
             [decrypt.Record(r.direction, r.content_type, r.version, r.fragment) for r in conn.records],
@@ -191,18 +185,42 @@ def check_decryption(conn: TlsConnection | None, keylog: str, report: dict, secr
             cipher_suite=conn.server_hello.cipher_suite, client_random=conn.client_hello.random,
             server_random=conn.server_hello.random)
     except decrypt.DecryptError as exc:
-        return Check(name, False, str(exc)), None
+        return Check(name, False, str(exc)), None, {}
     sent = decrypt.application_data(plain, C2S)
     received = decrypt.application_data(plain, S2C)
     request = report.get("request", "").encode("latin-1")
     ok = bool(request) and sent == request and secret.encode() in sent
-    records = sum(1 for p in plain if p.direction == C2S and p.content_type == 23)
+    records = sum(1 for p in plain if p.direction == C2S and p.content_type == APPLICATION_DATA)
     evidence = (f"{records} client application_data record(s) decrypt to the {len(sent)}-byte request"
                 if ok else f"decrypted {len(sent)} bytes, expected the {len(request)}-byte request")
-    return Check(name, ok, evidence), {C2S: sent, S2C: received, "notes": record_notes(conn, plain)}
+    return Check(name, ok, evidence), {C2S: sent, S2C: received}, record_notes(conn, plain)
 
 
-def finish(result: ScenarioResult, started: float) -> ScenarioResult:
+def tls_scenario(lab: Lab, name: str, title: str, client_args: list[str], version: int,
+                 certificate: Callable[[TlsConnection | None], Check]) -> ExchangeResult:
+    """One TLS exchange carrying a random secret, judged on the wire (the tls and tls12 scenarios).
+
+    The checks, in order: the capture, the client, the negotiated VERSION,
+    the secret absent, the SNI and DNS leaks, CERTIFICATE (what the scenario
+    says about the certificate on the wire), and the key-log decryption.
+    """
+    started = time.monotonic()
+    ex = exchange(lab, name, client_args)
+    obs = ex.observation
+    conn = tls_connection(obs, lab)
+    decrypted_check, decrypted, notes = check_decryption(conn, ex.keylog, ex.client, ex.secret)
+    checks = [check_capture(ex.stats), check_client(ex.client, version), check_tls_seen(conn, version),
+              check_secret_absent(obs, ex.secret), check_sni_leak(conn, SERVER_NAME),
+              check_dns_leak(obs, SERVER_NAME, lab), certificate(conn), decrypted_check]
+    return finish(ExchangeResult(name, title, checks, ex.stats, obs, ex.pcap, ex.keylog, lanes=ex.lanes,
+                                 secret=ex.secret, client=ex.client, decrypted=decrypted, notes=notes), started)
+
+
+R = TypeVar("R", bound=Result)
+
+
+def finish(result: R, started: float) -> R:
+    """RESULT with its run time (seconds since STARTED, time.monotonic())."""
     result.seconds = time.monotonic() - started
     return result
 
@@ -215,6 +233,7 @@ class Batch:
     observation: Observation = field(repr=False)
     attacker_log: list[dict] = field(default_factory=list)
     keylog: str = field(repr=False, default="")
+    lanes: Lanes | None = field(repr=False, default=None)
 
 
 def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
@@ -233,8 +252,6 @@ def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
     on the way out the run's client processes, the attacker and the capture
     are stopped before the interrupt goes on up.
     """
-    from . import attack, turn
-
     if lab.turn_token is None:
         # Called on its own (a test, a benchmark): the run takes the lab's turn itself.
         with turn.taken(lab, f"run {label}", lambda _: None):
@@ -302,7 +319,7 @@ def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
                            "kernel): no verdict drawn from it")
     pcap = capture.read(lab, name)
     keys = "".join(line + "\n" for line in err.splitlines() if _KEYLOG_LINE.match(line)) if keylog else ""
-    return Batch(reports, stats, pcap, analyze(pcap, name=f"capture {name}"), events, keys)
+    return Batch(reports, stats, pcap, analyze(pcap, name=f"capture {name}"), events, keys, Lanes.of(lab))
 
 
 def connection_for(obs: Observation, report: dict) -> TlsConnection | None:

@@ -18,7 +18,8 @@ import time
 
 from .. import attack, runner
 from ..lab import Lab
-from .mitm import outcome_lines
+from ..verdict import Check
+from . import Options
 
 NAME = "dns-spoof"
 TITLE = "DNS spoofing: a forged answer sends the client to the attacker"
@@ -28,7 +29,7 @@ CHECKS = ("capture complete", "spoofed answer on the wire", "clients resolved to
           "attacker's log holds the careless client's secret")
 
 
-def run(lab: Lab) -> attack.AttackResult:
+def run(lab: Lab, options: Options = Options()) -> attack.AttackResult:
     started = time.monotonic()
     attacker_ip = lab.address("wire")
     safe_secret, careless_secret = runner.new_secret(), runner.new_secret()
@@ -41,24 +42,23 @@ def run(lab: Lab) -> attack.AttackResult:
     spoofed = [d for d in answers if attacker_ip in d.answers]
     checks = [
         runner.check_capture(b.stats),
-        runner.Check("spoofed answer on the wire", bool(spoofed) and len(spoofed) == len(answers),
-                     f"{len(spoofed)} of {len(answers)} answers for {runner.SERVER_NAME} say {attacker_ip} "
-                     f"(the server is {lab.address('server')}), sent as from {spoofed[0].src if spoofed else '-'}"),
-        runner.Check("clients resolved to the attacker", safe.get("address") == careless.get("address") == attacker_ip,
-                     f"safe → {safe.get('address')}, careless → {careless.get('address')}"),
-        runner.Check("safe client refused", not safe["ok"] and safe.get("error_kind") == "certificate",
-                     f"{safe.get('error_kind')}: {safe.get('error')}" if not safe["ok"] else "it connected!"),
-        runner.Check("attacker got nothing from the safe client", not attack.obtained(events, safe_secret),
-                     f"{len(events)} attacker log entries searched"),
-        runner.Check("attacker's log holds the careless client's secret",
-                     bool(attack.obtained(events, careless_secret)),
-                     f"in {len(attack.obtained(events, careless_secret))} log entries"),
+        Check("spoofed answer on the wire", bool(spoofed) and len(spoofed) == len(answers),
+              f"{len(spoofed)} of {len(answers)} answers for {runner.SERVER_NAME} say {attacker_ip} "
+              f"(the server is {lab.address('server')}), sent as from {spoofed[0].src if spoofed else '-'}"),
+        Check("clients resolved to the attacker", safe.get("address") == careless.get("address") == attacker_ip,
+              f"safe → {safe.get('address')}, careless → {careless.get('address')}"),
+        Check("safe client refused", not safe["ok"] and safe.get("error_kind") == "certificate",
+              f"{safe.get('error_kind')}: {safe.get('error')}" if not safe["ok"] else "it connected!"),
+        Check("attacker got nothing from the safe client", not attack.obtained(events, safe_secret),
+              f"{len(events)} attacker log entries searched"),
+        Check("attacker's log holds the careless client's secret",
+              bool(attack.obtained(events, careless_secret)),
+              f"in {len(attack.obtained(events, careless_secret))} log entries"),
     ]
     notes = [f"DNS  {d.name} → {', '.join(d.answers)} (from {d.src} to {d.dst})" for d in answers]
     return attack.AttackResult(
-        NAME, TITLE, checks, b.stats, b.observation,
-        left=("safe client (checks the certificate)", outcome_lines(safe, events, safe_secret)),
-        right=("careless client (--insecure)", outcome_lines(careless, events, careless_secret)),
+        NAME, TITLE, checks, b.stats, b.observation, b.pcap, seconds=time.monotonic() - started, lanes=b.lanes,
+        left=("safe client (checks the certificate)", attack.outcome_lines(safe, events, safe_secret)),
+        right=("careless client (--insecure)", attack.outcome_lines(careless, events, careless_secret)),
         notes=notes, data={"safe_client": safe, "careless_client": careless, "attacker_log": events,
-                           "dns_answers": [d.to_dict() for d in answers]},
-        pcap=b.pcap, seconds=time.monotonic() - started)
+                           "dns_answers": [d.to_dict() for d in answers]})

@@ -23,7 +23,10 @@ import time
 
 from .. import attack, runner
 from ..lab import Lab
-from ..tls.constants import TLS10, TLS11, TLS13, version_name
+from ..tls.analyzer import TlsConnection
+from ..tls.constants import TLS10, TLS11, TLS13, handshake_name, version_name
+from ..verdict import Check
+from . import Options
 
 NAME = "downgrade"
 TITLE = "Downgrades refused: old versions, weak suites, and no compression"
@@ -35,7 +38,37 @@ OLD = ("--min-version", "1.0", "--max-version", "1.1", "--ciphers", "DEFAULT:@SE
 NULL = ("--max-version", "1.2", "--ciphers", "NULL-SHA256:@SECLEVEL=0")
 
 
-def run(lab: Lab) -> attack.AttackResult:
+def alerts(conn: TlsConnection | None, direction: str) -> list[str]:
+    """The alerts DIRECTION sent in clear on CONN (their descriptions, RFC 8446 section 6)."""
+    return [a.description for a in (conn.alerts if conn else []) if a.direction == direction and not a.encrypted]
+
+
+def why_refused(conn: TlsConnection | None, report: dict) -> list[str]:
+    """Why the safe client refused the legacy server, read off the capture and the client's error.
+
+    The version was not the reason: the safe client's own ClientHello offers
+    the legacy server's version (this default context allows TLS 1.0 up). It
+    aborts later, after reading what the server sent in clear, because the
+    security level refuses what the server used (the error names it).
+    """
+    if conn is None or conn.client_hello is None or conn.server_hello is None:
+        return []
+    offered = [version_name(v) for v in conn.client_hello.supported_versions]
+    chosen = version_name(conn.server_hello.version)
+    sent = [handshake_name(m[0]) for m in conn.handshake_messages("s2c")]
+    lines = [f"why the safe client refused the legacy server: it offered {', '.join(offered)} itself, "
+             f"so {chosen} was not the reason" if conn.server_hello.version in conn.client_hello.supported_versions
+             else f"why the safe client refused the legacy server: {chosen} is not among the versions it offered "
+                  f"({', '.join(offered)})"]
+    lines.append(f"  it read the server's {', '.join(sent) or 'nothing'} in clear, then sent alert "
+                 f"{', '.join(alerts(conn, 'c2s')) or 'none'}; its error: {report.get('error')}")
+    if "sigalg" in str(report.get("error", "")):
+        lines.append("  OpenSSL refused the server's signature algorithm at its security level "
+                     "(a TLS 1.0/1.1 server signs with MD5-SHA1): the security level, not the version, refused it")
+    return lines
+
+
+def run(lab: Lab, options: Options = Options()) -> attack.AttackResult:
     started = time.monotonic()
     runs = [[runner.SERVER_NAME, *OLD],
             ["legacy.lab.test", "--port", "8445"],
@@ -45,32 +78,30 @@ def run(lab: Lab) -> attack.AttackResult:
     old, legacy, null, control = b.reports
     conns = [runner.connection_for(b.observation, r) for r in b.reports]
 
-    def alerts(conn, direction: str) -> list[str]:
-        return [a.description for a in (conn.alerts if conn else []) if a.direction == direction and not a.encrypted]
-
     legacy_hello = conns[1].server_hello if conns[1] else None
     hellos = [c.client_hello for c in b.observation.tls if c.client_hello]
     chosen = [c.server_hello for c in b.observation.tls if c.server_hello]
     checks = [
         runner.check_capture(b.stats),
-        runner.Check("old client refused by the safe server (alert in clear)",
-                     not old["ok"] and "protocol_version" in alerts(conns[0], "s2c"),
-                     f"client: {old.get('error')}; wire: server alert {alerts(conns[0], 's2c') or 'none'}"),
-        runner.Check("legacy server refused by the safe client",
-                     not legacy["ok"] and legacy_hello is not None and legacy_hello.version in (TLS10, TLS11),
-                     f"server offered {version_name(legacy_hello.version) if legacy_hello else '?'}; client: {legacy.get('error')}; "
-                     f"wire: client alert {alerts(conns[1], 'c2s') or 'none'}"),
-        runner.Check("NULL-cipher client refused (alert in clear)",
-                     not null["ok"] and "handshake_failure" in alerts(conns[2], "s2c"),
-                     f"client: {null.get('error')}; wire: server alert {alerts(conns[2], 's2c') or 'none'}"),
-        runner.Check("safe client and server negotiate TLS 1.3",
-                     control["ok"] and conns[3] is not None and conns[3].version == TLS13,
-                     f"{version_name(conns[3].version) if conns[3] and conns[3].version else 'no handshake'}"),
-        runner.Check("no compression offered or chosen",
-                     len(hellos) == 4 and all(h.compression_methods == (0,) for h in hellos)
-                     and all(s.compression_method == 0 for s in chosen),
-                     f"{len(hellos)} ClientHellos offer only method 0 (null); "
-                     f"{len(chosen)} ServerHellos chose {sorted({s.compression_method for s in chosen})}"),
+        Check("old client refused by the safe server (alert in clear)",
+              not old["ok"] and "protocol_version" in alerts(conns[0], "s2c"),
+              f"client: {old.get('error')}; wire: server alert {alerts(conns[0], 's2c') or 'none'}"),
+        Check("legacy server refused by the safe client",
+              not legacy["ok"] and legacy_hello is not None and legacy_hello.version in (TLS10, TLS11),
+              f"server chose {version_name(legacy_hello.version) if legacy_hello else '?'}; client: {legacy.get('error')}; "
+              f"wire: client alert {alerts(conns[1], 'c2s') or 'none'}"),
+        Check("NULL-cipher client refused (alert in clear)",
+              not null["ok"] and "handshake_failure" in alerts(conns[2], "s2c"),
+              f"client: {null.get('error')}; wire: server alert {alerts(conns[2], 's2c') or 'none'}"),
+        Check("safe client and server negotiate TLS 1.3",
+              control["ok"] and conns[3] is not None and conns[3].version == TLS13,
+              version_name(conns[3].version) if conns[3] and conns[3].version else "no handshake"),
+        Check("no compression offered or chosen",
+              len(hellos) == 4 and all(h.compression_methods == (0,) for h in hellos)
+              and all(s.compression_method == 0 for s in chosen),
+              f"{len(hellos)} ClientHellos offer only method 0 (null); "
+              f"{len(chosen)} ServerHellos chose method "
+              f"{', '.join(str(m) for m in sorted({s.compression_method for s in chosen})) or '(none)'}"),
     ]
     rows = [("old client → safe server", old, conns[0]), ("safe client → legacy server", legacy, conns[1]),
             ("NULL-cipher client → server", null, conns[2]), ("safe client → safe server", control, conns[3])]
@@ -80,10 +111,13 @@ def run(lab: Lab) -> attack.AttackResult:
         left.append(label)
         left.append(f"  {'connected, ' + str(report.get('version')) if report['ok'] else 'refused: ' + str(report.get('error'))}")
         right.append(label)
-        offered = ", ".join(map(version_name, conn.client_hello.supported_versions)) or "legacy" if conn and conn.client_hello else "?"
+        hello = conn.client_hello if conn else None
+        offered = "?" if hello is None else ", ".join(
+            version_name(v) for v in hello.supported_versions or (hello.legacy_version,))
         alert = ", ".join(f"{'client' if a.direction == 'c2s' else 'server'} alert {a.description}"
                           for a in (conn.alerts if conn else []) if not a.encrypted) or "no alert in clear"
         right.append(f"  offered {offered}; {alert}")
-    return attack.AttackResult(NAME, TITLE, checks, b.stats, b.observation,
+    return attack.AttackResult(NAME, TITLE, checks, b.stats, b.observation, b.pcap,
+                               seconds=time.monotonic() - started, lanes=b.lanes,
                                left=("what the clients got", left), right=("what the wire saw", right),
-                               data={"reports": b.reports}, pcap=b.pcap, seconds=time.monotonic() - started)
+                               notes=why_refused(conns[1], legacy), data={"reports": b.reports})

@@ -21,10 +21,15 @@ from __future__ import annotations
 
 import time
 
+from dataclasses import dataclass
+
 from .. import attack, runner
 from ..lab import Lab
+from ..report import e, pre_lines
 from ..tls import stolenkey
-from ..tls.constants import TLS13
+from ..tls.constants import TLS13, version_name
+from ..verdict import Check
+from . import Options
 
 NAME = "forward-secrecy"
 TITLE = "Forward secrecy: a stolen server key opens RSA sessions, not ECDHE ones"
@@ -37,19 +42,56 @@ SESSIONS = (("RSA key exchange (TLS 1.2)", ("--max-version", "1.2", "--ciphers",
             ("TLS 1.3", ()))
 
 
+@dataclass
+class ForwardSecrecyResult(attack.AttackResult):
+    """The attack's panels, and in the report each session's decryption steps."""
+
+    def extra_html(self) -> str:
+        return steps_html(self.data)
+
+
+def _short(value: str, n: int = 96) -> str:
+    return value if len(value) <= n else value[:n] + f"… ({len(value)} chars)"
+
+
+def steps_html(data: dict) -> str:
+    """The decryption steps of each session the stolen key was tried on."""
+    out = ['<h3>Decryption steps with the stolen key</h3>']
+    rows = []
+    for s in data.get("sessions", []):
+        a = s.get("attempt") or {}
+        rows.append(f"<tr><td>{e(s.get('label', ''))}</td><td>{e(a.get('key_exchange', '-'))}</td>"
+                    f"<td>{'✔ DECRYPTED' if a.get('decrypted') else '✘ not decrypted'}</td>"
+                    f"<td>{e(a.get('reason', 'not in the capture'))}</td></tr>")
+    out.append('<table class="grid"><thead><tr><th>session</th><th>key exchange</th><th>stolen key</th>'
+               '<th>why</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
+    for s in data.get("sessions", []):
+        a = s.get("attempt") or {}
+        if not a.get("steps"):
+            continue
+        items = "".join(f'<li><strong>{e(st["name"])}</strong><br><code>{e(_short(st["value"]))}</code>'
+                        f'<br><span class="small">{e(st.get("note", ""))}</span></li>' for st in a["steps"])
+        out.append(f'<h4>{e(s.get("label", ""))}: step by step</h4><ol class="steps">{items}</ol>')
+        if a.get("decrypted") and a.get("client_data"):
+            lines = [f"↑ {line}" for line in a["client_data"].split("\r\n") if line]
+            out.append('<p class="small">What the recording plus the stolen key yield (no key log):</p>'
+                       + pre_lines(lines))
+    return "".join(out)
+
+
 def steal_key(lab: Lab) -> bytes:
     """The server's RSA private key, as an attacker who broke in later would take it."""
     return (lab.certs_dir / "server" / "server-rsa.key").read_bytes()
 
 
-def run(lab: Lab) -> attack.AttackResult:
+def run(lab: Lab, options: Options = Options()) -> ForwardSecrecyResult:
     started = time.monotonic()
     secrets = [runner.new_secret() for _ in SESSIONS]
     runs = [[runner.SERVER_NAME, "--secret", secret, *args]
             for secret, (_, args) in zip(secrets, SESSIONS)]
     b = runner.batch(lab, NAME, runs)
     key = stolenkey.load_private_key(steal_key(lab))
-    attempts = []
+    attempts: list[stolenkey.Attempt | None] = []
     for report in b.reports:
         conn = runner.connection_for(b.observation, report)
         if conn is None:
@@ -63,18 +105,18 @@ def run(lab: Lab) -> attack.AttackResult:
     everywhere = [p for s in secrets for p in b.observation.find(s.encode())]
     checks = [
         runner.check_capture(b.stats),
-        runner.Check("all three sessions completed", all(r.get("ok") for r in b.reports),
-                     ", ".join(f"{r.get('version')} {r.get('cipher')}" if r.get("ok") else r.get("error", "?")
+        Check("all three sessions completed", all(r.get("ok") for r in b.reports),
+              ", ".join(f"{r.get('version')} {r.get('cipher')}" if r.get("ok") else r.get("error", "?")
                                for r in b.reports)),
-        runner.Check("no secret on the wire", not everywhere, "searched every payload and stream without any key"),
-        runner.Check("stolen key decrypts the RSA session to its secret",
-                     rsa is not None and rsa.decrypted and secrets[0].encode() in rsa.client_data,
-                     rsa.reason if rsa else "no RSA session in the capture"),
-        runner.Check("stolen key cannot open TLS 1.2 ECDHE",
-                     ecdhe is not None and not ecdhe.decrypted and ecdhe.key_exchange.startswith("ECDHE"),
-                     ecdhe.reason if ecdhe else "no ECDHE session in the capture"),
-        runner.Check("stolen key cannot open TLS 1.3", tls13 is not None and not tls13.decrypted
-                     and tls13.version == TLS13, tls13.reason if tls13 else "no TLS 1.3 session in the capture"),
+        Check("no secret on the wire", not everywhere, "searched every payload and stream without any key"),
+        Check("stolen key decrypts the RSA session to its secret",
+              rsa is not None and rsa.decrypted and secrets[0].encode() in rsa.client_data,
+              rsa.reason if rsa else "no RSA session in the capture"),
+        Check("stolen key cannot open TLS 1.2 ECDHE",
+              ecdhe is not None and not ecdhe.decrypted and ecdhe.key_exchange.startswith("ECDHE"),
+              ecdhe.reason if ecdhe else "no ECDHE session in the capture"),
+        Check("stolen key cannot open TLS 1.3", tls13 is not None and not tls13.decrypted
+              and tls13.version == TLS13, tls13.reason if tls13 else "no TLS 1.3 session in the capture"),
     ]
     left = []
     if rsa is not None:
@@ -92,7 +134,8 @@ def run(lab: Lab) -> attack.AttackResult:
     data = {"sessions": [
         {"label": label, "secret": secret, "client": report,
          "attempt": None if a is None else {"key_exchange": a.key_exchange, "decrypted": a.decrypted,
-                                            "reason": a.reason, "cipher": a.cipher, "version": a.version_shown,
+                                            "reason": a.reason, "cipher": a.cipher,
+                                            "version": version_name(a.version) if a.version else None,
                                             "steps": [{"name": s.name, "value": s.value, "note": s.note}
                                                       for s in a.steps],
                                             "client_data": a.client_data.decode("latin-1"),
@@ -102,7 +145,7 @@ def run(lab: Lab) -> attack.AttackResult:
     if rsa is not None and rsa.decrypted:
         notes.append("the RSA session, decrypted from the recording with the stolen key alone (no key log):")
         notes += [f"  ↑ {line}" for line in rsa.client_data.decode("latin-1").split("\r\n") if line]
-    return attack.AttackResult(NAME, TITLE, checks, b.stats, b.observation,
-                               left=("the RSA session, step by step", left),
-                               right=("the same key against each session", right), notes=notes,
-                               data=data, pcap=b.pcap, seconds=time.monotonic() - started)
+    return ForwardSecrecyResult(NAME, TITLE, checks, b.stats, b.observation, b.pcap,
+                                seconds=time.monotonic() - started, lanes=b.lanes,
+                                left=("the RSA session, step by step", left),
+                                right=("the same key against each session", right), notes=notes, data=data)

@@ -20,6 +20,8 @@ import time
 
 from .. import attack, runner
 from ..lab import Lab
+from ..verdict import Check
+from . import Options
 
 NAME = "mitm"
 TITLE = "On-path interception: the attacker's certificate versus the client's checks"
@@ -28,25 +30,7 @@ CHECKS = ("capture complete", "safe client refused the attacker's certificate", 
           "careless client connected through the attacker", "attacker's log holds the careless client's secret")
 
 
-def outcome_lines(report: dict, events: list[dict], secret: str) -> list[str]:
-    port = report.get("local_port")
-    mine = [e for e in events if e.get("client", "").endswith(f":{port}")]
-    lines = [f"secret   {secret}"]
-    if report.get("ok"):
-        lines.append(f"client   connected, {report.get('status')}")
-    else:
-        lines.append(f"client   refused: {report.get('error')}")
-    lines.append("attacker's log:")
-    for e in mine or [{"event": "nothing"}]:
-        lines.append(f"  {e['event']}")
-        if "request" in e:
-            lines += [f"    {line}" for line in e["request"].split("\r\n") if line][:6]
-        if "error" in e:
-            lines.append(f"    {e['error'][:60]}")
-    return lines
-
-
-def run(lab: Lab) -> attack.AttackResult:
+def run(lab: Lab, options: Options = Options()) -> attack.AttackResult:
     started = time.monotonic()
     safe_secret, careless_secret = runner.new_secret(), runner.new_secret()
     runs = [[runner.SERVER_NAME, "--secret", safe_secret],
@@ -56,20 +40,19 @@ def run(lab: Lab) -> attack.AttackResult:
     events = b.attacker_log
     checks = [
         runner.check_capture(b.stats),
-        runner.Check("safe client refused the attacker's certificate",
-                     not safe["ok"] and safe.get("error_kind") == "certificate",
-                     f"{safe.get('error_kind')}: {safe.get('error')}" if not safe["ok"] else "it connected!"),
-        runner.Check("attacker got nothing from the safe client", not attack.obtained(events, safe_secret),
-                     f"{len(events)} attacker log entries searched for the safe client's secret"),
-        runner.Check("careless client connected through the attacker", bool(careless["ok"]),
-                     careless.get("status") or careless.get("error", "")),
-        runner.Check("attacker's log holds the careless client's secret",
-                     bool(attack.obtained(events, careless_secret)),
-                     f"in {len(attack.obtained(events, careless_secret))} log entries"),
+        Check("safe client refused the attacker's certificate",
+              not safe["ok"] and safe.get("error_kind") == "certificate",
+              f"{safe.get('error_kind')}: {safe.get('error')}" if not safe["ok"] else "it connected!"),
+        Check("attacker got nothing from the safe client", not attack.obtained(events, safe_secret),
+              f"{len(events)} attacker log entries searched for the safe client's secret"),
+        Check("careless client connected through the attacker", bool(careless["ok"]),
+              careless.get("status") or careless.get("error", "")),
+        Check("attacker's log holds the careless client's secret",
+              bool(attack.obtained(events, careless_secret)),
+              f"in {len(attack.obtained(events, careless_secret))} log entries"),
     ]
     return attack.AttackResult(
-        NAME, TITLE, checks, b.stats, b.observation,
-        left=("safe client (checks the certificate)", outcome_lines(safe, events, safe_secret)),
-        right=("careless client (--insecure)", outcome_lines(careless, events, careless_secret)),
-        data={"safe_client": safe, "careless_client": careless, "attacker_log": events},
-        pcap=b.pcap, seconds=time.monotonic() - started)
+        NAME, TITLE, checks, b.stats, b.observation, b.pcap, seconds=time.monotonic() - started, lanes=b.lanes,
+        left=("safe client (checks the certificate)", attack.outcome_lines(safe, events, safe_secret)),
+        right=("careless client (--insecure)", attack.outcome_lines(careless, events, careless_secret)),
+        data={"safe_client": safe, "careless_client": careless, "attacker_log": events})

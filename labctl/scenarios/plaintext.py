@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import time
 
-from .. import runner
+from .. import render, runner
 from ..lab import Lab
+from ..verdict import Check
+from . import Options
 
 NAME = "plaintext"
 TITLE = "Plain HTTP: everything on the wire"
@@ -22,7 +24,7 @@ CHECKS = ("capture complete", "client exchange succeeded", "secret readable on t
           "request line readable", "response readable", "DNS query leaks the name", "no TLS on the wire")
 
 
-def run(lab: Lab) -> runner.ScenarioResult:
+def run(lab: Lab, options: Options = Options()) -> runner.ExchangeResult:
     started = time.monotonic()
     ex = runner.exchange(lab, NAME, ["--plain"], keylog=False)
     obs = ex.observation
@@ -35,12 +37,12 @@ def run(lab: Lab) -> runner.ScenarioResult:
         runner.check_capture(ex.stats),
         runner.check_client(ex.client),
         runner.check_secret_present(obs, ex.secret),
-        runner.Check("request line readable", bool(request_line) and request_line.encode() in sent,
-                     f"{request_line!r} in the client's TCP stream"),
-        runner.Check("response readable", received.startswith(b"HTTP/1.1 200"),
-                     f"server's stream starts {received[:15]!r}"),
+        Check("request line readable", bool(request_line) and request_line.encode() in sent,
+              f"{render.quoted(request_line)} in the client's TCP stream"),
+        Check("response readable", received.startswith(b"HTTP/1.1 200"),
+              f"the server's stream starts {render.quoted(received[:15])}"),
         runner.check_dns_leak(obs, runner.SERVER_NAME, lab),
-        runner.Check("no TLS on the wire", not obs.tls, f"{len(obs.tls)} TLS connection(s) seen"),
+        Check("no TLS on the wire", not obs.tls, f"{len(obs.tls)} TLS connection(s) seen"),
     ]
-    return runner.finish(runner.ScenarioResult(NAME, TITLE, runner.SERVER_NAME, ex.secret, ex.client, ex.stats,
-                                               obs, checks, ex.pcap, ex.keylog, None), started)
+    return runner.finish(runner.ExchangeResult(NAME, TITLE, checks, ex.stats, obs, ex.pcap, ex.keylog,
+                                               lanes=ex.lanes, secret=ex.secret, client=ex.client), started)

@@ -14,40 +14,29 @@ server.lab.test, a ServerHello, then only application_data records.
 
 from __future__ import annotations
 
-import time
-
 from .. import runner
 from ..lab import Lab
 from ..tls.constants import TLS13
+from ..tls.analyzer import TlsConnection
+from ..verdict import Check
+from . import Options
 
 NAME = "tls"
-KEYLOG = True          # the client writes an NSS key log: `run tls --keylog FILE` saves it
 TITLE = "TLS 1.3 with the safe defaults"
 SUMMARY = "TLS 1.3: the secret is ciphertext; addresses, DNS, SNI, ALPN, sizes and timing leak"
 CHECKS = ("capture complete", "client exchange succeeded", "TLS 1.3 negotiated (ServerHello on the wire)",
           "secret not on the wire", "SNI leaks the name", "DNS query leaks the name",
           "certificate not in clear", "ciphertext on the wire is the request (decrypted with the key log)")
+KEYLOG = True          # the client writes an NSS key log: `run tls --keylog FILE` saves it
 
 
-def run(lab: Lab) -> runner.ScenarioResult:
-    started = time.monotonic()
-    ex = runner.exchange(lab, NAME, [])
-    obs = ex.observation
-    conn = runner.tls_connection(obs, lab)
-    decrypted_check, decrypted = runner.check_decryption(conn, ex.keylog, ex.client, ex.secret)
+def certificate_hidden(conn: TlsConnection | None) -> Check:
+    """TLS 1.3 encrypts the Certificate message (RFC 8446 section 4.4.2): none readable on the wire."""
     certs = conn.certificates if conn else []
-    checks = [
-        runner.check_capture(ex.stats),
-        runner.check_client(ex.client, "TLSv1.3"),
-        runner.check_tls_seen(conn, TLS13),
-        runner.check_secret_absent(obs, ex.secret),
-        runner.check_sni_leak(conn, runner.SERVER_NAME),
-        runner.check_dns_leak(obs, runner.SERVER_NAME, lab),
-        runner.Check("certificate not in clear", conn is not None and not certs,
-                     "TLS 1.3 sends the Certificate encrypted" if conn is not None and not certs else
-                     f"{len(certs)} certificate(s) readable"),
-        decrypted_check,
-    ]
-    notes = decrypted.pop("notes") if decrypted else {}
-    return runner.finish(runner.ScenarioResult(NAME, TITLE, runner.SERVER_NAME, ex.secret, ex.client, ex.stats,
-                                               obs, checks, ex.pcap, ex.keylog, decrypted, notes=notes), started)
+    hidden = conn is not None and not certs
+    return Check("certificate not in clear", hidden,
+                 "TLS 1.3 sends the Certificate encrypted" if hidden else f"{len(certs)} certificate(s) readable")
+
+
+def run(lab: Lab, options: Options = Options()) -> runner.ExchangeResult:
+    return runner.tls_scenario(lab, NAME, TITLE, [], TLS13, certificate_hidden)

@@ -36,17 +36,24 @@ import string
 import time
 from dataclasses import dataclass, field
 
-from .. import capture, runner
+from typing import ClassVar
+
+from .. import capture, render, runner
 from ..errors import UsageError
 from ..lab import Lab
+from ..report import e, pre_lines
 from ..tls.analyzer import Observation, TlsConnection
 from ..tls.constants import version_name
+from ..verdict import Check, Json, Result, verdict_line
+from . import Options
 
 NAME = "verify"
 TITLE = "Certificate, mutual-TLS and protocol checks: safe versus careless client"
 SUMMARY = "a local badssl: every way the client's checks can fail, with expected outcomes and the wire's view"
-CHECKS = ("capture complete", "each case: safe client as expected", "each case: careless client as expected",
-          "each refusal for the declared reason")
+CHECKS = ("capture complete", "safe client: every case as expected", "careless client: every case as expected")
+OPTIONS = ("--case", "--client-cmd")  # the run options it reads
+# Reported after CHECKS when --client-cmd was graded on at least one selected case.
+EXTERNAL_CHECK = "external client: every case as expected"
 
 CONNECTS = "connects"
 REFUSED = "refused"
@@ -225,22 +232,14 @@ class CaseResult:
 
 
 @dataclass
-class VerifyResult:
-    name: str
-    title: str
-    cases: list[CaseResult]
-    stats: capture.CaptureStats
-    observation: Observation = field(repr=False)
-    pcap: bytes = field(repr=False, default=b"")
-    keylog: str = field(repr=False, default="")
-    seconds: float = 0.0
-    external: str | None = None
-    checks: list[runner.Check] = field(default_factory=list)
-    not_graded: dict[str, str] = field(default_factory=dict)    # case -> why --client-cmd was not graded there
+class VerifyResult(Result):
+    """The matrix: per case, each client's outcome beside the expected one, and the wire's view."""
 
-    @property
-    def passed(self) -> bool:
-        return bool(self.checks) and all(c.passed for c in self.checks)
+    SCHEMA: ClassVar[str] = "tlslab.verify/1"
+
+    cases: list[CaseResult] = field(default_factory=list)
+    external: str | None = None
+    not_graded: dict[str, str] = field(default_factory=dict)    # case -> why --client-cmd was not graded there
 
     @property
     def external_verdict(self) -> str | None:
@@ -262,16 +261,59 @@ class VerifyResult:
         return (f"your command: not graded on {', '.join(self.not_graded)} (they need a client certificate or "
                 "client settings chosen per case; the same command runs for every case)")
 
-    def to_dict(self) -> dict:
-        return {"schema": "tlslab.verify/1", "scenario": self.name, "title": self.title, "passed": self.passed,
-                "seconds": round(self.seconds, 3),
-                "external_client": self.external, "external_verdict": self.external_verdict,
+    def head(self) -> Json:
+        return {"external_client": self.external, "external_verdict": self.external_verdict,
                 "external_not_graded": [{"case": name, "reason": why} for name, why in self.not_graded.items()]
-                if self.external is not None else [],
-                "checks": [c.to_dict() for c in self.checks],
-                "capture": {"packets": self.stats.packets, "bytes": self.stats.bytes,
-                            "dropped_by_kernel": self.stats.dropped_by_kernel, "complete": self.stats.complete},
-                "cases": [r.to_dict() for r in self.cases]}
+                if self.external is not None else []}
+
+    def details(self) -> Json:
+        return {"cases": [r.to_dict() for r in self.cases]}
+
+    def text(self) -> str:
+        """The verification matrix: one row per case and client, expected beside actual."""
+        rows = []
+        for r in self.cases:
+            for o in r.outcomes:
+                rows.append((r.case.name if o.client == "safe" else "", o.client, o.expected.outcome, o.actual,
+                             render.fit(o.error or "-", 44), "✔" if o.passed else "✘"))
+        lines = [f"{self.name} — {self.title}", "",
+                 render.table(("CASE", "CLIENT", "EXPECTED", "ACTUAL", "ERROR", ""), rows), "",
+                 "what the wire saw (the safe client's connection):"]
+        for r in self.cases:
+            lines.append(f"  {r.case.name:<17} {'; '.join(r.wire)}")
+        failed = [(r.case.name, o) for r in self.cases for o in r.outcomes if not o.passed]
+        if failed:
+            lines += ["", "not as declared:"] + [f"  {name} ({o.client}): {o.why}" for name, o in failed]
+        note = self.external_note()
+        if note:
+            lines += ["", note]
+        lines += [""] + render.check_lines(self.checks)
+        lines.append(verdict_line(self))
+        return "\n".join(lines)
+
+    def html(self) -> str:
+        """The verification matrix: expected beside actual, per case and client."""
+        note = self.external_note()
+        rows = []
+        for r in self.cases:
+            for o in r.outcomes:
+                rows.append(f"<tr><td>{e(r.case.name if o.client == 'safe' else '')}</td><td>{e(o.client)}</td>"
+                            f"<td>{e(o.expected.outcome)}</td><td>{e(o.actual)}</td><td>{e(o.error or '-')}</td>"
+                            f"<td>{'✔' if o.passed else '✘ ' + e(o.why)}</td></tr>")
+        return ('<table class="grid"><thead><tr><th>case</th><th>client</th><th>expected</th><th>actual</th>'
+                '<th>error</th><th></th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
+                + "<h4>What the wire saw (the safe client's connection)</h4>"
+                + pre_lines([f"{r.case.name:<17} {'; '.join(r.wire)}" for r in self.cases])
+                + (f'<p class="note">{e(note)}</p>' if note else ""))
+
+    def diagrams(self) -> list[tuple[str, set[str] | None]]:
+        """One diagram per case: its clients' connections, so every case, failing ones included, is drawn."""
+        by_port = {t.flow.client_port: t.flow.label for t in self.observation.tls}
+        out: list[tuple[str, set[str] | None]] = []
+        for r in self.cases:
+            flows = {by_port[o.local_port] for o in r.outcomes if o.local_port in by_port}
+            out.append((f"{r.case.name}: {r.case.what}", flows))
+        return out
 
 
 def grade(client: str, expect: Expect, connected: bool, error: str, local_port: int | None = None,
@@ -363,7 +405,8 @@ def _wire_view(conn: TlsConnection | None) -> list[str]:
         return ["no TLS connection seen"]
     lines = []
     if conn.version:
-        lines.append(f"{version_name(conn.version)} {conn.server_hello.cipher_name if conn.server_hello else ''}".strip())
+        lines.append(f"{version_name(conn.version)} {conn.server_hello.cipher_name if conn.server_hello else ''}"
+                     .strip())
     for cert in conn.certificates[:1]:
         lines.append(f"certificate in clear: {cert.subject}")
     for alert in conn.alerts:
@@ -374,9 +417,16 @@ def _wire_view(conn: TlsConnection | None) -> list[str]:
     return lines
 
 
-def run(lab: Lab, cases: tuple[Case, ...] = CASES, client_cmd: str | None = None) -> VerifyResult:
-    """The matrix on the lab. A --client-cmd may take the lab's timeout (``lab.timeout`` seconds,
-    --timeout / LAB_TIMEOUT) per case. Bad options are refused before anything runs."""
+def check(options: Options) -> None:
+    """Refuse an unknown --case or an unusable --client-cmd before anything runs (UsageError)."""
+    check_options(select(list(options.cases)), options.client_cmd)
+
+
+def run(lab: Lab, options: Options = Options()) -> VerifyResult:
+    """The matrix on the lab, for the cases OPTIONS select (all by default). A --client-cmd may take
+    the lab's timeout (``lab.timeout`` seconds, --timeout / LAB_TIMEOUT) per case. Bad options are
+    refused before anything runs."""
+    cases, client_cmd = select(list(options.cases)), options.client_cmd
     check_options(cases, client_cmd)
     started = time.monotonic()
     external: list[tuple[int, str] | None] = []
@@ -386,7 +436,7 @@ def run(lab: Lab, cases: tuple[Case, ...] = CASES, client_cmd: str | None = None
 
     b = runner.batch(lab, NAME, _client_runs(cases), during=run_external if client_cmd else None)
     result = judge(cases, b.reports, external if client_cmd else None, b.stats, b.observation, client_cmd)
-    result.pcap, result.seconds = b.pcap, time.monotonic() - started
+    result.pcap, result.seconds, result.lanes = b.pcap, time.monotonic() - started, b.lanes
     return result
 
 
@@ -416,7 +466,8 @@ def judge(cases: tuple[Case, ...], reports: list[dict], external: list[tuple[int
         if client == "external" and not graded:
             continue          # no --client-cmd, or no selected case could grade it: "not graded", not a failure
         bad = [name for name, o in graded if not o.passed]
-        checks.append(runner.Check(f"{client} client: every case as expected", bool(graded) and not bad,
+        checks.append(Check(f"{client} client: every case as expected", bool(graded) and not bad,
                                    f"failed: {', '.join(bad)}" if bad else f"{len(graded)} cases as declared"))
     not_graded = {c.name: external_skip(c) for c in cases if not c.for_external} if client_cmd else {}
-    return VerifyResult(NAME, TITLE, results, stats, observation, b"", "", 0.0, client_cmd, checks, not_graded)
+    return VerifyResult(NAME, TITLE, checks, stats, observation, cases=results, external=client_cmd,
+                        not_graded=not_graded)

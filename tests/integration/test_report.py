@@ -28,6 +28,7 @@ import pytest
 
 from labctl.tls import decrypt
 from labctl.tls.analyzer import analyze_file
+from tests import tshark
 from tests.conftest import assert_one_line_error
 
 pytestmark = pytest.mark.integration
@@ -154,3 +155,98 @@ def test_unwritable_out_is_one_line(session_lab, tmp_path):
     result = session_lab.run("report", "tls", "--out", str(tmp_path / "file" / "report"))
     assert_one_line_error(result, r"is a file, not a folder")
     assert result.returncode == 2
+
+
+# -- the views tell the truth: the events beside the page, held against tshark --------------------
+
+@pytest.fixture(scope="module")
+def attacks(session_lab, tmp_path_factory):
+    """The report of the scenarios where the wire speaks for itself or draws many connections."""
+    out = tmp_path_factory.mktemp("attacks")
+    (out / "forward-secrecy.pcap").write_bytes(b"an earlier report's capture")       # stale: must go
+    (out / "notes.txt").write_text("the user's own file")                            # not ours: must stay
+    result = session_lab.run("report", "mitm", "dns-spoof", "verify", "traffic-analysis", "--out", str(out))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    return out, json.loads((out / "index.json").read_text())
+
+
+def _frames(pcap: Path) -> dict[int, dict[str, str]]:
+    """tshark's view of every IPv4 frame: its MACs, addresses, IP id and TLS records."""
+    rows = tshark.fields(pcap, "ip", "frame.number", "eth.src", "eth.dst", "ip.src", "ip.dst", "ip.id",
+                         "tls.record.length", "tls.record.content_type", "tls.record.opaque_type")
+    return {int(r[0]): {"eth.src": r[1], "eth.dst": r[2], "ip.src": r[3], "ip.dst": r[4], "ip.id": r[5],
+                        "lengths": r[6], "types": ",".join(t for t in (r[7], r[8]) if t)} for r in rows}
+
+
+def test_every_event_is_a_real_frame_with_its_addresses_and_records(attacks):
+    out, doc = attacks
+    for scenario in doc["scenarios"]:
+        frames = _frames(out / scenario["files"]["capture"])
+        for ev in scenario["events"]:
+            frame = frames[ev["frame"]]
+            assert (frame["ip.src"], frame["ip.dst"]) == (ev["src"], ev["dst"]), (scenario["scenario"], ev)
+            if ev["label"].startswith(("ClientHello", "ServerHello", "application_data", "alert", "handshake",
+                                       "Certificate", "change_cipher_spec")):
+                lengths = [int(x) for x in frame["lengths"].split(",") if x]
+                assert ev["size"] in lengths, (scenario["scenario"], ev, frame)
+
+
+def test_what_the_wire_sends_is_drawn_from_the_wire_and_every_packet_once(attacks):
+    out, doc = attacks
+    by_name = {s["scenario"]: s for s in doc["scenarios"]}
+    for name in ("mitm", "dns-spoof"):
+        scenario = by_name[name]
+        wire_mac = scenario["lanes"]["wire_mac"]
+        assert wire_mac and re.fullmatch(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}", wire_mac)
+        frames = _frames(out / scenario["files"]["capture"])
+        server, wire = scenario["lanes"]["addresses"]["server"], scenario["lanes"]["addresses"]["wire"]
+        for ev in scenario["events"]:
+            sent_by_wire = frames[ev["frame"]]["eth.src"] == wire_mac
+            # Drawn from the wire exactly when the wire sent it itself (tshark's eth.src says who sent it).
+            assert (ev["from"] == "wire") == (sent_by_wire or ev["src"] == wire), (name, ev)
+        # Each frame at most once as a packet event; the wire's forwarded copies are not events.
+        packet_frames = [ev["frame"] for ev in scenario["events"] if ev["kind"] == "control"
+                         or ev["label"].startswith(("DNS", "TCP data"))]
+        assert len(packet_frames) == len(set(packet_frames)), name
+        ids = [frames[f]["ip.id"] for f in packet_frames]
+        assert len(ids) == len(set(zip(ids, packet_frames))), name
+        # Each DNS query once, though the wire recorded it coming in and going out (tshark counts both).
+        sent = tshark.fields(out / scenario["files"]["capture"], "dns.flags.response == 0", "eth.src")
+        queries = [ev for ev in scenario["events"] if ev["label"].startswith("DNS query")]
+        assert queries and len(queries) == sum(1 for (mac,) in sent if mac != wire_mac), name
+    mitm = by_name["mitm"]
+    hellos = [ev for ev in mitm["events"] if ev["label"].startswith("ServerHello") and ev["src"] == server]
+    assert hellos and all(ev["from"] == "wire" for ev in hellos)       # the attacker's, as from the server's address
+    upstream = [ev for ev in mitm["events"] if ev["label"].startswith("ServerHello") and ev["from"] == "server"]
+    assert upstream and all(ev["to"] == "wire" for ev in upstream)      # the real server answers the wire
+    spoof = by_name["dns-spoof"]
+    forged = [ev for ev in spoof["events"] if ev["label"].startswith("DNS answer")
+              and spoof["lanes"]["addresses"]["wire"] in ev["label"]]
+    assert forged and all(ev["from"] == "wire" and ev["to"] == "client" for ev in forged)
+
+
+def test_verify_draws_every_case_and_traffic_analysis_saves_both_phases(attacks):
+    out, doc = attacks
+    page = (out / "index.html").read_text()
+    from labctl.scenarios import verify
+
+    verify_section = page[page.index('data-scenario="verify"'):page.index('data-scenario="traffic-analysis"')]
+    captions = re.findall(r'<details class="seq"[^>]*><summary>([^<:]+):', verify_section)
+    assert captions == [c.name for c in verify.CASES]
+    for name in ("expired", "wrong-host", "old-client"):
+        block = verify_section[verify_section.index(f"<summary>{name}:"):]
+        block = block[:block.index("</details>")]
+        assert block.count('<g class="arrow ') >= 3, name           # its own handshake is drawn
+    obs = analyze_file(out / "traffic-analysis.pcap")
+    trials = [s for s in doc["scenarios"] if s["scenario"] == "traffic-analysis"][0]
+    padded = [t for t in obs.tls if t.app_data_bytes("s2c") > 32 * 1024]
+    assert len(obs.tls) >= 2 * 160 and padded                          # both phases, padded ones included
+    assert trials["passed"]
+
+
+def test_a_report_in_a_used_folder_leaves_no_stale_capture(attacks):
+    out, _ = attacks
+    assert not (out / "forward-secrecy.pcap").exists()
+    assert (out / "notes.txt").read_text() == "the user's own file"
+    for name in ("mitm.pcap", "index.json", "index.html"):
+        assert (out / name).stat().st_mode & 0o777 == 0o600

@@ -134,3 +134,18 @@ def test_scenario_leaves_no_capture_running(session_lab):
     listing = session_lab.run("capture", "list", "--json").json()["captures"]
     assert not [c for c in listing if c["running"]]
     assert len([c for c in listing if c["name"].startswith("run-")]) <= 1
+
+
+def test_each_scenario_reports_exactly_the_checks_it_declares(session_lab):
+    """`labctl scenarios --json` publishes each scenario's CHECKS: they are the names its runs report."""
+    from labctl import scenarios
+
+    result = session_lab.run("run", "all", "--json")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-1500:]
+    doc = result.json()
+    published = {s["name"]: s["checks"] for s in session_lab.run("scenarios", "--json").json()["scenarios"]}
+    assert [r["scenario"] for r in doc["results"]] == list(scenarios.NAMES)
+    for run in doc["results"]:
+        reported = [c["name"] for c in run["checks"]]
+        assert reported == list(scenarios.load(run["scenario"]).checks) == published[run["scenario"]], run["scenario"]
+    assert doc["passed"] is True

@@ -99,6 +99,8 @@ def test_external_clients_are_graded(session_lab, command):
     assert set(external) == {c.name for c in verify.CASES if c.for_external}
     assert result.returncode == 0 and doc["passed"], [o for o in external.values() if not o["passed"]]
     assert external["expired"]["actual"] == "refused" and external["valid-ecdsa"]["actual"] == "connects"
+    # The checks it reports are the ones it declares, the graded command's after them.
+    assert [c["name"] for c in doc["checks"]] == [*verify.CHECKS, verify.EXTERNAL_CHECK]
 
 
 def test_a_careless_external_client_fails_the_grading(session_lab):

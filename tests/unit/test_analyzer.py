@@ -137,7 +137,7 @@ def test_a_capture_without_tls_is_reported_as_such_not_as_a_pass(sessions):
     obs = analyze_file(sessions["plain"].pcap)
     assert obs.tls == []
     assert not runner.check_tls_seen(None, TLS13).passed
-    check, plain = runner.check_decryption(None, "", {}, "x")
+    check, plain, _ = runner.check_decryption(None, "", {}, "x")
     assert not check.passed and plain is None
     assert not runner.check_sni_leak(None, "server.lab.test").passed
 
@@ -145,15 +145,15 @@ def test_a_capture_without_tls_is_reported_as_such_not_as_a_pass(sessions):
 def test_decryption_check_fails_with_a_foreign_key_log(sessions):
     conn = analyze_file(sessions["tls13"].pcap).tls[0]
     foreign = sessions["tls12"].keylog.read_text()
-    check, _ = runner.check_decryption(conn, foreign, {"request": synth.DEFAULT_REQUEST.decode()}, "s3cr3t")
+    check, _, _ = runner.check_decryption(conn, foreign, {"request": synth.DEFAULT_REQUEST.decode()}, "s3cr3t")
     assert not check.passed and "no secrets for this connection" in check.evidence
 
 
 def test_decryption_check_passes_with_the_right_key_log(sessions):
     session = sessions["tls13"]
     conn = analyze_file(session.pcap).tls[0]
-    check, plain = runner.check_decryption(conn, session.keylog.read_text(),
-                                           {"request": session.request.decode("latin-1")}, "s3cr3t-cookie-value")
+    check, plain, _ = runner.check_decryption(conn, session.keylog.read_text(),
+                                              {"request": session.request.decode("latin-1")}, "s3cr3t-cookie-value")
     assert check.passed, check.evidence
     assert plain["c2s"] == session.request and plain["s2c"] == session.response
 

@@ -43,13 +43,15 @@ def test_certs_capture_and_report_write_through_files(tmp_path, monkeypatch):
         return real(dest)
 
     monkeypatch.setattr(files, "partial", spy)
-    monkeypatch.setattr(report, "page", lambda results, addresses, links: "<html></html>")
+    monkeypatch.setattr(report, "page", lambda *args, **kwargs: "<html></html>")
+    monkeypatch.setattr(report, "sequence", lambda result, lanes=None: [])
+    monkeypatch.setattr(report, "index_json", lambda *args: "{}")
     certs._write(tmp_path / "ca" / "ca.key", b"KEY", True)
     capture.save(b"pcap", tmp_path / "tls.pcap")
     (tmp_path / "report").mkdir()
     report.write_report([types.SimpleNamespace(name="tls", pcap=b"pcap", keylog="")], tmp_path / "report")
     # The report's folder is probed first (check_output_dir), with the name index.html will be written under.
-    assert made == ["ca.key", "tls.pcap", "index.html", "tls.pcap", "index.html"]
+    assert made == ["ca.key", "tls.pcap", "index.html", "tls.pcap", "index.json", "index.html"]
     for path in (tmp_path / "ca" / "ca.key", tmp_path / "tls.pcap", tmp_path / "report" / "index.html"):
         assert os.stat(path).st_mode & 0o777 == 0o600, path
 

@@ -9,14 +9,18 @@ import stat
 import pytest
 
 from labctl import report, runner
-from labctl.attack import AttackResult
 from labctl.capture import CaptureStats
 from labctl.errors import UsageError
+from labctl.scenarios.forward_secrecy import ForwardSecrecyResult
+from labctl.scenarios.traffic_analysis import TrafficResult
+from labctl.sequence import Lanes, infer_lanes
 from labctl.tls.analyzer import analyze
+from labctl.verdict import Check
 from tests import synth
 
 SECRET = "s3cr3t-UnitTestSecret0123456789"
 ADDRESSES = {"client": synth.CLIENT_IP, "server": synth.SERVER_IP, "dns": "10.77.0.53", "wire": "10.77.0.254"}
+LANES = Lanes(ADDRESSES)
 REQUEST = (b"GET / HTTP/1.1\r\nHost: server.lab.test\r\nUser-Agent: tlslab-client/1\r\n"
            b"Cookie: session=" + SECRET.encode() + b"\r\n\r\n")
 
@@ -25,13 +29,17 @@ def _stats(name: str) -> CaptureStats:
     return CaptureStats(name, f"/captures/{name}.pcap", 1000, 12, 12, 0, True, False)
 
 
-def _result(name: str, session, keylog: str = "", decrypted=None, title="a title") -> runner.ScenarioResult:
+def _result(name: str, session, keylog: str = "", decrypted=None, title="a title") -> runner.ExchangeResult:
     pcap = session.pcap.read_bytes()
     obs = analyze(pcap)
-    checks = [runner.Check("capture complete", True, "12 packets"),
-              runner.Check("secret not on the wire", not obs.find(SECRET.encode()), "searched <everything>")]
-    return runner.ScenarioResult(name, title, runner.SERVER_NAME, SECRET, {"ok": True}, _stats(name), obs,
-                                 checks, pcap, keylog, decrypted)
+    checks = [Check("capture complete", True, "12 packets"),
+              Check("secret not on the wire", not obs.find(SECRET.encode()), "searched <everything>")]
+    return runner.ExchangeResult(name, title, checks, _stats(name), obs, pcap, keylog,
+                                 secret=SECRET, client={"ok": True}, decrypted=decrypted)
+
+
+def _svg(result, limit: int = report.MAX_EVENTS) -> str:
+    return report.sequence_svg(result.name, report.sequence(result, LANES), LANES, limit)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +62,7 @@ def plain(sessions):
 
 
 def test_lanes_at_the_lab_addresses(tls):
-    svg = report.sequence_svg(tls, ADDRESSES)
+    svg = _svg(tls)
     lanes = re.findall(r'<g class="lane" data-lane="(\w+)">', svg)
     assert lanes == ["client", "wire", "server", "dns"]
     for address in ADDRESSES.values():
@@ -62,9 +70,9 @@ def test_lanes_at_the_lab_addresses(tls):
 
 
 def test_every_record_is_an_arrow_with_type_and_size(tls):
-    svg = report.sequence_svg(tls, ADDRESSES)
+    svg = _svg(tls)
     records = tls.observation.tls[0].records
-    arrows = re.findall(r'<g class="arrow (\w+)" data-kind="\w+" data-size="(\d+)">', svg)
+    arrows = re.findall(r'<g class="arrow (\w+)" data-kind="\w+" data-size="(\d+)"', svg)
     tls_arrows = [a for a in arrows if a[0] != "control"]
     assert len(tls_arrows) == len(records)            # synth has no DNS: every clear/enc arrow is a record
     assert [int(size) for _, size in tls_arrows] == [r.length for r in records]
@@ -73,7 +81,7 @@ def test_every_record_is_an_arrow_with_type_and_size(tls):
 
 
 def test_encrypted_records_drawn_differently_from_clear(tls):
-    svg = report.sequence_svg(tls, ADDRESSES)
+    svg = _svg(tls)
     enc = re.findall(r'<g class="arrow enc".*?</g>(?=<g class="arrow|<text|</svg>)', svg)
     clear = re.findall(r'<g class="arrow clear".*?</g>(?=<g class="arrow|<text|</svg>)', svg)
     assert enc and clear
@@ -85,23 +93,23 @@ def test_encrypted_records_drawn_differently_from_clear(tls):
 
 def test_tls12_finished_after_change_cipher_spec_counts_as_encrypted(sessions):
     s = sessions["tls12"]
-    svg = report.sequence_svg(_result("tls12", s), ADDRESSES)
+    svg = _svg(_result("tls12", s))
     assert "Certificate · " in svg                       # TLS 1.2: the certificate in clear
     assert "handshake (encrypted) · 40 B" in svg         # the Finished after change_cipher_spec
 
 
 def test_arrows_are_bounded(tls):
-    svg = report.sequence_svg(tls, ADDRESSES, limit=5)
+    svg = _svg(tls, limit=5)
     assert svg.count('<g class="arrow ') == 5
-    total = len(report.events(tls))
+    total = len(report.sequence(tls, LANES))
     assert f"… {total - 5} more events not drawn (first 5 of {total})" in svg
 
 
 def test_events_come_from_the_observation_each_packet_once(tls, plain):
     """The report does not read the pcap again: the analyzer's packets are the events' only source."""
     for result in (tls, plain):
-        assert report.events(dataclasses.replace(result, pcap=b"")) == report.events(result)
-    evs = report.events(plain)
+        assert report.sequence(dataclasses.replace(result, pcap=b""), LANES) == report.sequence(result, LANES)
+    evs = report.sequence(plain, LANES)
     packets = plain.observation.packets
     drawn = [p for p in packets if p.payload or p.flags & 0x07]      # data, and SYN/FIN/RST; not pure ACKs
     assert [(e.time, e.src, e.dst, e.size) for e in evs] == [(p.time, p.src, p.dst, p.payload_len) for p in drawn]
@@ -109,14 +117,14 @@ def test_events_come_from_the_observation_each_packet_once(tls, plain):
 
 
 def test_addresses_inferred_from_the_capture_when_not_given(tls):
-    found = report.infer_addresses(tls.observation)
+    found = infer_lanes(tls.observation).addresses
     assert found["client"] == synth.CLIENT_IP and found["server"] == synth.SERVER_IP
     assert found["wire"] == "10.77.0.254"
 
 
 def test_secret_shown_when_on_the_wire_and_masked_when_not(tls, plain):
-    plain_html = report.section(plain, ADDRESSES)
-    tls_html = report.section(tls, ADDRESSES)
+    plain_html = report.section(plain, LANES)
+    tls_html = report.section(tls, LANES)
     assert SECRET in plain_html
     assert SECRET not in tls_html                        # not even in the key-log view
     assert "masked" in tls_html and "Cookie: session=s3cr3t-••••" in tls_html
@@ -124,7 +132,7 @@ def test_secret_shown_when_on_the_wire_and_masked_when_not(tls, plain):
 
 
 def test_panels_and_verdicts(tls):
-    html = report.section(tls, ADDRESSES, {"capture": "tls.pcap", "key log": "tls.keylog"})
+    html = report.section(tls, LANES, {"capture": "tls.pcap", "key log": "tls.keylog"})
     assert "on the wire (ciphertext)" in html and "what still leaks" in html
     assert '<table class="leaks">' in html and "<th scope=\"row\">SNI</th><td>server.lab.test</td>" in html
     assert "✔ PASS" in html and "capture complete" in html
@@ -134,32 +142,32 @@ def test_panels_and_verdicts(tls):
 
 def test_everything_is_escaped(tls):
     evil = "<script>alert(1)</script>"
-    bad = dataclasses.replace(tls, title=evil, checks=[runner.Check(evil, False, '"><img src=x onerror=1>')])
-    html = report.page([bad], ADDRESSES)
+    bad = dataclasses.replace(tls, title=evil, checks=[Check(evil, False, '"><img src=x onerror=1>')])
+    html = report.page([bad], LANES)
     assert "<script>" not in html and "<img" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "✘ FAIL" in html
 
 
 def test_page_fetches_nothing(tls, plain):
-    html = report.page([tls, plain], ADDRESSES, {"tls": {"capture": "tls.pcap"}})
+    html = report.page([tls, plain], LANES, {"tls": {"capture": "tls.pcap"}})
     refs = re.findall(r'\b(?:src|href|xlink:href|action|poster|data)\s*=\s*"([^"]*)"', html)
     assert refs and all(not re.match(r"(?i)(https?:|//|ftp:)", r) for r in refs), refs
     assert "http://" not in html and "https://" not in html
     assert "@import" not in html and "url(http" not in html and "<link" not in html and "<script" not in html
 
 
-def _traffic_result(obs) -> AttackResult:
+def _traffic_result(obs) -> TrafficResult:
     plain = {"trials": 160, "correct": 158, "accuracy": 158 / 160,
              "profiles": {str(d): 3000 + 2500 * d for d in range(8)}}
     padded = {"trials": 160, "correct": 19, "accuracy": 19 / 160, "profiles": {str(d): 34901 for d in range(8)}}
-    return AttackResult("traffic-analysis", "Traffic analysis", [runner.Check("capture complete", True, "ok")],
-                        _stats("ta"), obs, left=("no padding", ["a"]), right=("padded", ["b"]),
-                        data={"documents": 8, "without_padding": plain, "with_padding": padded})
+    return TrafficResult("traffic-analysis", "Traffic analysis", [Check("capture complete", True, "ok")],
+                         _stats("ta"), obs, left=("no padding", ["a"]), right=("padded", ["b"]),
+                         data={"documents": 8, "without_padding": plain, "with_padding": padded})
 
 
 def test_traffic_analysis_plot_has_axes_units_labels_and_accuracy(tls):
-    html = report.section(_traffic_result(tls.observation), ADDRESSES)
+    html = report.section(_traffic_result(tls.observation), LANES)
     assert 'class="chart traffic"' in html and 'class="chart accuracy"' in html
     assert "encrypted bytes (KiB)" in html and "document (the page fetched)" in html
     assert "guessed right (% of trials)" in html and "chance 1/8 = 12.5 %" in html
@@ -178,9 +186,9 @@ def test_forward_secrecy_steps(tls):
                     "client_data": f"GET / HTTP/1.1\r\nCookie: session={SECRET}\r\n\r\n"}},
                 {"label": "TLS 1.3", "attempt": {"key_exchange": "TLS 1.3 (ECDHE)", "decrypted": False,
                                                   "reason": "forward secret", "steps": []}}]
-    result = AttackResult("forward-secrecy", "Forward secrecy", [], _stats("fs"), tls.observation,
-                          data={"sessions": sessions})
-    html = report.section(result, ADDRESSES)
+    result = ForwardSecrecyResult("forward-secrecy", "Forward secrecy", [], _stats("fs"), tls.observation,
+                                  data={"sessions": sessions})
+    html = report.section(result, LANES)
     assert '<ol class="steps">' in html
     assert html.index("encrypted pre-master secret") < html.index("master secret</strong>")
     assert "(256 chars)" in html                        # long values are cut, and say so
@@ -190,7 +198,7 @@ def test_forward_secrecy_steps(tls):
 
 
 def test_write_report_files_and_modes(tmp_path, tls, plain):
-    index = report.write_report([tls, plain], tmp_path / "out", ADDRESSES)
+    index = report.write_report([tls, plain], tmp_path / "out", LANES)
     assert index == tmp_path / "out" / "index.html"
     for name in ("tls.pcap", "tls.keylog", "plaintext.pcap"):
         assert stat.S_IMODE((tmp_path / "out" / name).stat().st_mode) == 0o600
@@ -212,7 +220,7 @@ def test_every_file_of_the_report_is_0600_even_over_looser_ones(tmp_path, tls, p
     for name in ("index.html", "tls.pcap", "tls.keylog"):
         (out / name).write_text("old, world-readable")
         (out / name).chmod(0o644)
-    report.write_report([tls, plain], out, ADDRESSES)
+    report.write_report([tls, plain], out, LANES)
     for name in ("index.html", "tls.pcap", "tls.keylog", "plaintext.pcap"):
         assert stat.S_IMODE((out / name).stat().st_mode) == 0o600, name
     assert (out / "tls.keylog").read_text() == tls.keylog
@@ -228,7 +236,7 @@ def test_an_interrupted_report_leaves_no_partial_file(tmp_path, tls, plain, monk
 
     monkeypatch.setattr(report, "page", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        report.write_report([tls, plain], out, ADDRESSES)
+        report.write_report([tls, plain], out, LANES)
     assert list(out.iterdir()) == []
 
 
@@ -247,7 +255,7 @@ def test_a_failed_rename_leaves_no_partial_file(tmp_path, tls, plain, monkeypatc
 
     monkeypatch.setattr(os, "replace", failing)
     with pytest.raises(report.ReportError, match="No space left on device"):
-        report.write_report([tls, plain], out, ADDRESSES)
+        report.write_report([tls, plain], out, LANES)
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
     assert not (out / "index.html").exists()
 
@@ -267,4 +275,45 @@ def test_verify_note_says_when_a_command_was_not_graded():
 
     result = verify.VerifyResult("verify", "t", [], _stats("verify"), None, external="curl {url}",
                                  not_graded={"mtls-none": verify.external_skip(verify.select(["mtls-none"])[0])})
-    assert "not graded" in report.verify_body(result)
+    assert "not graded" in result.html()
+
+
+def test_report_boxes_never_break_words():
+    assert "break-all" not in report.CSS and "overflow-wrap: anywhere" in report.CSS
+
+
+@pytest.mark.parametrize("padded", [0.10, 0.12, 0.125, 0.14, 0.5])
+def test_the_accuracy_label_stays_clear_of_the_chance_line(tls, padded):
+    from labctl.scenarios.traffic_analysis import accuracy_svg
+
+    svg = accuracy_svg({"documents": 8, "without_padding": {"accuracy": 0.99},
+                        "with_padding": {"accuracy": padded}})
+    chance = float(re.search(r'<line x1="([\d.]+)" y1="40"', svg).group(1))
+    for x, text in re.findall(r'<text x="([\d.]+)"[^>]*class="small accuracy-label">([^<]+)<', svg):
+        width = 7 * len(text)                            # 12 px text: at most 7 px a character
+        assert float(x) > chance + 2 or float(x) + width < chance - 2, (x, text, chance)
+
+
+def test_index_json_holds_every_event_the_page_draws(tmp_path, tls, plain):
+    import json
+
+    report.write_report([tls, plain], tmp_path / "out", LANES)
+    doc = json.loads((tmp_path / "out" / "index.json").read_text())
+    html = (tmp_path / "out" / "index.html").read_text()
+    assert doc["schema"] == "tlslab.report/1" and [s["scenario"] for s in doc["scenarios"]] == ["tls", "plaintext"]
+    for scenario in doc["scenarios"]:
+        section = re.search(rf'data-scenario="{scenario["scenario"]}">(.*?)</section>', html, re.S).group(1)
+        drawn = [int(f) for f in re.findall(r'data-frame="(\d+)"', section)]
+        assert drawn and drawn == [ev["frame"] for ev in scenario["events"]][:report.MAX_EVENTS]
+        assert all(ev["from"] in ADDRESSES and ev["to"] in ADDRESSES for ev in scenario["events"])
+    assert SECRET not in json.dumps(doc["scenarios"][0])         # tls: never in clear, so never printed
+
+
+def test_a_report_removes_an_earlier_reports_captures_it_does_not_rewrite(tmp_path, tls):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mitm.pcap").write_bytes(b"old")
+    (out / "mine.pcap").write_bytes(b"the user's")
+    report.write_report([tls], out, LANES, owned=report.report_files(["tls", "mitm"]))
+    assert not (out / "mitm.pcap").exists() and (out / "mine.pcap").read_bytes() == b"the user's"
+    assert (out / "tls.pcap").exists()

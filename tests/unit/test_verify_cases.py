@@ -9,7 +9,7 @@ import pytest
 
 from labctl import certs
 from labctl.errors import UsageError
-from labctl.scenarios import verify
+from labctl.scenarios import Options, verify
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,15 +107,14 @@ def test_a_timeout_that_is_not_a_positive_number_of_seconds_is_refused(seconds):
 
 def test_bad_options_are_refused_before_anything_runs_on_the_lab():
     """run() checks first: None stands for the lab, which is never touched."""
-    cases = verify.select(["expired"])
     with pytest.raises(UsageError, match="bad placeholder"):
-        verify.run(None, cases, "curl {hostname}")
+        verify.run(None, Options(("expired",), "curl {hostname}"))
     with pytest.raises(UsageError, match="--client-cmd is empty"):
-        verify.run(None, cases, "")
+        verify.run(None, Options(("expired",), ""))
     with pytest.raises(UsageError, match="no verification case selected, so nothing would be graded"):
-        verify.run(None, (), None)
+        verify.check_options((), None)
     with pytest.raises(UsageError, match="graded on none of the selected cases .*mtls-none tests"):
-        verify.run(None, verify.select(["mtls-none"]), "curl {url}")
+        verify.run(None, Options(("mtls-none",), "curl {url}"))
 
 
 def test_every_case_an_external_command_is_not_graded_on_says_why():
@@ -156,9 +155,8 @@ def test_a_command_no_selected_case_can_grade_is_not_graded_not_failed(capture_o
     assert "mtls-none" in result.not_graded and "presents none" in result.not_graded["mtls-none"]
     doc = result.to_dict()
     assert doc["external_verdict"] == "not graded" and doc["external_not_graded"][0]["case"] == "mtls-none"
-    from labctl import render
 
-    text = render.verify_text(result)
+    text = result.text()
     assert "your command: not graded — no selected case can grade it (mtls-none tests the server's check" in text
     assert "✘" not in text
 

@@ -1,0 +1,100 @@
+"""The terminal views tell the truth about the bytes they show (synthetic captures, no Docker)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from labctl import render
+from labctl.capture import CaptureStats
+from labctl.runner import ExchangeResult
+from labctl.tls.analyzer import analyze
+from labctl.tls.constants import APPLICATION_DATA
+from labctl.verdict import Check
+from tests import synth
+
+
+@pytest.fixture(scope="module")
+def captures(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("render")
+    return {"tls12": analyze(synth.tls_session(tmp, max_version="1.2", name="tls12").pcap.read_bytes()),
+            "tls13": analyze(synth.tls_session(tmp, name="tls13").pcap.read_bytes())}
+
+
+def _hex(data: bytes) -> str:
+    return " ".join(f"{b:02x}" for b in data)
+
+
+def test_tls12_gcm_ciphertext_is_shown_after_the_explicit_nonce(captures):
+    obs = captures["tls12"]
+    conn = obs.tls[0]
+    assert "GCM" in conn.server_hello.cipher_name
+    lines = render.wire_lines(obs)
+    assert any("explicit nonce" in line for line in lines)
+    shown = [line for line in lines if line.startswith(("↑ 17 03 03", "↓ 17 03 03"))]
+    records = [r for r in conn.records if r.content_type == APPLICATION_DATA]
+    assert shown and len(shown) == min(len(records), render.SHOWN_RECORDS)
+    for line, record in zip(shown, records):
+        assert line.endswith(f"{_hex(record.header)}  {_hex(record.fragment[8:16])} …"), line
+        assert _hex(record.fragment[:8]) not in line             # the nonce is not passed off as ciphertext
+
+
+def test_tls13_ciphertext_is_the_fragment_itself(captures):
+    obs = captures["tls13"]
+    lines = render.wire_lines(obs)
+    assert not any("nonce" in line for line in lines)
+    first = next(r for r in obs.tls[0].records if r.content_type == APPLICATION_DATA)
+    assert f"{_hex(first.header)}  {_hex(first.fragment[:8])} …" in lines[0]
+
+
+def test_records_are_listed_in_capture_order_not_grouped_by_direction(captures):
+    obs = captures["tls13"]
+    arrows = [line[0] for line in render.wire_lines(obs) if line[:1] in "↑↓"]
+    records = sorted((r for r in obs.tls[0].records if r.content_type == APPLICATION_DATA), key=lambda r: r.frame)
+    expected = ["↑" if r.direction == "c2s" else "↓" for r in records][:render.SHOWN_RECORDS]
+    assert arrows == expected
+    assert "↓" in arrows[:arrows.index("↑")] if "↑" in arrows else True   # the server's flight comes first
+
+
+def test_first_application_data_time_is_the_first_client_record(captures):
+    obs = captures["tls13"]
+    conn = obs.tls[0]
+    client = [r.time for r in conn.records if r.direction == "c2s" and r.content_type == APPLICATION_DATA]
+    [line] = [line for line in render.leak_lines(obs) if line.startswith("time")]
+    shown = float(re.search(r"([\d.]+) ms", line).group(1))
+    assert shown == pytest.approx(1000 * (client[0] - conn.records[0].time), abs=0.06)
+
+
+def _result(obs, passed: bool = True, name: str = "tls") -> ExchangeResult:
+    stats = CaptureStats(name, "", 1, 1, 1, 0, True, False)
+    return ExchangeResult(name, "a title", [Check("capture complete", passed, "1 packet")], stats, obs,
+                          secret="s3cr3t-x", client={"ok": True})
+
+
+def test_the_arrows_are_explained(captures):
+    text = _result(captures["tls13"]).text()
+    assert render.ARROWS in text and "↑ = client to server" in text
+
+
+def test_values_read_off_the_wire_are_quoted_not_python_reprs():
+    assert render.quoted(b"HTTP/1.1 200 OK") == '"HTTP/1.1 200 OK"'
+    assert render.quoted("GET /\r\n") == '"GET /\\r\\n"'
+    assert render.listed(["protocol_version"]) == "protocol_version" and render.listed([]) == "none"
+
+
+def test_run_all_ends_with_one_overall_verdict(captures):
+    good, bad = _result(captures["tls13"]), _result(captures["tls13"], passed=False, name="mitm")
+    assert render.summary_text([good, good]).splitlines()[-1].startswith("verdict: all 2 scenarios passed")
+    assert render.summary_text([good, bad]).splitlines()[-1] == \
+        "verdict: SOME SCENARIOS FAILED — 1 of 2 passed (failed: mitm)"
+
+
+def test_the_scenario_list_shows_each_scenarios_checks():
+    from labctl import scenarios
+
+    text = render.scenarios_text(scenarios.all_scenarios())
+    for scenario in scenarios.all_scenarios():
+        assert f"{scenario.name} — {scenario.summary}" in text
+        for check in scenario.checks:
+            assert f"    ✓ {check}" in text
