@@ -193,6 +193,15 @@ class Lab:
     def address(self, service: str) -> str:
         return f"{self.net()}.{HOSTS[service]}"
 
+    def mac(self, service: str) -> str | None:
+        """The MAC address of SERVICE's interface on the lab network ("02:42:…", lowercase), as the
+        engine assigned it (Docker derives it from the address, Podman picks one); None if not known."""
+        networks = self.container(service).attrs.get("NetworkSettings", {}).get("Networks") or {}
+        for settings in networks.values():
+            if (settings or {}).get("IPAddress") == self.address(service) and settings.get("MacAddress"):
+                return str(settings["MacAddress"]).lower()
+        return None
+
     def containers(self) -> dict[str, Container]:
         found = self.docker.containers.list(
             all=True, filters={"label": f"com.docker.compose.project={self.project}"})
