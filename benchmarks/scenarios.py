@@ -91,7 +91,7 @@ def main() -> int:
             labctl(project, env, "run", name)                   # warm-up
             wall = [labctl(project, env, "run", name) for _ in range(args.repeat)]
             from labctl import scenarios
-            inner = [scenarios.load(name).run(lab).seconds for _ in range(args.repeat)]
+            inner = [scenarios.load(name).run(lab, scenarios.Options()).seconds for _ in range(args.repeat)]
             figures["scenarios"][name] = {"cli_wall_s": statistics.median(wall),
                                           "in_process_s": statistics.median(inner)}
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import textwrap
 from typing import TYPE_CHECKING, Sequence
 
 from .capture import CaptureStats
@@ -153,7 +154,9 @@ def listed(items: list[str] | tuple[str, ...], empty: str = "none") -> str:
 
 
 def panels(left_title: str, left: list[str], right_title: str, right: list[str], width: int = PANEL) -> str:
-    """Two boxes side by side, like the lab's DESIGN sketch."""
+    """Two boxes side by side, like the lab's DESIGN sketch. A line too long for its box goes on
+    over the next lines, indented (an address is never cut short)."""
+    left, right = _wrapped(left, width - 1), _wrapped(right, width - 1)
     rows = max(len(left), len(right))
     left = left + [""] * (rows - len(left))
     right = right + [""] * (rows - len(right))
@@ -163,9 +166,22 @@ def panels(left_title: str, left: list[str], right_title: str, right: list[str],
 
     out = [top(left_title) + " " + top(right_title)]
     for l, r in zip(left, right):
-        out.append(f"│ {fit(l, width - 1):<{width - 1}}│ │ {fit(r, width - 1):<{width - 1}}│")
+        out.append(f"│ {l:<{width - 1}}│ │ {r:<{width - 1}}│")
     out.append("└" + "─" * width + "┘ └" + "─" * width + "┘")
     return "\n".join(out)
+
+
+def _wrapped(lines: list[str], width: int) -> list[str]:
+    """LINES folded to WIDTH at spaces (a word longer than a line is split), continuations indented."""
+    out: list[str] = []
+    for line in lines:
+        if len(line) <= width:
+            out.append(line)
+            continue
+        indent = " " * min(len(line) - len(line.lstrip(" ")) + 6, width // 2)
+        out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False,
+                             drop_whitespace=False) or [line[:width]]
+    return [fit(line.rstrip(), width) for line in out]
 
 
 def _hex(data: bytes, n: int) -> str:

@@ -148,7 +148,7 @@ def check_tls_seen(conn: TlsConnection | None, expect: int) -> Check:
 
 def check_sni_leak(conn: TlsConnection | None, name: str) -> Check:
     sni = conn.client_hello.sni if conn and conn.client_hello else None
-    return Check("SNI leaks the name", sni == name, f"ClientHello server_name = {sni!r}")
+    return Check("SNI leaks the name", sni == name, f"ClientHello server_name = {render.quoted(sni) if sni is not None else '(none)'}")
 
 
 def record_notes(conn: TlsConnection, plain: list[decrypt.Plaintext]) -> dict[tuple[str, int], str]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 
-from .. import attack, runner
+from .. import attack, render, runner
 from ..lab import Lab
 from ..tls.analyzer import TlsConnection
 from ..tls.constants import TLS10, TLS11, TLS13, handshake_name, version_name
@@ -85,14 +85,14 @@ def run(lab: Lab, options: Options = Options()) -> attack.AttackResult:
         runner.check_capture(b.stats),
         Check("old client refused by the safe server (alert in clear)",
               not old["ok"] and "protocol_version" in alerts(conns[0], "s2c"),
-              f"client: {old.get('error')}; wire: server alert {alerts(conns[0], 's2c') or 'none'}"),
+              f"client: {old.get('error')}; wire: server alert {render.listed(alerts(conns[0], 's2c'))}"),
         Check("legacy server refused by the safe client",
               not legacy["ok"] and legacy_hello is not None and legacy_hello.version in (TLS10, TLS11),
               f"server chose {version_name(legacy_hello.version) if legacy_hello else '?'}; client: {legacy.get('error')}; "
-              f"wire: client alert {alerts(conns[1], 'c2s') or 'none'}"),
+              f"wire: client alert {render.listed(alerts(conns[1], 'c2s'))}"),
         Check("NULL-cipher client refused (alert in clear)",
               not null["ok"] and "handshake_failure" in alerts(conns[2], "s2c"),
-              f"client: {null.get('error')}; wire: server alert {alerts(conns[2], 's2c') or 'none'}"),
+              f"client: {null.get('error')}; wire: server alert {render.listed(alerts(conns[2], 's2c'))}"),
         Check("safe client and server negotiate TLS 1.3",
               control["ok"] and conns[3] is not None and conns[3].version == TLS13,
               version_name(conns[3].version) if conns[3] and conns[3].version else "no handshake"),

@@ -329,7 +329,7 @@ def grade(client: str, expect: Expect, connected: bool, error: str, local_port: 
         if connected:
             why = "expected a refusal, but it connected"
         elif not ok:
-            why = f"refused for another reason than {expect.reason!r}: {error}"
+            why = f"refused for another reason than {render.quoted(expect.reason)}: {error}"
         else:
             why = ""
     return Outcome(client, expect, connected, error, local_port, ok, why)
