@@ -350,8 +350,7 @@ def cmd_capture(args: argparse.Namespace, io: Output) -> int:
         return ExitStatus.OK if stats.complete else ExitStatus.ERROR
     if args.action == "get":
         assert out is not None                              # argparse: get needs --out
-        saved = capture.save(capture.read(lab, args.name), out)
-        io.result(f"saved {saved}")
+        io.result(f"saved {capture.save(capture.read(lab, args.name), out)}")
         return ExitStatus.OK
     captures = capture.listing(lab)
     rows = [(c["name"], str(c["bytes"]), "running" if c["running"] else "stopped") for c in captures]

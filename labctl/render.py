@@ -21,7 +21,10 @@ from .tls.constants import APPLICATION_DATA, TLS12, version_name
 from .verdict import Check, Result, verdict_line
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from .attack import AttackResult
+    from .certs import CertFile
     from .runner import ExchangeResult
     from .scenarios import Scenario
 
@@ -99,7 +102,7 @@ def capture_text(stats: CaptureStats, saved: str | None) -> str:
     return "\n".join(lines)
 
 
-def certs_text(verb: str, certs_dir, files, tightened: Sequence[str] = ()) -> str:
+def certs_text(verb: str, certs_dir: Path, files: Sequence[CertFile], tightened: Sequence[str] = ()) -> str:
     """`labctl certs`: each file, who gets it, and what it is with its mode as read from disk
     (CertFile.describe), never a constant."""
     rows = [(str(f.path.relative_to(certs_dir)), f.mounted_in, f.describe()) for f in files]

@@ -192,10 +192,10 @@ def events(obs: Observation, lanes: Lanes, notes: dict[tuple[str, int], str] | N
                 label = f"alert {ALERTS.get(r.fragment[1], str(r.fragment[1]))}"
             elif encrypted:
                 label = f"{r.type_name} (encrypted)"
-            p = by_frame.get(r.frame)
-            if p is None:
+            carrier = by_frame.get(r.frame)
+            if carrier is None:
                 continue
-            add(p, label, r.length, "enc" if encrypted else "clear", notes.get((r.direction, r.offset), ""))
+            add(carrier, label, r.length, "enc" if encrypted else "clear", notes.get((r.direction, r.offset), ""))
     out.sort(key=lambda ev: (ev.frame, ev.time))       # stable: records of one frame keep their order
     return out
 

@@ -28,7 +28,7 @@ from ..lab import Lab
 from ..report import e, pre_lines
 from ..tls import stolenkey
 from ..tls.constants import TLS13, version_name
-from ..verdict import Check
+from ..verdict import Check, Json
 from . import Options
 
 NAME = "forward-secrecy"
@@ -131,7 +131,7 @@ def run(lab: Lab, options: Options = Options()) -> ForwardSecrecyResult:
         else:
             right.append(f"  {'DECRYPTED' if attempt.decrypted else 'not decrypted'}: {attempt.key_exchange}")
             right.append(f"  {attempt.reason}")
-    data = {"sessions": [
+    data: Json = {"sessions": [
         {"label": label, "secret": secret, "client": report,
          "attempt": None if a is None else {"key_exchange": a.key_exchange, "decrypted": a.decrypted,
                                             "reason": a.reason, "cipher": a.cipher,

@@ -75,7 +75,7 @@ def one_round(lab: Lab, padded: bool, trials: int, rng: random.Random) -> dict:
     # buffer dropped packets on a loaded 2-core machine; 64 MiB did not.
     b = runner.batch(lab, f"{NAME}-{'padded' if padded else 'plain'}", runs, buffer_mib=64)
     failed = [r for r in b.reports if not r.get("ok")]
-    ports = [r.get("local_port") for r in b.reports]
+    ports = [int(r.get("local_port") or 0) for r in b.reports]       # 0: the fetch failed, no connection
     profiles = {doc: fingerprint(b.observation, ports[doc]) for doc in range(DOCUMENTS)}
     guesses = [classify(profiles, fingerprint(b.observation, port), rng) for port in ports[DOCUMENTS:]]
     right = sum(g == t for g, t in zip(guesses, truth))

@@ -432,6 +432,7 @@ def run(lab: Lab, options: Options = Options()) -> VerifyResult:
     external: list[tuple[int, str] | None] = []
 
     def run_external() -> None:              # inside the same capture, after the lab's own clients
+        assert client_cmd is not None
         external.extend(_run_external(lab, cases, client_cmd, lab.timeout))
 
     b = runner.batch(lab, NAME, _client_runs(cases), during=run_external if client_cmd else None)
@@ -456,10 +457,11 @@ def judge(cases: tuple[Case, ...], reports: list[dict], external: list[tuple[int
         outcomes = [grade("safe", case.safe, safe["ok"], safe.get("error", ""), safe.get("local_port")),
                     grade("careless", case.careless, careless["ok"], careless.get("error", ""),
                           careless.get("local_port"))]
-        if client_cmd and external and external[i] is not None:
-            code, detail = external[i]
+        ran = external[i] if client_cmd and external else None
+        if ran is not None:
+            code, detail = ran
             outcomes.append(grade("external", case.safe, code == 0, detail, timed_out=code in TIMED_OUT))
-        results.append(CaseResult(case, outcomes, _wire_view(by_port.get(safe.get("local_port")))))
+        results.append(CaseResult(case, outcomes, _wire_view(by_port.get(int(safe.get("local_port") or 0)))))
     checks = [runner.check_capture(stats)]
     for client in ("safe", "careless", "external"):
         graded = [(r.case.name, o) for r in results for o in r.outcomes if o.client == client]
