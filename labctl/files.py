@@ -43,19 +43,9 @@ def shown(path: PathLike) -> str:
 
 def kind(mode: int) -> str:
     """What a stat mode says a path is, as a noun phrase: "a folder", "a FIFO", ..."""
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO (named pipe)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISREG(mode):
-        return "a file"
-    return "not a regular file"
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISREG, "a file"))
+    return next((noun for test, noun in kinds if test(mode)), "not a regular file")
 
 
 def _read_exactly(fd: int, n: int) -> bytes:

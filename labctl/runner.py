@@ -22,13 +22,14 @@ from typing import Callable, ClassVar, TypeVar
 from . import attack, capture, render, report, turn
 from .tls import decrypt
 from .tls.analyzer import C2S, S2C, Observation, TlsConnection, analyze
-from .tls.constants import ALERT, ALERTS, APPLICATION_DATA, HANDSHAKE, handshake_name, version_name
+from .tls.constants import ALERT, ALERTS, APPLICATION_DATA, HANDSHAKE, TLS13, handshake_name, version_name
 from .tls.records import split_handshake
 from .capture import CaptureStats
 from .certs import SERVER_NAME
 from .errors import CaptureError, LabError
 from .interrupts import interruptible, shielded
 from .lab import TIMEOUT_SETTING, Lab
+from .scenarios import KEYLOG_CHECK
 from .sequence import Lanes
 from .verdict import Check, Json, Result
 
@@ -175,7 +176,7 @@ def check_decryption(conn: TlsConnection | None, keylog: str, report: dict, secr
     Returns the check, what each direction decrypted to (None if nothing
     was), and what each record carried (record_notes).
     """
-    name = "ciphertext on the wire is the request (decrypted with the key log)"
+    name = KEYLOG_CHECK
     if conn is None or conn.client_hello is None or conn.server_hello is None:
         return Check(name, False, "no complete handshake to decrypt"), None, {}
     try:
@@ -196,13 +197,39 @@ def check_decryption(conn: TlsConnection | None, keylog: str, report: dict, secr
     return Check(name, ok, evidence), {C2S: sent, S2C: received}, record_notes(conn, plain)
 
 
-def tls_scenario(lab: Lab, name: str, title: str, client_args: list[str], version: int,
-                 certificate: Callable[[TlsConnection | None], Check]) -> ExchangeResult:
+def tls_checks(version: int) -> tuple[str, ...]:
+    """The names of the checks tls_scenario reports for VERSION (TLS12 or TLS13), in order."""
+    return ("capture complete", "client exchange succeeded", f"{version_name(version)} negotiated (ServerHello on the wire)",
+            "secret not on the wire", "SNI leaks the name", "DNS query leaks the name",
+            "certificate not in clear" if version == TLS13 else "certificate readable in clear", KEYLOG_CHECK)
+
+
+def check_certificate(conn: TlsConnection | None, version: int) -> Check:
+    """What an observer reads of the server's certificate on the wire.
+
+    TLS 1.3 sends the Certificate message encrypted (RFC 8446 section 4.4.2,
+    after EncryptedExtensions): none may be readable. TLS 1.2 sends it in
+    clear (RFC 5246 section 7.4.2): the leaf must be readable, naming the
+    server.
+    """
+    certs = conn.certificates if conn else []
+    if version == TLS13:
+        hidden = conn is not None and not certs
+        return Check("certificate not in clear", hidden,
+                     "TLS 1.3 sends the Certificate encrypted" if hidden else f"{len(certs)} certificate(s) readable")
+    leaf = certs[0] if certs else None
+    return Check("certificate readable in clear",
+                 leaf is not None and f"CN={SERVER_NAME}" in leaf.subject and SERVER_NAME in leaf.sans,
+                 f"subject {leaf.subject}; issuer {leaf.issuer}" if leaf else "no Certificate message in clear")
+
+
+def tls_scenario(lab: Lab, name: str, title: str, client_args: list[str], version: int) -> ExchangeResult:
     """One TLS exchange carrying a random secret, judged on the wire (the tls and tls12 scenarios).
 
-    The checks, in order: the capture, the client, the negotiated VERSION,
-    the secret absent, the SNI and DNS leaks, CERTIFICATE (what the scenario
-    says about the certificate on the wire), and the key-log decryption.
+    The checks, in order (tls_checks): the capture, the client, the
+    negotiated VERSION, the secret absent, the SNI and DNS leaks, what the
+    wire shows of the certificate (check_certificate), and the key-log
+    decryption.
     """
     started = time.monotonic()
     ex = exchange(lab, name, client_args)
@@ -211,7 +238,7 @@ def tls_scenario(lab: Lab, name: str, title: str, client_args: list[str], versio
     decrypted_check, decrypted, notes = check_decryption(conn, ex.keylog, ex.client, ex.secret)
     checks = [check_capture(ex.stats), check_client(ex.client, version), check_tls_seen(conn, version),
               check_secret_absent(obs, ex.secret), check_sni_leak(conn, SERVER_NAME),
-              check_dns_leak(obs, SERVER_NAME, lab), certificate(conn), decrypted_check]
+              check_dns_leak(obs, SERVER_NAME, lab), check_certificate(conn, version), decrypted_check]
     return finish(ExchangeResult(name, title, checks, ex.stats, obs, ex.pcap, ex.keylog, lanes=ex.lanes,
                                  secret=ex.secret, client=ex.client, decrypted=decrypted, notes=notes), started)
 

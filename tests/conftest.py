@@ -7,6 +7,7 @@ certificates folder, and always takes its labs down again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -77,11 +79,18 @@ def start_lab(tmp: Path, prefix: str = "t") -> LabHandle:
     return handle
 
 
-@pytest.fixture(scope="session")
-def session_lab(tmp_path_factory: pytest.TempPathFactory):
-    """One lab for the whole session, on its own project name; always taken down."""
-    handle = start_lab(tmp_path_factory.mktemp("session-lab"))
+@contextlib.contextmanager
+def running_lab(tmp: Path, prefix: str = "t") -> Iterator[LabHandle]:
+    """A lab of its own (start_lab), taken down with its volumes however the block ends."""
+    handle = start_lab(tmp, prefix)
     try:
         yield handle
     finally:
         handle.run("down", "--volumes")
+
+
+@pytest.fixture(scope="session")
+def session_lab(tmp_path_factory: pytest.TempPathFactory):
+    """One lab for the whole session, on its own project name; always taken down."""
+    with running_lab(tmp_path_factory.mktemp("session-lab")) as handle:
+        yield handle

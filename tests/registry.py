@@ -212,8 +212,7 @@ def slim_debian(client: docker.DockerClient, ref: str, progress: Progress = prin
 
 def remove_image(client: docker.DockerClient, ref: str) -> bool:
     """Remove the local image REF if it is there; True if it was removed."""
-    try:
-        client.images.remove(ref)
-        return True
-    except docker.errors.ImageNotFound:
+    if not images.image_exists(client, ref):
         return False
+    client.images.remove(ref)
+    return True

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from ..lab import Lab
     from ..verdict import Result
 
+# The check of the scenarios that decrypt their capture with the client's NSS key log (labctl.runner).
+KEYLOG_CHECK = "ciphertext on the wire is the request (decrypted with the key log)"
+
 # In the order `labctl run all` runs them: the story goes from clear to protected.
 NAMES = ("plaintext", "tls", "tls12", "verify", "mitm", "dns-spoof", "downgrade", "traffic-analysis", "forward-secrecy")
 
@@ -43,12 +46,13 @@ class Scenario:
     """One scenario as the rest of labctl sees it, read from its module.
 
     Every module defines NAME (as typed: `labctl run NAME`), TITLE (one line,
-    for headings), SUMMARY (one line, for `labctl scenarios`), CHECKS (the
-    names of the checks its result reports, in order) and
-    `run(lab, options) -> Result`. Where it differs from the default it also
-    defines KEYLOG = True (its client writes an NSS key log, which
-    `run NAME --keylog FILE` saves), OPTIONS (the run options it reads, e.g.
-    "--case") and `check(options)` (refuse bad options before anything runs).
+    for headings), CHECKS (the names of the checks its result reports, in
+    order) and `run(lab, options) -> Result`; its docstring's summary line
+    (PEP 257) reads "NAME: SUMMARY." and gives the one line `labctl scenarios`
+    shows. Where it differs from the default it also defines OPTIONS (the run
+    options it reads, e.g. "--case") and `check(options)` (refuse bad options
+    before anything runs). A scenario whose checks include KEYLOG_CHECK has a
+    client that writes an NSS key log, which `run NAME --keylog FILE` saves.
     """
 
     name: str
@@ -63,9 +67,10 @@ class Scenario:
 
 def _scenario(module: ModuleType) -> Scenario:
     """The one place that reads a scenario module, with the defaults of what it may leave out."""
-    return Scenario(module.NAME, module.TITLE, module.SUMMARY, tuple(module.CHECKS), module.run,
-                    getattr(module, "KEYLOG", False), tuple(getattr(module, "OPTIONS", ())),
-                    getattr(module, "check", Scenario.check))
+    summary = (module.__doc__ or "").split("\n", 1)[0].removeprefix(f"{module.NAME}: ").rstrip(".")
+    checks = tuple(module.CHECKS)
+    return Scenario(module.NAME, module.TITLE, summary, checks, module.run, KEYLOG_CHECK in checks,
+                    tuple(getattr(module, "OPTIONS", ())), getattr(module, "check", Scenario.check))
 
 
 def load(name: str) -> Scenario:

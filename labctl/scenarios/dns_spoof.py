@@ -1,4 +1,6 @@
-"""dns-spoof: the resolver's answer is forged, and the client goes to the attacker.
+"""dns-spoof: the wire forges the DNS answer: the safe client refuses the attacker's certificate, the careless one leaks.
+
+The resolver's answer is forged, and the client goes to the attacker.
 
 What it demonstrates: the wire answers the client's DNS query for
 server.lab.test itself, with its own address, as if it were the resolver
@@ -23,7 +25,6 @@ from . import Options
 
 NAME = "dns-spoof"
 TITLE = "DNS spoofing: a forged answer sends the client to the attacker"
-SUMMARY = "the wire forges the DNS answer: the safe client refuses the attacker's certificate, the careless one leaks"
 CHECKS = ("capture complete", "spoofed answer on the wire", "clients resolved to the attacker",
           "safe client refused", "attacker got nothing from the safe client",
           "attacker's log holds the careless client's secret")

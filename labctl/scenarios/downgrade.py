@@ -1,4 +1,6 @@
-"""downgrade: old versions and weak suites are refused, visibly, and compression is never on.
+"""downgrade: TLS 1.0/1.1 and NULL ciphers are refused with alerts on the wire; compression is never negotiated.
+
+Old versions and weak suites are refused, visibly, and compression is never on.
 
 What it demonstrates: a client (or an attacker posing as one) that offers
 only TLS 1.0/1.1 gets a protocol_version alert from the safe server; the
@@ -30,7 +32,6 @@ from . import Options
 
 NAME = "downgrade"
 TITLE = "Downgrades refused: old versions, weak suites, and no compression"
-SUMMARY = "TLS 1.0/1.1 and NULL ciphers are refused with alerts on the wire; compression is never negotiated"
 CHECKS = ("capture complete", "old client refused by the safe server (alert in clear)",
           "legacy server refused by the safe client", "NULL-cipher client refused (alert in clear)",
           "safe client and server negotiate TLS 1.3", "no compression offered or chosen")

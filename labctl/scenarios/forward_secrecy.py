@@ -1,4 +1,6 @@
-"""forward-secrecy: record today, steal the server's key tomorrow: what can you read?
+"""forward-secrecy: steal the server key after recording: the RSA-key-exchange session opens, ECDHE and TLS 1.3 do not.
+
+Record today, steal the server's key tomorrow: what can you read?
 
 What it demonstrates: the attacker records three sessions that each carry a
 secret, then steals the server's RSA private key. With TLS 1.2 and RSA key
@@ -33,7 +35,6 @@ from . import Options
 
 NAME = "forward-secrecy"
 TITLE = "Forward secrecy: a stolen server key opens RSA sessions, not ECDHE ones"
-SUMMARY = "steal the server key after recording: the RSA-key-exchange session opens, ECDHE and TLS 1.3 do not"
 CHECKS = ("capture complete", "all three sessions completed", "no secret on the wire",
           "stolen key decrypts the RSA session to its secret", "stolen key cannot open TLS 1.2 ECDHE",
           "stolen key cannot open TLS 1.3")

@@ -1,4 +1,6 @@
-"""mitm: the wire turns attacker, on the path between client and server.
+"""mitm: the wire intercepts TLS with its own CA: the safe client refuses, the careless one hands over its secret.
+
+The wire turns attacker, on the path between client and server.
 
 What it demonstrates: iptables on the wire hands the client's TLS connection
 to an intercepting proxy that presents a certificate for server.lab.test
@@ -25,7 +27,6 @@ from . import Options
 
 NAME = "mitm"
 TITLE = "On-path interception: the attacker's certificate versus the client's checks"
-SUMMARY = "the wire intercepts TLS with its own CA: the safe client refuses, the careless one hands over its secret"
 CHECKS = ("capture complete", "safe client refused the attacker's certificate", "attacker got nothing from the safe client",
           "careless client connected through the attacker", "attacker's log holds the careless client's secret")
 

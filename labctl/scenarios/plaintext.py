@@ -1,4 +1,6 @@
-"""plaintext: the same request over plain TCP, to see what TLS would have hidden.
+"""plaintext: the same request without TLS: the secret, request and response are readable.
+
+The same request over plain TCP, to see what TLS would have hidden.
 
 What it demonstrates: without TLS the wire carries everything. The secret
 (here in a session cookie), the request line and the server's response are
@@ -19,7 +21,6 @@ from . import Options
 
 NAME = "plaintext"
 TITLE = "Plain HTTP: everything on the wire"
-SUMMARY = "the same request without TLS: the secret, request and response are readable"
 CHECKS = ("capture complete", "client exchange succeeded", "secret readable on the wire",
           "request line readable", "response readable", "DNS query leaks the name", "no TLS on the wire")
 

@@ -1,4 +1,6 @@
-"""traffic-analysis: which page did they read? The sizes tell, unless they are padded.
+"""traffic-analysis: an observer guesses which of 8 documents was fetched from sizes alone; padding brings it to chance.
+
+Which page did they read? The sizes tell, unless they are padded.
 
 What it demonstrates: TLS hides what a response says, not how long it is.
 The server hosts 8 documents of different sizes. The attacker first visits
@@ -35,7 +37,6 @@ from . import Options
 
 NAME = "traffic-analysis"
 TITLE = "Traffic analysis: record sizes reveal which document was fetched"
-SUMMARY = "an observer guesses which of 8 documents was fetched from sizes alone; padding brings it to chance"
 CHECKS = ("capture complete", "accuracy without padding >= 95 %", "accuracy with padding <= 1/N + 10 points")
 DOCUMENTS = 8
 TRIALS = 160          # >= 100; with padding, chance +10 points is then 3.8 standard deviations away

@@ -1,4 +1,6 @@
-"""verify: a local, never-stale badssl, with the expected outcome of every case declared here.
+"""verify: a local badssl: every way the client's checks can fail, with expected outcomes and the wire's view.
+
+A local, never-stale badssl, with the expected outcome of every case declared here.
 
 What it demonstrates: the checks that make TLS worth having. The safe client
 (the standard library's default context) refuses a certificate that is
@@ -49,7 +51,6 @@ from . import Options
 
 NAME = "verify"
 TITLE = "Certificate, mutual-TLS and protocol checks: safe versus careless client"
-SUMMARY = "a local badssl: every way the client's checks can fail, with expected outcomes and the wire's view"
 CHECKS = ("capture complete", "safe client: every case as expected", "careless client: every case as expected")
 OPTIONS = ("--case", "--client-cmd")  # the run options it reads
 # Reported after CHECKS when --client-cmd was graded on at least one selected case.

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 from .constants import (ALERT, APPLICATION_DATA, CHANGE_CIPHER_SPEC, CLIENT_HELLO, FINISHED, HANDSHAKE, KEY_UPDATE,
-                        SERVER_HELLO, TLS12, TLS13, VERSIONS)
+                        SERVER_HELLO, TLS12, TLS13, VERSIONS, cipher_suite_name)
 from .records import split_handshake
 
 DIRECTIONS = ("c2s", "s2c")
@@ -65,31 +65,21 @@ class CipherSuite:
         return 4 if self.version == TLS12 and self.aead == "AES-GCM" else 12
 
 
-def _suite(code: int, name: str, version: int, aead: str, key_len: int,
-           hash_: type[hashes.HashAlgorithm]) -> tuple[int, CipherSuite]:
-    return code, CipherSuite(code, name, version, aead, key_len, hash_)
+def _suite(code: int) -> CipherSuite:
+    """Suite CODE's parameters, as its IANA name spells them out: TLS 1.2 names say TLS_<kx>_WITH_<cipher>_<hash>,
+    TLS 1.3 names TLS_<cipher>_<hash> (RFC 8446 appendix B.4); the cipher's key size is in its name
+    (AES_128, AES_256; ChaCha20 keys are 32 bytes, RFC 7905), and the hash is the HKDF hash (TLS 1.3) or
+    the PRF hash (TLS 1.2, RFC 5288 and RFC 5289)."""
+    name = cipher_suite_name(code)
+    return CipherSuite(code, name, TLS12 if "_WITH_" in name else TLS13,
+                       "ChaCha20-Poly1305" if "CHACHA20_POLY1305" in name else "AES-GCM",
+                       16 if "AES_128" in name else 32, hashes.SHA384 if name.endswith("SHA384") else hashes.SHA256)
 
 
-SUITES: dict[int, CipherSuite] = dict([
-    # TLS 1.3, RFC 8446 appendix B.4
-    _suite(0x1301, "TLS_AES_128_GCM_SHA256", TLS13, "AES-GCM", 16, hashes.SHA256),
-    _suite(0x1302, "TLS_AES_256_GCM_SHA384", TLS13, "AES-GCM", 32, hashes.SHA384),
-    _suite(0x1303, "TLS_CHACHA20_POLY1305_SHA256", TLS13, "ChaCha20-Poly1305", 32, hashes.SHA256),
-    # TLS 1.2 AES-GCM, RFC 5288 and RFC 5289 (the PRF hash is the suite's)
-    _suite(0x009C, "TLS_RSA_WITH_AES_128_GCM_SHA256", TLS12, "AES-GCM", 16, hashes.SHA256),
-    _suite(0x009D, "TLS_RSA_WITH_AES_256_GCM_SHA384", TLS12, "AES-GCM", 32, hashes.SHA384),
-    _suite(0x009E, "TLS_DHE_RSA_WITH_AES_128_GCM_SHA256", TLS12, "AES-GCM", 16, hashes.SHA256),
-    _suite(0x009F, "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384", TLS12, "AES-GCM", 32, hashes.SHA384),
-    _suite(0xC02B, "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", TLS12, "AES-GCM", 16, hashes.SHA256),
-    _suite(0xC02C, "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", TLS12, "AES-GCM", 32, hashes.SHA384),
-    _suite(0xC02F, "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256", TLS12, "AES-GCM", 16, hashes.SHA256),
-    _suite(0xC030, "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", TLS12, "AES-GCM", 32, hashes.SHA384),
-    # TLS 1.2 ChaCha20-Poly1305, RFC 7905
-    _suite(0xCCA8, "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", TLS12, "ChaCha20-Poly1305", 32, hashes.SHA256),
-    _suite(0xCCA9, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", TLS12, "ChaCha20-Poly1305", 32,
-           hashes.SHA256),
-    _suite(0xCCAA, "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256", TLS12, "ChaCha20-Poly1305", 32, hashes.SHA256),
-])
+# The AEAD suites this decryptor opens: TLS 1.3's three; TLS 1.2 AES-GCM with RSA, DHE and ECDHE
+# key exchange (RFC 5288, RFC 5289); TLS 1.2 ChaCha20-Poly1305 (RFC 7905).
+SUITES: dict[int, CipherSuite] = {code: _suite(code) for code in (
+    0x1301, 0x1302, 0x1303, 0x009C, 0x009D, 0x009E, 0x009F, 0xC02B, 0xC02C, 0xC02F, 0xC030, 0xCCA8, 0xCCA9, 0xCCAA)}
 
 
 def suite_for(code: int, version: int | None = None) -> CipherSuite:

@@ -223,16 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--turn", required=True, metavar="TOKEN", help="the run's turn (wirectl turn --token)")
     sub.add_parser("stop", help="remove the rules, stop, and print the attacker's log")
     args = parser.parse_args(argv)
+    from wirectl import reply            # the wire's programs answer labctl the same way
+
     try:
         result = start(args) if args.command == "start" else stop()
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", "") or str(exc)
-        json.dump({"error": detail.strip().splitlines()[-1] if detail.strip() else str(exc)}, sys.stdout)
-        sys.stdout.write("\n")
-        return 1
-    json.dump(result, sys.stdout)
-    sys.stdout.write("\n")
-    return 0
+        return reply({"error": detail.strip().splitlines()[-1] if detail.strip() else str(exc)}, 1)
+    return reply(result)
 
 
 if __name__ == "__main__":

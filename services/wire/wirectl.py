@@ -320,12 +320,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             result = listing()
     except (WireError, OSError) as exc:
-        json.dump({"error": str(exc)}, sys.stdout)
-        sys.stdout.write("\n")
-        return 1
-    json.dump(result, sys.stdout)
+        return reply({"error": str(exc)}, 1)
+    return reply(result)
+
+
+def reply(document: dict, status: int = 0) -> int:
+    """Print DOCUMENT as one JSON line (what labctl reads back) and return STATUS, the exit status."""
+    json.dump(document, sys.stdout)
     sys.stdout.write("\n")
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -15,18 +15,15 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, assert_one_line_error, start_lab
+from tests.conftest import ROOT, assert_one_line_error, running_lab
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    handle = start_lab(tmp_path_factory.mktemp("faults"), prefix="tfault")
-    try:
+    with running_lab(tmp_path_factory.mktemp("faults"), prefix="tfault") as handle:
         yield handle
-    finally:
-        handle.run("down", "--volumes")
 
 
 @pytest.fixture(autouse=True)

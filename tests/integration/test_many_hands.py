@@ -22,18 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, assert_one_line_error, labctl, start_lab, unique
+from tests.conftest import ROOT, assert_one_line_error, labctl, running_lab, start_lab, unique
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    handle = start_lab(tmp_path_factory.mktemp("hands"), prefix="thands")
-    try:
+    with running_lab(tmp_path_factory.mktemp("hands"), prefix="thands") as handle:
         yield handle
-    finally:
-        handle.run("down", "--volumes")
 
 
 def spawn(project: str, env: dict[str, str], *args: str) -> subprocess.Popen:
