@@ -356,7 +356,10 @@ class _Direction:
         if not self.segments:
             return _Assembled(b"", [], [], [], 0)
         base = self.isn if self.isn is not None else min(s for s, _, _, _ in self.segments)
-        ordered = sorted(((seq - base) % (1 << 32), payload, ts, frame) for seq, payload, ts, frame in self.segments)
+        # In sequence order; at one sequence number the segment seen first comes first (a retransmission,
+        # even a shorter one, is a later copy: tshark dissects the original and marks the copy).
+        ordered = sorted((((seq - base) % (1 << 32), payload, ts, frame) for seq, payload, ts, frame in self.segments),
+                         key=lambda s: (s[0], s[2], s[3]))
         chunks, offsets, times, frames = [], [], [], []
         end, size, gaps = 0, 0, 0      # end: sequence space covered (holes included); size: bytes kept
         for rel, payload, ts, frame in ordered:

@@ -215,7 +215,9 @@ def test_what_the_wire_sends_is_drawn_from_the_wire_and_every_packet_once(attack
         queries = [ev for ev in scenario["events"] if ev["label"].startswith("DNS query")]
         assert queries and len(queries) == sum(1 for (mac,) in sent if mac != wire_mac), name
     mitm = by_name["mitm"]
-    hellos = [ev for ev in mitm["events"] if ev["label"].startswith("ServerHello") and ev["src"] == server]
+    client = mitm["lanes"]["addresses"]["client"]
+    hellos = [ev for ev in mitm["events"] if ev["label"].startswith("ServerHello") and ev["src"] == server
+              and ev["dst"] == client]
     assert hellos and all(ev["from"] == "wire" for ev in hellos)       # the attacker's, as from the server's address
     upstream = [ev for ev in mitm["events"] if ev["label"].startswith("ServerHello") and ev["from"] == "server"]
     assert upstream and all(ev["to"] == "wire" for ev in upstream)      # the real server answers the wire

@@ -364,3 +364,28 @@ def test_each_record_is_numbered_by_the_frame_tshark_shows_it_in(sessions, tmp_p
     times = {p.frame: p.time for p in analyze_file(session.pcap).packets}
     assert all(r.time <= times[r.frame] for r in conn.records)      # dated by its first byte, numbered by its last
     assert all(r.time < times[r.frame] for r in spanning)
+
+
+def test_a_shorter_retransmission_does_not_take_the_originals_bytes(tmp_path):
+    """Frame 3 resends the first record of frame 2 at the same sequence number: the records are frame 2's,
+    where tshark shows them too (it marks frame 3 as a retransmission)."""
+    import dpkt
+
+    records = b"".join(bytes([22, 3, 1]) + (40).to_bytes(2, "big") + bytes(range(40)) for _ in range(2))
+
+    def frame(seq: int, flags: int, payload: bytes = b"") -> bytes:
+        tcp = dpkt.tcp.TCP(sport=40000, dport=443, seq=seq, ack=1, flags=flags, win=65535, data=payload)
+        ip = dpkt.ip.IP(src=bytes([10, 77, 0, 10]), dst=bytes([10, 77, 0, 20]), p=dpkt.ip.IP_PROTO_TCP, data=tcp,
+                        ttl=64)
+        ip.len = len(bytes(ip))
+        return bytes(dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x04" * 6, type=dpkt.ethernet.ETH_TYPE_IP, data=ip))
+
+    path = tmp_path / "retransmission.pcap"
+    with open(path, "wb") as handle:
+        writer = dpkt.pcap.Writer(handle)
+        writer.writepkt(frame(999, dpkt.tcp.TH_SYN), ts=1.0)
+        writer.writepkt(frame(1000, dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH, records), ts=1.1)
+        writer.writepkt(frame(1000, dpkt.tcp.TH_ACK | dpkt.tcp.TH_PUSH, records[:45]), ts=1.3)
+    [conn] = analyze_file(path).tls
+    assert [r.frame for r in conn.records] == [2, 2]
+    assert {int(f) for (f,) in tshark.fields(path, "tls.record", "frame.number")} == {2}
