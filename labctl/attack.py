@@ -17,7 +17,7 @@ from typing import ClassVar
 from . import render, report
 from .errors import LabError
 from .lab import TIMEOUT_SETTING, Lab
-from .verdict import Json, Result
+from .verdict import Json, Result, verdict_line
 
 
 def start(lab: Lab, spoof_dns: str | None = None) -> None:
@@ -98,10 +98,22 @@ class AttackResult(Result):
         return dict(self.data)
 
     def text(self) -> str:
-        return render.attack_text(self)
+        """The two sides in panels, the notes, the checks."""
+        (lt, left), (rt, right) = self.left, self.right
+        lines = [f"{self.name} — {self.title}", "", render.panels(lt, left, rt, right)]
+        if self.notes:
+            lines += [""] + self.notes
+        lines += [""] + render.check_lines(self.checks)
+        lines.append(verdict_line(self))
+        return "\n".join(lines)
 
     def html(self) -> str:
-        return report.attack_html(self) + self.extra_html()
+        """The two panels and the notes as HTML, then what the scenario adds (extra_html)."""
+        (lt, left), (rt, right) = self.left, self.right
+        out = [report.panels_html(lt, report.pre_lines(left), rt, report.pre_lines(right))]
+        if self.notes:
+            out.append(report.pre_lines(self.notes))
+        return "".join(out) + self.extra_html()
 
     def extra_html(self) -> str:
         """More of the report section than the panels (escaped HTML); none by default."""

@@ -417,7 +417,7 @@ def cmd_scenarios(args: argparse.Namespace, io: Output) -> int:
             {"name": s.name, "title": s.title, "summary": s.summary, "checks": list(s.checks),
              "keylog": s.keylog, "options": list(s.options)} for s in found]}, indent=2))
     else:
-        io.result(render.scenarios_text(found))
+        io.result(render.scenarios_text([(s.name, s.summary, s.checks) for s in found]))
     return ExitStatus.OK
 
 

@@ -1,9 +1,10 @@
 """Pure rendering for the terminal: functions that turn results into text. Only cli.py prints.
 
-Each result type's `text()` (labctl.verdict.Result) calls the view for its
-shape here (an exchange, an attack's two panels); a scenario with a shape of
-its own (verify's matrix) keeps its view beside it. Nothing here names a
-scenario.
+The building blocks of the terminal views: tables, dotted lines, two panels
+side by side, the wire's bytes and what leaks. Each result type's `text()`
+(labctl.verdict.Result) builds its view from them, beside the result
+(labctl.exchange, labctl.attack, a scenario of its own shape). Nothing here
+names a scenario or knows a result type.
 """
 
 from __future__ import annotations
@@ -18,15 +19,12 @@ from .bringup import UpReport
 from .lab import DEFAULT_PROJECT, ServiceState
 from .tls.analyzer import C2S, S2C, Observation
 from .tls.constants import APPLICATION_DATA, TLS12, version_name
-from .verdict import Check, Result, verdict_line
+from .verdict import Check, Result
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from .attack import AttackResult
     from .certs import CertFile
-    from .runner import ExchangeResult
-    from .scenarios import Scenario
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -269,41 +267,6 @@ def check_lines(checks: list[Check]) -> list[str]:
     return [f"{'✔' if c.passed else '✘'} {c.name} — {c.evidence}" for c in checks]
 
 
-def exchange_text(result: ExchangeResult) -> str:
-    """One exchange (plaintext, tls, tls12): the wire beside what leaks, the decryption, the checks."""
-    lines = [f"{result.name} — {result.title}",
-             f"secret this run: {result.secret} (random; searched for in every captured byte)", ""]
-    obs = result.observation
-    left_title = "on the wire (ciphertext)" if obs.tls else "on the wire (clear text)"
-    lines.append(panels(left_title, wire_lines(obs, result.notes), "what still leaks", leak_lines(obs)))
-    lines.append(ARROWS)
-    if result.decrypted is not None:
-        request = result.decrypted[C2S].decode("latin-1")
-        lines += ["", "decrypted with the lab's key log (an observer on the wire has none); "
-                      "what the records marked → carried:"]
-        for line in request.split("\r\n"):
-            if line:
-                lines.append(f"  ↑ {fit(line, 96)}")
-        status = result.decrypted[S2C].split(b"\r\n", 1)[0].decode("latin-1")
-        if status:
-            lines.append(f"  ↓ {status}")
-    lines += [""] + check_lines(result.checks)
-    lines.append(verdict_line(result))
-    return "\n".join(lines)
-
-
-def attack_text(result: AttackResult) -> str:
-    """An attack: the two sides in panels, notes, and the checks."""
-    lines = [f"{result.name} — {result.title}", ""]
-    (lt, left), (rt, right) = result.left, result.right
-    lines.append(panels(lt, left, rt, right))
-    if result.notes:
-        lines += [""] + result.notes
-    lines += [""] + check_lines(result.checks)
-    lines.append(verdict_line(result))
-    return "\n".join(lines)
-
-
 def summary_text(results: list[Result]) -> str:
     """`run all`: one row per scenario, then the overall verdict."""
     rows = [(r.name, f"{sum(c.passed for c in r.checks)}/{len(r.checks)}", "pass" if r.passed else "FAIL",
@@ -316,11 +279,11 @@ def summary_text(results: list[Result]) -> str:
     return table(("SCENARIO", "CHECKS", "VERDICT", "TIME", "WHAT IT SHOWS"), rows) + "\n\n" + verdict
 
 
-def scenarios_text(scenarios: list[Scenario]) -> str:
-    """`labctl scenarios`: each scenario, what it shows, and the checks it makes."""
+def scenarios_text(scenarios: list[tuple[str, str, tuple[str, ...]]]) -> str:
+    """`labctl scenarios`: each scenario (name, summary, checks), what it shows, and the checks it makes."""
     lines = []
-    for s in scenarios:
-        lines += [f"{s.name} — {s.summary}"] + [f"    ✓ {check}" for check in s.checks] + [""]
+    for name, summary, checks in scenarios:
+        lines += [f"{name} — {summary}"] + [f"    ✓ {check}" for check in checks] + [""]
     return "\n".join(lines) + "run one with `labctl run NAME`, all with `labctl run all`"
 
 

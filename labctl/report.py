@@ -7,8 +7,8 @@ events the page draws, for scripts and for checking against tshark. The page
 fetches nothing: CSS and SVG are inline, links point only at the files next
 to it. Every string that came from the lab or the wire is escaped.
 
-Each result brings its own section body (labctl.verdict.Result.html);
-nothing here names a scenario.
+Each result brings its own section body (labctl.verdict.Result.html), built
+from the blocks here; nothing here names a scenario or knows a result type.
 
 Styles never rely on colour alone (greyscale printing): encrypted records are
 solid lines with a padlock, clear text dashed, TCP control dotted; the
@@ -23,15 +23,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from . import capture, render
+from . import capture
 from .errors import LabError
 from .files import PRIVATE, install, shown, write_partial
 from .sequence import LANES, WIRE, Event, Lanes, events, infer_lanes
-from .tls.analyzer import C2S, S2C
 
 if TYPE_CHECKING:
-    from .attack import AttackResult
-    from .runner import ExchangeResult
     from .verdict import Check, Result
 
 MAX_EVENTS = 40
@@ -205,40 +202,6 @@ def _verdict(result: Result) -> str:
     ok = result.passed
     return (f'<p class="verdict {"pass" if ok else "fail"}">verdict: '
             f'{"✔ all checks passed" if ok else "✘ SOME CHECKS FAILED"} ({result.seconds:.2f} s)</p>')
-
-
-def exchange_html(result: ExchangeResult) -> str:
-    """One exchange (plaintext, tls, tls12): the terminal view's panels, the decryption, as HTML."""
-    obs = result.observation
-    if result.secret and not result.hidden():
-        secret_line = (f'<p>secret this run: <code class="secret">{e(result.secret)}</code> — '
-                       f'<strong>readable on the wire</strong> (see the excerpt below)</p>')
-    else:
-        secret_line = ('<p>secret this run: <em>not shown</em> — it never crossed the wire in clear, and this '
-                       'page shows what the wire saw; the key log beside this page decrypts it in Wireshark.</p>')
-    left_title = "on the wire (ciphertext)" if obs.tls else "on the wire (clear text)"
-    out = [secret_line,
-           panels_html(left_title, pre_lines(render.wire_lines(obs, result.notes)), "what still leaks",
-                       leak_table(render.leak_lines(obs))),
-           f'<p class="small">{e(render.ARROWS)}</p>']
-    if result.decrypted is not None:
-        lines = [f"↑ {line}" for line in result.decrypted[C2S].decode("latin-1").split("\r\n") if line]
-        status = result.decrypted[S2C].split(b"\r\n", 1)[0].decode("latin-1")
-        if status:
-            lines.append(f"↓ {status}")
-        out.append('<h3>Decrypted with the lab\'s key log</h3><p class="small">An observer on the wire has no key '
-                   'log; the lab does. What the records marked → carried (the secret is masked):</p>'
-                   + pre_lines(lines))
-    return "".join(out)
-
-
-def attack_html(result: AttackResult) -> str:
-    """An attack: its two panels and its notes."""
-    (lt, left), (rt, right) = result.left, result.right
-    out = [panels_html(lt, pre_lines(left), rt, pre_lines(right))]
-    if result.notes:
-        out.append(pre_lines(result.notes))
-    return "".join(out)
 
 
 def files_html(name: str, files: dict[str, str]) -> str:

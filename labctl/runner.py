@@ -17,9 +17,10 @@ import shlex
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, TypeVar
+from typing import Callable, TypeVar
 
-from . import attack, capture, render, report, turn
+from . import attack, capture, render, turn
+from .exchange import ExchangeResult
 from .tls import decrypt
 from .tls.analyzer import C2S, S2C, Observation, TlsConnection, analyze
 from .tls.constants import ALERT, ALERTS, APPLICATION_DATA, HANDSHAKE, TLS13, handshake_name, version_name
@@ -29,11 +30,13 @@ from .certs import SERVER_NAME
 from .errors import CaptureError, LabError
 from .interrupts import interruptible, shielded
 from .lab import TIMEOUT_SETTING, Lab
-from .scenarios import KEYLOG_CHECK
 from .sequence import Lanes
-from .verdict import Check, Json, Result
+from .verdict import Check, Result
 
 RUN_PREFIX = "run-"      # a scenario's capture stays on the wire until the next run replaces it
+# The check of the scenarios that decrypt their capture with the client's NSS key log (check_decryption):
+# their client keeps one, which `run NAME --keylog FILE` saves.
+KEYLOG_CHECK = "ciphertext on the wire is the request (decrypted with the key log)"
 _KEYLOG_LINE = re.compile(r"^[A-Z_0-9]+ [0-9a-f]{64} [0-9a-f]+$")
 
 
@@ -46,42 +49,6 @@ class Exchange:
     keylog: str = field(repr=False)
     observation: Observation = field(repr=False)
     lanes: Lanes | None = field(repr=False, default=None)
-
-
-@dataclass
-class ExchangeResult(Result):
-    """One client exchange judged on the wire (plaintext, tls, tls12): the secret it carried, the
-    client's report, and what the key log decrypted (None where there is no key log)."""
-
-    SCHEMA: ClassVar[str] = "tlslab.run/1"
-
-    server_name: str = SERVER_NAME
-    secret: str = ""
-    client: dict = field(default_factory=dict)
-    decrypted: dict[str, bytes] | None = field(repr=False, default=None)
-    # What each encrypted record turned out to be, keyed by (direction, stream offset).
-    notes: dict[tuple[str, int], str] = field(repr=False, default_factory=dict)
-
-    def head(self) -> Json:
-        return {"server_name": self.server_name, "secret": self.secret}
-
-    def details(self) -> Json:
-        return {"client": {k: v for k, v in self.client.items() if k != "peer_certificate"},
-                "observation": self.observation.to_dict(),
-                "decrypted": None if self.decrypted is None else
-                {d: data.decode("latin-1") for d, data in self.decrypted.items()}}
-
-    def text(self) -> str:
-        return render.exchange_text(self)
-
-    def html(self) -> str:
-        return report.exchange_html(self)
-
-    def record_notes(self) -> dict[tuple[str, int], str]:
-        return self.notes
-
-    def hidden(self) -> list[str]:
-        return [] if self.observation.find(self.secret.encode()) else [self.secret]
 
 
 def new_secret() -> str:

@@ -16,13 +16,11 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import UsageError
+from ..runner import KEYLOG_CHECK
 
 if TYPE_CHECKING:
     from ..lab import Lab
     from ..verdict import Result
-
-# The check of the scenarios that decrypt their capture with the client's NSS key log (labctl.runner).
-KEYLOG_CHECK = "ciphertext on the wire is the request (decrypted with the key log)"
 
 # In the order `labctl run all` runs them: the story goes from clear to protected.
 NAMES = ("plaintext", "tls", "tls12", "verify", "mitm", "dns-spoof", "downgrade", "traffic-analysis", "forward-secrecy")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 
 from .. import render, runner
+from ..exchange import ExchangeResult
 from ..lab import Lab
 from ..verdict import Check
 from . import Options
@@ -25,7 +26,7 @@ CHECKS = ("capture complete", "client exchange succeeded", "secret readable on t
           "request line readable", "response readable", "DNS query leaks the name", "no TLS on the wire")
 
 
-def run(lab: Lab, options: Options = Options()) -> runner.ExchangeResult:
+def run(lab: Lab, options: Options = Options()) -> ExchangeResult:
     started = time.monotonic()
     ex = runner.exchange(lab, NAME, ["--plain"], keylog=False)
     obs = ex.observation
@@ -45,5 +46,5 @@ def run(lab: Lab, options: Options = Options()) -> runner.ExchangeResult:
         runner.check_dns_leak(obs, runner.SERVER_NAME, lab),
         Check("no TLS on the wire", not obs.tls, f"{len(obs.tls)} TLS connection(s) seen"),
     ]
-    return runner.finish(runner.ExchangeResult(NAME, TITLE, checks, ex.stats, obs, ex.pcap, ex.keylog,
+    return runner.finish(ExchangeResult(NAME, TITLE, checks, ex.stats, obs, ex.pcap, ex.keylog,
                                                lanes=ex.lanes, secret=ex.secret, client=ex.client), started)

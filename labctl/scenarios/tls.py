@@ -17,6 +17,7 @@ server.lab.test, a ServerHello, then only application_data records.
 from __future__ import annotations
 
 from .. import runner
+from ..exchange import ExchangeResult
 from ..lab import Lab
 from ..tls.constants import TLS13
 from . import Options
@@ -26,5 +27,5 @@ TITLE = "TLS 1.3 with the safe defaults"
 CHECKS = runner.tls_checks(TLS13)
 
 
-def run(lab: Lab, options: Options = Options()) -> runner.ExchangeResult:
+def run(lab: Lab, options: Options = Options()) -> ExchangeResult:
     return runner.tls_scenario(lab, NAME, TITLE, [], TLS13)

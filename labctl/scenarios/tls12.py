@@ -15,6 +15,7 @@ ChangeCipherSpec only encrypted records.
 from __future__ import annotations
 
 from .. import runner
+from ..exchange import ExchangeResult
 from ..lab import Lab
 from ..tls.constants import TLS12
 from . import Options
@@ -24,5 +25,5 @@ TITLE = "TLS 1.2: the certificate is readable on the wire"
 CHECKS = runner.tls_checks(TLS12)
 
 
-def run(lab: Lab, options: Options = Options()) -> runner.ExchangeResult:
+def run(lab: Lab, options: Options = Options()) -> ExchangeResult:
     return runner.tls_scenario(lab, NAME, TITLE, ["--max-version", "1.2"], TLS12)

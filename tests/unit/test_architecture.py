@@ -137,7 +137,7 @@ def test_an_option_a_scenario_does_not_read_is_refused_and_names_its_reader():
 def test_every_result_type_brings_its_own_views():
     """Each Result subclass a scenario returns overrides text() and html(): no view special-cases a name."""
     from labctl.attack import AttackResult
-    from labctl.runner import ExchangeResult
+    from labctl.exchange import ExchangeResult
     from labctl.scenarios.verify import VerifyResult
 
     for cls in (ExchangeResult, AttackResult, VerifyResult):

@@ -8,7 +8,7 @@ import pytest
 
 from labctl import render
 from labctl.capture import CaptureStats
-from labctl.runner import ExchangeResult
+from labctl.exchange import ExchangeResult
 from labctl.tls.analyzer import analyze
 from labctl.tls.constants import APPLICATION_DATA
 from labctl.verdict import Check
@@ -93,7 +93,7 @@ def test_run_all_ends_with_one_overall_verdict(captures):
 def test_the_scenario_list_shows_each_scenarios_checks():
     from labctl import scenarios
 
-    text = render.scenarios_text(scenarios.all_scenarios())
+    text = render.scenarios_text([(s.name, s.summary, s.checks) for s in scenarios.all_scenarios()])
     for scenario in scenarios.all_scenarios():
         assert f"{scenario.name} — {scenario.summary}" in text
         for check in scenario.checks:

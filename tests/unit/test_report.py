@@ -8,9 +8,10 @@ import stat
 
 import pytest
 
-from labctl import report, runner
+from labctl import report
 from labctl.capture import CaptureStats
 from labctl.errors import UsageError
+from labctl.exchange import ExchangeResult
 from labctl.scenarios.forward_secrecy import ForwardSecrecyResult
 from labctl.scenarios.traffic_analysis import TrafficResult
 from labctl.sequence import Lanes, infer_lanes
@@ -29,12 +30,12 @@ def _stats(name: str) -> CaptureStats:
     return CaptureStats(name, f"/captures/{name}.pcap", 1000, 12, 12, 0, True, False)
 
 
-def _result(name: str, session, keylog: str = "", decrypted=None, title="a title") -> runner.ExchangeResult:
+def _result(name: str, session, keylog: str = "", decrypted=None, title="a title") -> ExchangeResult:
     pcap = session.pcap.read_bytes()
     obs = analyze(pcap)
     checks = [Check("capture complete", True, "12 packets"),
               Check("secret not on the wire", not obs.find(SECRET.encode()), "searched <everything>")]
-    return runner.ExchangeResult(name, title, checks, _stats(name), obs, pcap, keylog,
+    return ExchangeResult(name, title, checks, _stats(name), obs, pcap, keylog,
                                  secret=SECRET, client={"ok": True}, decrypted=decrypted)
 
 
