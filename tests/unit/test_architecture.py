@@ -145,7 +145,8 @@ def test_every_result_type_brings_its_own_views():
         assert cls.text is not Result.text and cls.html is not Result.html, cls
 
 
-@pytest.mark.parametrize("module", ["cli.py", "render.py", "report.py", "verdict.py", "sequence.py"])
+@pytest.mark.parametrize("module", ["cli.py", "render.py", "report.py", "verdict.py", "sequence.py", "exchange.py",
+                                    "attack.py", "runner.py"])
 def test_the_views_hold_no_scenario_names(module):
     source = (PACKAGE / module).read_text()
     for name in NAMES:
