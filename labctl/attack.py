@@ -75,10 +75,11 @@ def outcome_lines(report: dict, events: list[dict], secret: str) -> list[str]:
     lines.append("attacker's log:")
     for e in mine or [{"event": "nothing"}]:
         lines.append(f"  {e['event']}")
-        if "request" in e:
-            lines += [f"    {line}" for line in str(e["request"]).split("\r\n") if line][:6]
+        for key in ("request", "response"):          # what the attacker read in clear, headers first
+            if key in e:
+                lines += [f"    {line}" for line in str(e[key]).split("\r\n") if line][:7]
         if "error" in e:
-            lines.append(f"    {str(e['error'])[:60]}")
+            lines.append(f"    {e['error']}")
     return lines
 
 
@@ -93,6 +94,12 @@ class AttackResult(Result):
     right: tuple[str, list[str]] = field(default_factory=lambda: ("", []))
     notes: list[str] = field(default_factory=list)
     data: Json = field(default_factory=dict)
+    secrets: list[str] = field(repr=False, default_factory=list)     # the run's random secrets
+    revealed: list[str] = field(repr=False, default_factory=list)    # those the attack obtained
+
+    def hidden(self) -> list[str]:
+        """The run's secrets that neither crossed the wire in clear nor fell to the attack."""
+        return [s for s in self.secrets if s not in self.revealed and not self.observation.find(s.encode())]
 
     def details(self) -> Json:
         return dict(self.data)

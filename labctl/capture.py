@@ -237,6 +237,10 @@ def check_output_dir(value: str | os.PathLike[str], option: str = "--pcap", name
         info = os.stat(path)
     except OSError:
         info = None
+    if info is None and path.is_symlink():
+        # It would not be made: mkdir refuses a name a link already holds ("File exists", after the run).
+        raise UsageError(f"{option} {shown(path)} is a symbolic link to {shown(os.readlink(path))}, which does "
+                         "not exist: give a folder, or create the link's target first")
     if info is not None and not stat.S_ISDIR(info.st_mode):
         raise UsageError(f"{option} {shown(path)} is {kind(info.st_mode)}, not a folder: "
                          "give a folder (one file per scenario goes in it)")

@@ -421,7 +421,7 @@ def cmd_scenarios(args: argparse.Namespace, io: Output) -> int:
     return ExitStatus.OK
 
 
-def _checked(lab: Lab, name: str, scenario: Callable[[], Result], io: Output) -> Result:
+def _checked(lab: Lab, name: str, scenario: Callable[[], Result], io: Output, command: str = "run") -> Result:
     """Run one scenario in the lab's turn; raise naming any service that stopped or restarted meanwhile.
 
     The turn: another run on the same lab waits (see labctl.turn), so the
@@ -429,7 +429,8 @@ def _checked(lab: Lab, name: str, scenario: Callable[[], Result], io: Output) ->
     pass too: a verdict computed while the server restarted is about a lab
     that changed under it.
     """
-    with turn.taken(lab, f"run {name}", io.progress):
+    # Another run waiting for the turn sees what holds it: `labctl run tls`, `labctl report (running tls)`.
+    with turn.taken(lab, f"run {name}" if command == "run" else f"{command} (running {name})", io.progress):
         before = datetime.datetime.now(datetime.timezone.utc)
         try:
             result = scenario()
@@ -502,7 +503,7 @@ def cmd_report(args: argparse.Namespace, io: Output) -> int:
     results = []
     for scenario in chosen:
         io.progress(f"running {scenario.name}: {scenario.title}")
-        results.append(_checked(lab, scenario.name, lambda: scenario.run(lab, scenarios.Options()), io))
+        results.append(_checked(lab, scenario.name, lambda: scenario.run(lab, scenarios.Options()), io, "report"))
     index = report.write_report(results, out_dir, owned=report.report_files(scenarios.NAMES))
     io.result(f"report written to {index} (index.json, captures and key logs beside it)")
     return ExitStatus.OK if all(r.passed for r in results) else ExitStatus.ERROR
@@ -666,7 +667,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("stolen-key", cmd_stolen_key, "decrypt a recorded capture with a stolen server RSA key (no key log): "
                                           "works on RSA key exchange, not on ECDHE or TLS 1.3", json_flag=True)
     p.add_argument("pcap", help="a capture, e.g. from `labctl run forward-secrecy --pcap fs.pcap`")
-    p.add_argument("--key", required=True, help="the server's private key (PEM), e.g. certs/server/server-rsa.key")
+    p.add_argument("--key", required=True, help="the server's private key (PEM): server/server-rsa.key in the lab's certificates "
+                                                 "folder (`labctl certs` says where it is)")
 
     add("scenarios", cmd_scenarios, "list the scenarios and what each shows", json_flag=True)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import textwrap
 from typing import TYPE_CHECKING, Sequence
 
@@ -149,14 +150,27 @@ def quoted(value: str | bytes) -> str:
     return f"\"{shown}\""
 
 
+def counted(n: int, singular: str, plural: str = "") -> str:
+    """"1 log entry", "3 log entries": a number and its noun, agreeing."""
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
+
+
 def listed(items: list[str] | tuple[str, ...], empty: str = "none") -> str:
     """Items as a sentence's list: "a, b" (EMPTY when there are none), never a Python list."""
     return ", ".join(items) or empty
 
 
-def panels(left_title: str, left: list[str], right_title: str, right: list[str], width: int = PANEL) -> str:
-    """Two boxes side by side, like the lab's DESIGN sketch. A line too long for its box goes on
-    over the next lines, indented (an address is never cut short)."""
+def panel_width() -> int:
+    """The inner width of each of two panels side by side in this terminal (COLUMNS): PANEL in 100
+    columns or more, narrower down to 30 in a narrower one."""
+    return max(30, min(PANEL, (shutil.get_terminal_size((100, 24)).columns - 6) // 2))
+
+
+def panels(left_title: str, left: list[str], right_title: str, right: list[str], width: int = 0) -> str:
+    """Two boxes side by side, like the lab's DESIGN sketch, each WIDTH wide inside (default: what
+    panel_width() gives). A line too long for its box goes on over the next lines, indented (an
+    address is never cut short)."""
+    width = width or panel_width()
     left, right = _wrapped(left, width - 1), _wrapped(right, width - 1)
     rows = max(len(left), len(right))
     left = left + [""] * (rows - len(left))
@@ -180,8 +194,7 @@ def _wrapped(lines: list[str], width: int) -> list[str]:
             out.append(line)
             continue
         indent = " " * min(len(line) - len(line.lstrip(" ")) + 6, width // 2)
-        out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False,
-                             drop_whitespace=False) or [line[:width]]
+        out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [line[:width]]
     return [fit(line.rstrip(), width) for line in out]
 
 
@@ -204,8 +217,8 @@ def wire_lines(obs: Observation, notes: dict[tuple[str, int], str] | None = None
         nonced = {id(t) for t in obs.tls if t.version == TLS12 and t.server_hello is not None
                   and any(mode in t.server_hello.cipher_name for mode in ("GCM", "CCM"))}
         if nonced:
-            lines.append("(TLS 1.2 AES-GCM: each record opens with an 8-byte")
-            lines.append(" explicit nonce, in clear; the bytes after it shown)")
+            lines.append("(TLS 1.2 AES-GCM: each record opens with an 8-byte explicit nonce, sent in clear; "
+                         "the bytes after it are shown)")
         for t, r in records[:SHOWN_RECORDS]:
             arrow = "↑" if r.direction == C2S else "↓"
             body = r.fragment[8:] if id(t) in nonced else r.fragment
@@ -238,6 +251,7 @@ def leak_lines(obs: Observation) -> list[str]:
             lines.append(f"DNS   query {d.qtype} {d.name} from {d.src}")
     for t in obs.tls:
         ch, sh = t.client_hello, t.server_hello
+        lines.append(f"TLS   {t.flow.client}:{t.flow.client_port} → {t.flow.server}:{t.flow.server_port}")
         if ch:
             lines.append(f"SNI   {ch.sni or '(none)'}")
             lines.append(f"ALPN  {listed(ch.alpn, '(none)')}")
@@ -249,8 +263,8 @@ def leak_lines(obs: Observation) -> list[str]:
             lines.append(f"      issuer {cert.issuer}")
         up = [r.length for r in t.records if r.direction == C2S and r.content_type == APPLICATION_DATA]
         down = [r.length for r in t.records if r.direction == S2C and r.content_type == APPLICATION_DATA]
-        lines.append(f"sizes ↑ {' '.join(map(str, up[:6]))}{' …' if len(up) > 6 else ''}")
-        lines.append(f"      ↓ {' '.join(map(str, down[:6]))}{' …' if len(down) > 6 else ''}")
+        lines.append(f"sizes ↑ {' '.join(map(str, up[:6])) or '(no application_data)'}{' …' if len(up) > 6 else ''}")
+        lines.append(f"      ↓ {' '.join(map(str, down[:6])) or '(no application_data)'}{' …' if len(down) > 6 else ''}")
         if t.records:
             hello = t.records[0].time
             app = [r.time for r in t.records if r.content_type == APPLICATION_DATA and r.direction == C2S]
@@ -283,7 +297,7 @@ def scenarios_text(scenarios: list[tuple[str, str, tuple[str, ...]]]) -> str:
     """`labctl scenarios`: each scenario (name, summary, checks), what it shows, and the checks it makes."""
     lines = []
     for name, summary, checks in scenarios:
-        lines += [f"{name} — {summary}"] + [f"    ✓ {check}" for check in checks] + [""]
+        lines += [f"{name} — {summary}", "  checks:"] + [f"    - {check}" for check in checks] + [""]
     return "\n".join(lines) + "run one with `labctl run NAME`, all with `labctl run all`"
 
 

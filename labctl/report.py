@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -31,7 +32,7 @@ from .sequence import LANES, WIRE, Event, Lanes, events, infer_lanes
 if TYPE_CHECKING:
     from .verdict import Check, Result
 
-MAX_EVENTS = 40
+MAX_EVENTS = 100         # arrows per diagram; index.json has every event
 
 
 class ReportError(LabError):
@@ -61,16 +62,20 @@ ROW = 30
 TOP = 96
 
 
-def _marker(kind: str, size: int, path: str) -> str:
-    return (f'<marker id="head-{kind}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="{size}" '
+def _marker(uid: str, kind: str, size: int, path: str) -> str:
+    return (f'<marker id="head-{kind}-{uid}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="{size}" '
             f'markerHeight="{size}" orient="auto-start-reverse">{path}</marker>')
 
 
-_DEFS = ("<defs>"
-         + _marker("enc", 8, '<path d="M0,0 L10,5 L0,10 z" fill="#1d3f73"/>')
-         + _marker("clear", 8, '<path d="M0,0 L10,5 L0,10 z" fill="none" stroke="#b03a00" stroke-width="1.6"/>')
-         + _marker("control", 7, '<path d="M0,1 L9,5 L0,9" fill="none" stroke="#666" stroke-width="1.4"/>')
-         + "</defs>")
+def _defs(uid: str) -> str:
+    """Each diagram's own arrowheads: an id shared between SVGs resolves to the first one, and a folded
+    (display: none) diagram would take every later diagram's arrowheads with it."""
+    return ("<defs>"
+            + _marker(uid, "enc", 8, '<path d="M0,0 L10,5 L0,10 z" fill="#1d3f73"/>')
+            + _marker(uid, "clear", 8, '<path d="M0,0 L10,5 L0,10 z" fill="none" stroke="#b03a00" '
+                                       'stroke-width="1.6"/>')
+            + _marker(uid, "control", 7, '<path d="M0,1 L9,5 L0,9" fill="none" stroke="#666" stroke-width="1.4"/>')
+            + "</defs>")
 
 
 def _lock(x: float, y: float) -> str:
@@ -80,16 +85,19 @@ def _lock(x: float, y: float) -> str:
             f'fill="#1d3f73"/></g>')
 
 
-def sequence_svg(name: str, evs: list[Event], lanes: Lanes, limit: int = MAX_EVENTS, caption: str = "") -> str:
+def sequence_svg(name: str, evs: list[Event], lanes: Lanes, limit: int = MAX_EVENTS, caption: str = "",
+                 uid: str = "0") -> str:
     """The exchange as the wire saw it: four lanes, one arrow per packet or TLS record, each from the
-    lane that sent it to the lane it reached (labctl.sequence), at most LIMIT of them."""
+    lane that sent it to the lane it reached (labctl.sequence), at most LIMIT of them. UID tells this
+    diagram's arrowheads from others' on the same page (with NAME, which is unique per page)."""
+    uid = re.sub(r"[^A-Za-z0-9_-]", "-", f"{name}-{uid}")
     addresses = lanes.addresses
     shown = evs[:limit]
     height = TOP + ROW * (len(shown) + 1) + (28 if len(evs) > limit else 8)
     what = f"{name}{': ' + caption if caption else ''}"
     parts = [f'<svg class="seq" viewBox="0 0 {SEQ_WIDTH} {height}" '
              f'width="{SEQ_WIDTH}" height="{height}" role="img" '
-             f'aria-label="sequence diagram of {e(what)}: {len(evs)} events">', _DEFS,
+             f'aria-label="sequence diagram of {e(what)}: {len(evs)} events">', _defs(uid),
              f'<title>{e(what)}: the exchange as the wire saw it</title>']
     for lane in LANES:
         x = LANE_X[lane]
@@ -121,7 +129,7 @@ def sequence_svg(name: str, evs: list[Event], lanes: Lanes, limit: int = MAX_EVE
                      f'<title>frame {ev.frame}, {e(ev.src)} → {e(ev.dst)}: {e(label)} at {ev.time * 1000:.3f} ms'
                      f'</title><text x="8" y="{y + 4}" class="time">{ev.time * 1000:.1f}</text>'
                      f'<line x1="{a}" y1="{y}" x2="{b}" y2="{y}" stroke="{colour}" stroke-width="{width}" '
-                     f'stroke-dasharray="{dash}" marker-end="url(#head-{ev.kind})"/>')
+                     f'stroke-dasharray="{dash}" marker-end="url(#head-{ev.kind}-{uid})"/>')
         parts.append(f'<circle cx="{LANE_X[WIRE]}" cy="{y}" r="3.2" fill="#000"/>')   # every packet: at the wire
         wide = abs(b - a) > 200
         text_x, anchor = (mid, "middle") if wide else (max(a, b) + 10, "start")
@@ -153,17 +161,15 @@ LEGEND = ('<div class="legend" aria-label="legend">'
           'lab\'s key log: an observer sees only its type and size.</p></div>')
 
 
-def diagrams_html(result: Result, evs: list[Event], lanes: Lanes) -> str:
-    """The result's sequence diagrams (Result.diagrams): all its events, or one diagram per group of flows."""
-    wanted = result.diagrams()
-    if len(wanted) == 1 and wanted[0][1] is None:
-        return f'<div class="seq-box">{sequence_svg(result.name, evs, lanes)}</div>'
+def diagrams_html(result: Result, diagrams: list[tuple[str, list[Event]]], lanes: Lanes) -> str:
+    """The result's sequence diagrams (Result.diagrams): one, or one per group of events, folded."""
+    if len(diagrams) == 1 and not diagrams[0][0]:
+        return f'<div class="seq-box">{sequence_svg(result.name, diagrams[0][1], lanes)}</div>'
     out = []
-    for i, (caption, flows) in enumerate(wanted):
-        mine = [ev for ev in evs if flows is None or ev.flow in flows]
+    for i, (caption, evs) in enumerate(diagrams):
         out.append(f'<details class="seq"{" open" if i == 0 else ""}><summary>{e(caption)} '
-                   f'({len(mine)} events)</summary><div class="seq-box">'
-                   f'{sequence_svg(result.name, mine, lanes, caption=caption)}</div></details>')
+                   f'({len(evs)} events)</summary><div class="seq-box">'
+                   f'{sequence_svg(result.name, evs, lanes, caption=caption, uid=str(i))}</div></details>')
     return "".join(out)
 
 
@@ -226,7 +232,7 @@ def section(result: Result, lanes: Lanes | None = None, files: dict[str, str] | 
     evs = sequence(result, lanes) if evs is None else evs
     html_ = (f'<section class="scenario" id="s-{e(result.name)}" data-scenario="{e(result.name)}">'
              f'<h2>{e(result.name)} — {e(result.title)}</h2>{_verdict(result)}'
-             f'<h3>The exchange as the wire saw it</h3>{LEGEND}{diagrams_html(result, evs, lanes)}'
+             f'<h3>The exchange as the wire saw it</h3>{LEGEND}{diagrams_html(result, result.diagrams(evs), lanes)}'
              f'{result.html()}{checks_html(result.checks)}{files_html(result.name, files or {})}</section>')
     for secret in result.hidden():
         # The page is the wire's view: a secret that never crossed in clear is not printed anywhere.
@@ -294,12 +300,19 @@ def page(results: list[Result], lanes: Lanes | None = None, files: dict[str, dic
 
 def index_json(results: list[Result], lanes: Lanes | None, evs: dict[str, list[Event]],
                files: dict[str, dict[str, str]]) -> str:
-    """index.json: per scenario, its verdict, its files and every event the page draws (and more:
-    the page draws at most MAX_EVENTS per diagram), so a script or a test can read them."""
+    """index.json: per scenario, its verdict, its files, every event of its capture, and its
+    diagrams (each a caption and the frame numbers of the events it holds; the page draws the first
+    MAX_EVENTS of each), so a script or a test can read what the page shows."""
+    def diagrams(r: Result) -> list[dict[str, object]]:
+        position = {id(ev): i for i, ev in enumerate(evs[r.name])}
+        return [{"caption": caption, "events": [position[id(ev)] for ev in shown],
+                 "drawn": min(len(shown), MAX_EVENTS)} for caption, shown in r.diagrams(evs[r.name])]
+
     doc = {"schema": "tlslab.report/1", "passed": all(r.passed for r in results), "scenarios": [
         {"scenario": r.name, "title": r.title, "passed": r.passed, "files": files.get(r.name, {}),
          "lanes": {"addresses": lanes_of(r, lanes).addresses, "wire_mac": lanes_of(r, lanes).wire_mac},
-         "checks": [c.to_dict() for c in r.checks], "events": [ev.to_dict() for ev in evs[r.name]]}
+         "checks": [c.to_dict() for c in r.checks], "events": [ev.to_dict() for ev in evs[r.name]],
+         "diagrams": diagrams(r)}
         for r in results]}
     text = json.dumps(doc, indent=1)
     for r in results:

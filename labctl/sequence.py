@@ -22,11 +22,12 @@ nothing is sent by the wire, and the lab's routes forward every frame.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .tls.analyzer import C2S, S2C, Observation, Packet
-from .tls.constants import ALERT, ALERTS, APPLICATION_DATA, CHANGE_CIPHER_SPEC, HANDSHAKE, handshake_name
+from .tls.constants import ALERT, APPLICATION_DATA, CHANGE_CIPHER_SPEC, HANDSHAKE, alert_name, handshake_name
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -62,7 +63,8 @@ class Event:
     ``time`` is seconds since the first frame; ``size`` is the UDP/TCP payload
     or the TLS record's length in bytes; ``kind`` is "enc" (encrypted record),
     "clear" or "control"; ``note`` is what an encrypted record carried, from
-    the lab's key log ("" where unknown). ``forwarded`` is True when the wire
+    the lab's key log ("" where unknown); ``dns_name`` the question of a DNS
+    message. ``forwarded`` is True when the wire
     passed the packet on, False when the wire sent it or took it.
     """
 
@@ -78,11 +80,13 @@ class Event:
     flow: str
     note: str = ""
     forwarded: bool = True
+    dns_name: str = ""      # the question of a DNS message ("" for anything else)
 
     def to_dict(self) -> dict[str, object]:
         return {"frame": self.frame, "time": round(self.time, 6), "src": self.src, "dst": self.dst,
                 "from": self.from_lane, "to": self.to_lane, "label": self.label, "size": self.size,
-                "kind": self.kind, "flow": self.flow, "note": self.note, "forwarded": self.forwarded}
+                "kind": self.kind, "flow": self.flow, "note": self.note, "forwarded": self.forwarded,
+                "dns_name": self.dns_name}
 
 
 @dataclass(frozen=True)
@@ -132,51 +136,60 @@ def _flags(flags: int) -> str:
     return "-".join(names)
 
 
-def _dns_label(obs: Observation, p: Packet) -> str:
+def _dns(obs: Observation, p: Packet) -> tuple[str, str]:
+    """The label of a DNS packet, and its question's name ("" if it does not parse as DNS)."""
     match = next((d for d in obs.dns if abs(d.time - p.time) < 1e-6 and d.src == p.src and d.dst == p.dst), None)
     if match is None:
-        return "DNS"
+        return "DNS", ""
     if match.response:
-        return f"DNS answer {match.qtype} {match.name} → {', '.join(match.answers) or 'none'}"
-    return f"DNS query {match.qtype} {match.name}"
+        return f"DNS answer {match.qtype} {match.name} → {', '.join(match.answers) or 'none'}", match.name
+    return f"DNS query {match.qtype} {match.name}", match.name
+
+
+def _first_line(payload: bytes, width: int = 48) -> str:
+    """The first line of a clear TCP payload, cut at a word (never mid-word) to about WIDTH characters."""
+    line = payload.split(b"\r\n", 1)[0].decode("latin-1")
+    return line if len(line) <= width else textwrap.shorten(line, width, placeholder=" …")
 
 
 def events(obs: Observation, lanes: Lanes, notes: dict[tuple[str, int], str] | None = None) -> list[Event]:
     """Every DNS message, TCP control packet, clear TCP segment and TLS record, once each, in capture order.
 
     Pure ACKs are left out (they carry nothing an observer needs here); TLS
-    payload is shown record by record, at the frame that completed each record.
+    payload is shown record by record, at the frame that completed each
+    record. A FIN or RST that rides on a data segment is an event of its own,
+    after that segment's data.
     """
     notes = notes or {}
     path = hops(obs.packets, lanes)
     by_frame = {p.frame: p for p in obs.packets}
-    tls_flows: dict[tuple[str, int, str, int], str] = {}
+    tls_flows: set[tuple[str, int, str, int]] = set()
     for conn in obs.tls:
         f = conn.flow
-        tls_flows[(f.client, f.client_port, f.server, f.server_port)] = f.label
-        tls_flows[(f.server, f.server_port, f.client, f.client_port)] = f.label
+        tls_flows |= {(f.client, f.client_port, f.server, f.server_port),
+                      (f.server, f.server_port, f.client, f.client_port)}
     labels = {(f.client, f.client_port, f.server, f.server_port): f.label for f in obs.flows}
     labels.update({(f.server, f.server_port, f.client, f.client_port): f.label for f in obs.flows})
-    out: list[Event] = []
+    out: list[tuple[int, int, Event]] = []          # (frame, rank within the frame, event)
 
-    def add(p: Packet, label: str, size: int, kind: str, note: str = "") -> None:
+    def add(p: Packet, label: str, size: int, kind: str, note: str = "", rank: int = 1, name: str = "") -> None:
         hop = path[p.frame]
-        out.append(Event(p.frame, p.time, p.src, p.dst, hop.from_lane, hop.to_lane, label, size, kind,
-                         labels.get((p.src, p.sport, p.dst, p.dport), ""), note, hop.forwarded))
+        out.append((p.frame, rank, Event(p.frame, p.time, p.src, p.dst, hop.from_lane, hop.to_lane, label, size,
+                                         kind, labels.get((p.src, p.sport, p.dst, p.dport), ""), note,
+                                         hop.forwarded, name)))
 
     for p in obs.packets:
         if path[p.frame].copy:
             continue
         if p.proto == "udp":
-            label = _dns_label(obs, p) if 53 in (p.sport, p.dport) else f"UDP :{p.sport}→:{p.dport}"
-            add(p, label, p.payload_len, "clear")
+            label, name = _dns(obs, p) if 53 in (p.sport, p.dport) else (f"UDP :{p.sport}→:{p.dport}", "")
+            add(p, label, p.payload_len, "clear", name=name)
             continue
         control = _flags(p.flags)
-        if control and not p.payload_len:
-            add(p, f"TCP {control} :{p.dport}", 0, "control")
-        elif p.payload_len and (p.src, p.sport, p.dst, p.dport) not in tls_flows:
-            first = p.payload.split(b"\r\n", 1)[0][:48].decode("latin-1")
-            add(p, f"TCP data: {first}", p.payload_len, "clear")
+        if p.payload_len and (p.src, p.sport, p.dst, p.dport) not in tls_flows:
+            add(p, f"TCP data: {_first_line(p.payload)}", p.payload_len, "clear")
+        if control:
+            add(p, f"TCP {control} :{p.dport}", 0, "control", rank=2 if p.payload_len else 0)
     for conn in obs.tls:
         after_ccs = {C2S: False, S2C: False}
         for r in conn.records:
@@ -189,15 +202,15 @@ def events(obs: Observation, lanes: Lanes, notes: dict[tuple[str, int], str] | N
             if not encrypted and r.content_type == HANDSHAKE and r.fragment:
                 label = handshake_name(r.fragment[0])
             elif not encrypted and r.content_type == ALERT and len(r.fragment) >= 2:
-                label = f"alert {ALERTS.get(r.fragment[1], str(r.fragment[1]))}"
+                label = f"alert {alert_name(r.fragment[1])}"
             elif encrypted:
                 label = f"{r.type_name} (encrypted)"
             carrier = by_frame.get(r.frame)
             if carrier is None:
                 continue
             add(carrier, label, r.length, "enc" if encrypted else "clear", notes.get((r.direction, r.offset), ""))
-    out.sort(key=lambda ev: (ev.frame, ev.time))       # stable: records of one frame keep their order
-    return out
+    out.sort(key=lambda item: (item[0], item[1]))     # stable: records of one frame keep their order
+    return [event for _, _, event in out]
 
 
 def infer_lanes(obs: Observation) -> Lanes:

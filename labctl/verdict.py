@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from .capture import CaptureStats
-    from .sequence import Lanes
+    from .sequence import Event, Lanes
     from .tls.analyzer import Observation
 
 # JSON as labctl prints it: what to_dict() returns.
@@ -96,9 +96,9 @@ class Result:
         """Secrets of this run that never crossed the wire in clear: the report masks them everywhere."""
         return []
 
-    def diagrams(self) -> list[tuple[str, set[str] | None]]:
-        """The sequence diagrams its report section draws: (caption, flows to keep or None for all)."""
-        return [("", None)]
+    def diagrams(self, events: list[Event]) -> list[tuple[str, list[Event]]]:
+        """The sequence diagrams its report section draws, from all its EVENTS: (caption, events) each."""
+        return [("", events)]
 
 
 def verdict_line(result: Result) -> str:

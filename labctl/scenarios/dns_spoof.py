@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 
-from .. import attack, runner
+from .. import attack, render, runner
 from ..lab import Lab
 from ..verdict import Check
 from . import Options
@@ -51,15 +51,17 @@ def run(lab: Lab, options: Options = Options()) -> attack.AttackResult:
         Check("safe client refused", not safe["ok"] and safe.get("error_kind") == "certificate",
               f"{safe.get('error_kind')}: {safe.get('error')}" if not safe["ok"] else "it connected!"),
         Check("attacker got nothing from the safe client", not attack.obtained(events, safe_secret),
-              f"{len(events)} attacker log entries searched"),
+              f"{render.counted(len(events), 'attacker log entry', 'attacker log entries')} searched"),
         Check("attacker's log holds the careless client's secret",
               bool(attack.obtained(events, careless_secret)),
-              f"in {len(attack.obtained(events, careless_secret))} log entries"),
+              f"in {render.counted(len(attack.obtained(events, careless_secret)), 'log entry', 'log entries')}"),
     ]
     notes = [f"DNS  {d.name} → {', '.join(d.answers)} (from {d.src} to {d.dst})" for d in answers]
     return attack.AttackResult(
         NAME, TITLE, checks, b.stats, b.observation, b.pcap, seconds=time.monotonic() - started, lanes=b.lanes,
         left=("safe client (checks the certificate)", attack.outcome_lines(safe, events, safe_secret)),
         right=("careless client (--insecure)", attack.outcome_lines(careless, events, careless_secret)),
+        secrets=[safe_secret, careless_secret], revealed=[careless_secret] if attack.obtained(events, careless_secret)
+        else [],
         notes=notes, data={"safe_client": safe, "careless_client": careless, "attacker_log": events,
                            "dns_answers": [d.to_dict() for d in answers]})

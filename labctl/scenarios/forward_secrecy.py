@@ -146,7 +146,12 @@ def run(lab: Lab, options: Options = Options()) -> ForwardSecrecyResult:
     if rsa is not None and rsa.decrypted:
         notes.append("the RSA session, decrypted from the recording with the stolen key alone (no key log):")
         notes += [f"  ↑ {line}" for line in rsa.client_data.decode("latin-1").split("\r\n") if line]
+        status = rsa.server_data.split(b"\r\n", 1)[0].decode("latin-1")
+        if status:
+            notes.append(f"  ↓ {status}   ({len(rsa.server_data)} bytes from the server, decrypted)")
     return ForwardSecrecyResult(NAME, TITLE, checks, b.stats, b.observation, b.pcap,
                                 seconds=time.monotonic() - started, lanes=b.lanes,
                                 left=("the RSA session, step by step", left),
-                                right=("the same key against each session", right), notes=notes, data=data)
+                                right=("the same key against each session", right), notes=notes, data=data,
+                                secrets=secrets, revealed=[s for s, a in zip(secrets, attempts)
+                                                           if a is not None and s.encode() in a.client_data])

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 
-from .. import attack, runner
+from .. import attack, render, runner
 from ..lab import Lab
 from ..verdict import Check
 from . import Options
@@ -45,15 +45,17 @@ def run(lab: Lab, options: Options = Options()) -> attack.AttackResult:
               not safe["ok"] and safe.get("error_kind") == "certificate",
               f"{safe.get('error_kind')}: {safe.get('error')}" if not safe["ok"] else "it connected!"),
         Check("attacker got nothing from the safe client", not attack.obtained(events, safe_secret),
-              f"{len(events)} attacker log entries searched for the safe client's secret"),
+              f"{render.counted(len(events), 'attacker log entry', 'attacker log entries')} searched for the safe client's secret"),
         Check("careless client connected through the attacker", bool(careless["ok"]),
               careless.get("status") or careless.get("error", "")),
         Check("attacker's log holds the careless client's secret",
               bool(attack.obtained(events, careless_secret)),
-              f"in {len(attack.obtained(events, careless_secret))} log entries"),
+              f"in {render.counted(len(attack.obtained(events, careless_secret)), 'log entry', 'log entries')}"),
     ]
     return attack.AttackResult(
         NAME, TITLE, checks, b.stats, b.observation, b.pcap, seconds=time.monotonic() - started, lanes=b.lanes,
         left=("safe client (checks the certificate)", attack.outcome_lines(safe, events, safe_secret)),
         right=("careless client (--insecure)", attack.outcome_lines(careless, events, careless_secret)),
+        secrets=[safe_secret, careless_secret], revealed=[careless_secret] if attack.obtained(events, careless_secret)
+        else [],
         data={"safe_client": safe, "careless_client": careless, "attacker_log": events})

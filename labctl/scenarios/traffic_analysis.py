@@ -96,6 +96,7 @@ def run(lab: Lab, options: Options = Options(), trials: int = TRIALS) -> Traffic
     checks = [
         Check("capture complete", complete and not plain["failed_fetches"] and not padded["failed_fetches"],
               f"{plain['stats'].packets + padded['stats'].packets} packets, "
+              f"{plain['stats'].dropped_by_kernel + padded['stats'].dropped_by_kernel} dropped by the kernel, "
               f"{plain['failed_fetches'] + padded['failed_fetches']} failed fetches"),
         Check("accuracy without padding >= 95 %", plain["accuracy"] >= 0.95,
               f"{plain['correct']}/{trials} guessed right from sizes alone"),

@@ -44,6 +44,7 @@ from .. import capture, render, runner
 from ..errors import UsageError
 from ..lab import Lab
 from ..report import e, pre_lines
+from ..sequence import Event
 from ..tls.analyzer import Observation, TlsConnection
 from ..tls.constants import version_name
 from ..verdict import Check, Json, Result, verdict_line
@@ -307,13 +308,21 @@ class VerifyResult(Result):
                 + pre_lines([f"{r.case.name:<17} {'; '.join(r.wire)}" for r in self.cases])
                 + (f'<p class="note">{e(note)}</p>' if note else ""))
 
-    def diagrams(self) -> list[tuple[str, set[str] | None]]:
-        """One diagram per case: its clients' connections, so every case, failing ones included, is drawn."""
+    def diagrams(self, events: list[Event]) -> list[tuple[str, list[Event]]]:
+        """One diagram per case, failing ones included: its clients' connections, each with the DNS
+        lookup of the case's name that its client made just before it."""
         by_port = {t.flow.client_port: t.flow.label for t in self.observation.tls}
-        out: list[tuple[str, set[str] | None]] = []
+        first: dict[str, int] = {}
+        for ev in events:
+            first.setdefault(ev.flow, ev.frame)
+        out = []
         for r in self.cases:
             flows = {by_port[o.local_port] for o in r.outcomes if o.local_port in by_port}
-            out.append((f"{r.case.name}: {r.case.what}", flows))
+            for start in sorted(first[f] for f in flows if f in first):
+                lookups = [ev.flow for ev in events if ev.dns_name == r.case.host and ev.frame < start
+                           and ev.label.startswith("DNS query")]
+                flows |= set(lookups[-1:])            # the query and its answer: one UDP flow
+            out.append((f"{r.case.name}: {r.case.what}", [ev for ev in events if ev.flow in flows]))
         return out
 
 
@@ -470,7 +479,7 @@ def judge(cases: tuple[Case, ...], reports: list[dict], external: list[tuple[int
             continue          # no --client-cmd, or no selected case could grade it: "not graded", not a failure
         bad = [name for name, o in graded if not o.passed]
         checks.append(Check(f"{client} client: every case as expected", bool(graded) and not bad,
-                                   f"failed: {', '.join(bad)}" if bad else f"{len(graded)} cases as declared"))
+                                   f"failed: {', '.join(bad)}" if bad else f"{render.counted(len(graded), 'case')} as declared"))
     not_graded = {c.name: external_skip(c) for c in cases if not c.for_external} if client_cmd else {}
     return VerifyResult(NAME, TITLE, checks, stats, observation, cases=results, external=client_cmd,
                         not_graded=not_graded)

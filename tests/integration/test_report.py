@@ -252,3 +252,39 @@ def test_a_report_in_a_used_folder_leaves_no_stale_capture(attacks):
     assert (out / "notes.txt").read_text() == "the user's own file"
     for name in ("mitm.pcap", "index.json", "index.html"):
         assert (out / name).stat().st_mode & 0o777 == 0o600
+
+
+def test_a_fin_riding_on_data_is_drawn_after_the_data(rendered):
+    out, _, _ = rendered
+    doc = json.loads((out / "index.json").read_text())
+    for scenario in doc["scenarios"]:
+        pcap = out / scenario["files"]["capture"]
+        fins = {int(f) for (f,) in tshark.fields(pcap, "tcp.flags.fin == 1", "frame.number")}
+        drawn = {ev["frame"] for ev in scenario["events"] if ev["label"].startswith("TCP FIN")}
+        assert fins and drawn == fins, scenario["scenario"]
+        for i, ev in enumerate(scenario["events"]):
+            if ev["label"].startswith("TCP FIN") and i and scenario["events"][i - 1]["frame"] == ev["frame"]:
+                assert scenario["events"][i - 1]["kind"] != "control"      # the data first, then the FIN
+
+
+def test_verify_cases_each_draw_their_own_lookup_and_attacks_mask_what_the_attacker_never_got(attacks):
+    out, doc = attacks
+    from labctl.scenarios import verify
+
+    [scenario] = [s for s in doc["scenarios"] if s["scenario"] == "verify"]
+    assert [d["caption"].split(":")[0] for d in scenario["diagrams"]] == [c.name for c in verify.CASES]
+    for case, diagram in zip(verify.CASES, scenario["diagrams"]):
+        shown = [scenario["events"][i] for i in diagram["events"]]
+        names = {ev["dns_name"] for ev in shown if ev["dns_name"]}
+        assert names == {case.host}, (case.name, names)                 # its own lookup, no other case's
+        assert sum(ev["label"].startswith("DNS query") for ev in shown) == 2, case.name   # safe and careless
+    page = (out / "index.html").read_text()
+    mitm = page[page.index('data-scenario="mitm"'):page.index('data-scenario="dns-spoof"')]
+    assert "secret   s3cr3t-•••• (masked)" in mitm                       # the safe client's: never obtained
+    assert len(set(re.findall(r"s3cr3t-[A-Za-z0-9_-]{20,}", mitm))) == 1  # the careless one's: the attacker has it
+    # Every diagram's arrowheads are its own: folding one never takes another's away.
+    markers = re.findall(r'<marker id="([^"]+)"', page)
+    assert len(markers) == len(set(markers))
+    for svg in re.findall(r"<svg class=\"seq\".*?</svg>", page, re.S):
+        defined = set(re.findall(r'<marker id="([^"]+)"', svg))
+        assert set(re.findall(r'url\(#([^)]+)\)', svg)) <= defined

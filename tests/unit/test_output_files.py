@@ -241,3 +241,15 @@ def test_every_refusal_is_a_lab_error_with_one_line(tmp_path):
         with pytest.raises(LabError) as caught:
             capture.check_output(value)
         assert caught.value.status == ExitStatus.USAGE and "\n" not in str(caught.value)
+
+
+def test_a_dangling_symlink_as_the_output_folder_is_refused_before_anything_runs(tmp_path):
+    from labctl import capture, report
+
+    link = tmp_path / "report"
+    link.symlink_to(tmp_path / "nowhere" / "x")
+    with pytest.raises(UsageError, match=r"is a symbolic link to .*nowhere/x.*, which does not exist"):
+        report.check_out_dir(link)
+    with pytest.raises(UsageError, match=r"--pcap .* is a symbolic link"):
+        capture.check_output_dir(link, "--pcap", ["tls.pcap"])
+    assert not (tmp_path / "nowhere").exists()

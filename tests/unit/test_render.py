@@ -97,4 +97,5 @@ def test_the_scenario_list_shows_each_scenarios_checks():
     for scenario in scenarios.all_scenarios():
         assert f"{scenario.name} — {scenario.summary}" in text
         for check in scenario.checks:
-            assert f"    ✓ {check}" in text
+            assert f"    - {check}" in text
+    assert "✓" not in text and "✔" not in text          # nothing has run: nothing is marked passed
