@@ -193,7 +193,7 @@ def _wrapped(lines: list[str], width: int) -> list[str]:
         if len(line) <= width:
             out.append(line)
             continue
-        indent = " " * min(len(line) - len(line.lstrip(" ")) + 6, width // 2)
+        indent = " " * min(len(line) - len(line.lstrip(" ")) + 2, width // 2)
         out += textwrap.wrap(line, width, subsequent_indent=indent, break_on_hyphens=False) or [line[:width]]
     return [fit(line.rstrip(), width) for line in out]
 
