@@ -228,6 +228,14 @@ def check_output(value: str | os.PathLike[str], option: str = "--pcap") -> Path:
     return path
 
 
+def _dangling(path: Path) -> bool:
+    """Whether PATH is a symbolic link to nothing (a name too long or a folder we may not read: not one)."""
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def check_output_dir(value: str | os.PathLike[str], option: str = "--pcap", names: Iterable[str] = ()) -> Path:
     """A folder that will receive one file per scenario (`run all --pcap DIR`, `report --out DIR`), checked
     before anything runs: UsageError (exit 2) if it is not a folder, cannot be made or written, or if one of
@@ -237,7 +245,7 @@ def check_output_dir(value: str | os.PathLike[str], option: str = "--pcap", name
         info = os.stat(path)
     except OSError:
         info = None
-    if info is None and path.is_symlink():
+    if info is None and _dangling(path):
         # It would not be made: mkdir refuses a name a link already holds ("File exists", after the run).
         raise UsageError(f"{option} {shown(path)} is a symbolic link to {shown(os.readlink(path))}, which does "
                          "not exist: give a folder, or create the link's target first")
