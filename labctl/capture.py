@@ -8,6 +8,7 @@ had to be killed, is incomplete: we say so instead of analysing half a story.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -243,12 +244,14 @@ def check_output_dir(value: str | os.PathLike[str], option: str = "--pcap", name
     path = _name(value, option)
     try:
         info = os.stat(path)
-    except OSError:
-        info = None
+    except OSError as exc:
+        info, why = None, exc
     if info is None and _dangling(path):
         # It would not be made: mkdir refuses a name a link already holds ("File exists", after the run).
-        raise UsageError(f"{option} {shown(path)} is a symbolic link to {shown(os.readlink(path))}, which does "
-                         "not exist: give a folder, or create the link's target first")
+        leads = ("which leads back to itself (a loop)" if why.errno == errno.ELOOP
+                 else "which does not exist")
+        raise UsageError(f"{option} {shown(path)} is a symbolic link to {shown(os.readlink(path))}, {leads}: "
+                         "give a folder, or make the link point to one")
     if info is not None and not stat.S_ISDIR(info.st_mode):
         raise UsageError(f"{option} {shown(path)} is {kind(info.st_mode)}, not a folder: "
                          "give a folder (one file per scenario goes in it)")

@@ -19,7 +19,7 @@ from .capture import CaptureStats
 from .bringup import UpReport
 from .lab import DEFAULT_PROJECT, ServiceState
 from .tls.analyzer import C2S, S2C, Observation
-from .tls.constants import APPLICATION_DATA, TLS12, version_name
+from .tls.constants import APPLICATION_DATA, explicit_nonce_length, version_name
 from .verdict import Check, Result
 
 if TYPE_CHECKING:
@@ -132,7 +132,9 @@ def client_text(report: dict) -> str:
 
 # -- scenarios --------------------------------------------------------------------------
 
-PANEL = 47   # inner width of each panel: two side by side fit in 100 columns
+PANEL = 47       # inner width of each panel: two side by side fit in 100 columns
+WIDEST = 70      # wider panels fold less, but a line of 70 reads best
+NARROWEST = 30   # below this, two panels are stacked rather than squeezed
 ARROWS = "↑ = client to server, ↓ = server to client; sizes are TLS record (or TCP payload) lengths in bytes"
 SHOWN_RECORDS = 8
 
@@ -162,28 +164,30 @@ def listed(items: list[str] | tuple[str, ...], empty: str = "none") -> str:
 
 def panel_width() -> int:
     """The inner width of each of two panels side by side in this terminal (COLUMNS): PANEL in 100
-    columns or more, narrower down to 30 in a narrower one."""
-    return max(30, min(PANEL, (shutil.get_terminal_size((100, 24)).columns - 6) // 2))
+    columns, up to WIDEST in a wide one; below NARROWEST the panels are stacked instead (see panels)."""
+    return min(WIDEST, (shutil.get_terminal_size((100, 24)).columns - 6) // 2)
 
 
 def panels(left_title: str, left: list[str], right_title: str, right: list[str], width: int = 0) -> str:
     """Two boxes side by side, like the lab's DESIGN sketch, each WIDTH wide inside (default: what
-    panel_width() gives). A line too long for its box goes on over the next lines, indented (an
-    address is never cut short)."""
+    panel_width() gives); one above the other where the terminal is too narrow for two. A line too
+    long for its box goes on over the next lines, indented at a word (an address is never cut short);
+    a title too long for its box is cut."""
     width = width or panel_width()
-    left, right = _wrapped(left, width - 1), _wrapped(right, width - 1)
-    rows = max(len(left), len(right))
-    left = left + [""] * (rows - len(left))
-    right = right + [""] * (rows - len(right))
+    if width < NARROWEST:
+        wide = max(NARROWEST, min(2 * WIDEST, shutil.get_terminal_size((100, 24)).columns - 2))
+        return "\n".join(_box(left_title, left, wide) + _box(right_title, right, wide))
+    boxes = _box(left_title, left, width), _box(right_title, right, width)
+    rows = max(len(b) for b in boxes)
+    padded = [b[:-1] + [f"│{'':<{width}}│"] * (rows - len(b)) + b[-1:] for b in boxes]
+    return "\n".join(f"{l} {r}" for l, r in zip(*padded))
 
-    def top(title: str) -> str:
-        return "┌ " + title + " " + "─" * max(0, width - len(title) - 2) + "┐"
 
-    out = [top(left_title) + " " + top(right_title)]
-    for l, r in zip(left, right):
-        out.append(f"│ {l:<{width - 1}}│ │ {r:<{width - 1}}│")
-    out.append("└" + "─" * width + "┘ └" + "─" * width + "┘")
-    return "\n".join(out)
+def _box(title: str, lines: list[str], width: int) -> list[str]:
+    """One box, WIDTH wide inside: its title in the top border, LINES folded to fit."""
+    title = fit(title, width - 3)
+    top = "┌ " + title + " " + "─" * max(0, width - len(title) - 2) + "┐"
+    return [top] + [f"│ {line:<{width - 1}}│" for line in _wrapped(lines, width - 1)] + ["└" + "─" * width + "┘"]
 
 
 def _wrapped(lines: list[str], width: int) -> list[str]:
@@ -205,24 +209,23 @@ def _hex(data: bytes, n: int) -> str:
 def wire_lines(obs: Observation, notes: dict[tuple[str, int], str] | None = None) -> list[str]:
     """The left panel: real captured bytes (ciphertext records in capture order, or the clear request).
 
-    In TLS 1.2 with AES-GCM (or CCM) each record's fragment opens with the
-    8-byte explicit nonce (RFC 5288 section 3), sent in clear: the bytes shown
-    as ciphertext are the ones after it.
+    In TLS 1.2 each record's fragment may open with an explicit nonce or IV
+    sent in clear (tls.constants.explicit_nonce_length): the bytes shown as
+    ciphertext are the ones after it.
     """
     notes = notes or {}
     lines: list[str] = []
     if obs.tls:
         records = sorted(((t, r) for t in obs.tls for r in t.records if r.content_type == APPLICATION_DATA),
                          key=lambda tr: (tr[1].frame, tr[1].time))
-        nonced = {id(t) for t in obs.tls if t.version == TLS12 and t.server_hello is not None
-                  and any(mode in t.server_hello.cipher_name for mode in ("GCM", "CCM"))}
-        if nonced:
-            lines.append("(TLS 1.2 AES-GCM: each record opens with an 8-byte explicit nonce, sent in clear; "
+        skip = {id(t): explicit_nonce_length(t.server_hello.version, t.server_hello.cipher_suite)
+                for t in obs.tls if t.server_hello is not None}
+        for n in sorted({n for n in skip.values() if n}):
+            lines.append(f"(TLS 1.2: each record opens with a {n}-byte explicit nonce, sent in clear; "
                          "the bytes after it are shown)")
         for t, r in records[:SHOWN_RECORDS]:
             arrow = "↑" if r.direction == C2S else "↓"
-            body = r.fragment[8:] if id(t) in nonced else r.fragment
-            lines.append(f"{arrow} {_hex(r.header, 5)}  {_hex(body, 8)} …")
+            lines.append(f"{arrow} {_hex(r.header, 5)}  {_hex(r.fragment[skip.get(id(t), 0):], 8)} …")
             note = notes.get((r.direction, r.offset))
             lines.append(f"   application_data {r.length} B" + (f" → {note}" if note else ""))
         if len(records) > SHOWN_RECORDS:
@@ -255,7 +258,8 @@ def leak_lines(obs: Observation) -> list[str]:
         if ch:
             lines.append(f"SNI   {ch.sni or '(none)'}")
             lines.append(f"ALPN  {listed(ch.alpn, '(none)')}")
-            lines.append(f"offer {listed([version_name(v) for v in ch.supported_versions]) if ch.supported_versions else version_name(ch.legacy_version)}")
+            lines.append(f"offer {listed([version_name(v) for v in ch.supported_versions])}" if ch.supported_versions
+                         else f"offer up to {version_name(ch.legacy_version)} (ClientHello.legacy_version)")
         if sh:
             lines.append(f"chose {version_name(sh.version)}, {sh.cipher_name}")
         for cert in t.certificates[:1]:

@@ -26,8 +26,8 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .tls.analyzer import C2S, S2C, Observation, Packet
-from .tls.constants import ALERT, APPLICATION_DATA, CHANGE_CIPHER_SPEC, HANDSHAKE, alert_name, handshake_name
+from .tls.analyzer import Observation, Packet
+from .tls.constants import ALERT, HANDSHAKE, alert_name, handshake_name
 
 if TYPE_CHECKING:
     from .lab import Lab
@@ -191,13 +191,7 @@ def events(obs: Observation, lanes: Lanes, notes: dict[tuple[str, int], str] | N
         if control:
             add(p, f"TCP {control} :{p.dport}", 0, "control", rank=2 if p.payload_len else 0)
     for conn in obs.tls:
-        after_ccs = {C2S: False, S2C: False}
-        for r in conn.records:
-            # After ChangeCipherSpec everything in that direction is encrypted (TLS 1.2 Finished too).
-            encrypted = r.content_type == APPLICATION_DATA or (after_ccs[r.direction]
-                                                               and r.content_type != CHANGE_CIPHER_SPEC)
-            if r.content_type == CHANGE_CIPHER_SPEC:
-                after_ccs[r.direction] = True
+        for r, encrypted in zip(conn.records, conn.encrypted_records()):
             label = r.type_name
             if not encrypted and r.content_type == HANDSHAKE and r.fragment:
                 label = handshake_name(r.fragment[0])

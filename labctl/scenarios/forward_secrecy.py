@@ -48,7 +48,11 @@ class ForwardSecrecyResult(attack.AttackResult):
     """The attack's panels, and in the report each session's decryption steps."""
 
     def extra_html(self) -> str:
-        return steps_html(self.data)
+        return steps_html(self.data) + (
+            '<p class="small">Wireshark opens the RSA session of the capture beside this page with the same '
+            'stolen key and no key log: <code>wireshark -o \'uat:rsa_keys:"KEY",""\' forward-secrecy.pcap</code>, '
+            'where KEY is <code>server/server-rsa.key</code> in the lab\'s certificates folder '
+            '(<code>labctl certs</code> says where).</p>')
 
 
 def _short(value: str, n: int = 96) -> str:

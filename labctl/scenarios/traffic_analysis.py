@@ -138,6 +138,13 @@ def _nice_step(top: float) -> float:
     return 10 * mag
 
 
+def _hatch(pattern: str) -> str:
+    """The hatching of the padded bars, defined in each chart that uses it (an SVG can't rely on another's)."""
+    return (f'<defs><pattern id="{pattern}" width="6" height="6" patternUnits="userSpaceOnUse" '
+            'patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff"/>'
+            '<line x1="0" y1="0" x2="0" y2="6" stroke="#b03a00" stroke-width="2.4"/></pattern></defs>')
+
+
 def traffic_svg(data: dict) -> str:
     """Encrypted bytes per document, without and with padding: grouped bars on labelled axes."""
     plain = data.get("without_padding", {})
@@ -154,9 +161,7 @@ def traffic_svg(data: dict) -> str:
     bar = group * 0.35
     out = [f'<svg class="chart traffic" viewBox="0 0 {w} {h}" width="{w}" '
            f'height="{h}" role="img" aria-label="encrypted bytes per document with and without padding">',
-           '<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
-           'patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff"/>'
-           '<line x1="0" y1="0" x2="0" y2="6" stroke="#b03a00" stroke-width="2.4"/></pattern></defs>',
+           _hatch("hatch"),
            f'<text x="{w / 2}" y="18" text-anchor="middle" class="chart-title">Server application data per fetch, '
            f'by document</text>']
     ticks = int(round(top / step))
@@ -203,7 +208,7 @@ def accuracy_svg(data: dict) -> str:
     pw = w - left - right
     cx = left + pw / n                       # the chance line
     out = [f'<svg class="chart accuracy" viewBox="0 0 {w} {h}" width="{w}" '
-           f'height="{h}" role="img" aria-label="attacker accuracy with and without padding">',
+           f'height="{h}" role="img" aria-label="attacker accuracy with and without padding">', _hatch("hatch-acc"),
            f'<text x="{w / 2}" y="16" text-anchor="middle" class="chart-title">Attacker accuracy '
            f'(guessing the document from sizes alone)</text>']
     for pct in range(0, 101, 20):
@@ -213,7 +218,7 @@ def accuracy_svg(data: dict) -> str:
     for i, (name, r, style) in enumerate(rows):
         y = 52 + i * 32
         acc = r.get("accuracy", 0)
-        fill = 'fill="#1d3f73"' if style == "solid" else 'fill="url(#hatch)" stroke="#b03a00" stroke-width="1.2"'
+        fill = 'fill="#1d3f73"' if style == "solid" else 'fill="url(#hatch-acc)" stroke="#b03a00" stroke-width="1.2"'
         end = left + pw * acc
         # The label goes right of the bar, or right of the chance line where the two would touch.
         label_x = end + 6 if not -48 < end - cx < 8 else cx + 8

@@ -46,7 +46,7 @@ from ..lab import Lab
 from ..report import e, pre_lines
 from ..sequence import Event
 from ..tls.analyzer import Observation, TlsConnection
-from ..tls.constants import version_name
+from ..tls.constants import APPLICATION_DATA, version_name
 from ..verdict import Check, Json, Result, verdict_line
 from . import Options
 
@@ -322,7 +322,10 @@ class VerifyResult(Result):
                 lookups = [ev.flow for ev in events if ev.dns_name == r.case.host and ev.frame < start
                            and ev.label.startswith("DNS query")]
                 flows |= set(lookups[-1:])            # the query and its answer: one UDP flow
-            out.append((f"{r.case.name}: {r.case.what}", [ev for ev in events if ev.flow in flows]))
+            ports = ", ".join(f"{o.client} client from port {o.local_port}" for o in r.outcomes
+                              if o.local_port in by_port)
+            out.append((f"{r.case.name}: {r.case.what} ({ports or 'no connection'})",
+                        [ev for ev in events if ev.flow in flows]))
         return out
 
 
@@ -422,7 +425,7 @@ def _wire_view(conn: TlsConnection | None) -> list[str]:
     for alert in conn.alerts:
         who = "client" if alert.direction == "c2s" else "server"
         lines.append(f"alert from {who}: {alert.description}" + ("" if alert.encrypted else f" ({alert.level})"))
-    app = sum(1 for r in conn.records if r.content_type == 23)
+    app = sum(1 for r in conn.records if r.content_type == APPLICATION_DATA)
     lines.append(f"{app} encrypted record(s)")
     return lines
 

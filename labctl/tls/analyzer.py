@@ -236,6 +236,17 @@ class TlsConnection:
             messages += whole
         return messages
 
+    def encrypted_records(self) -> list[bool]:
+        """Whether each record of ``records`` (same order) crossed encrypted: every application_data
+        record (TLS 1.3 sends all protected records under that type, RFC 8446 section 5.2) and, in
+        TLS 1.2, every record after its sender's ChangeCipherSpec (RFC 5246 section 7.1)."""
+        after = {C2S: False, S2C: False}
+        out = []
+        for r in self.records:
+            out.append(r.content_type == APPLICATION_DATA or (after[r.direction] and r.content_type != CHANGE_CIPHER_SPEC))
+            after[r.direction] = after[r.direction] or r.content_type == CHANGE_CIPHER_SPEC
+        return out
+
     def app_data_bytes(self, direction: str) -> int:
         return sum(r.length for r in self.records if r.direction == direction and r.content_type == APPLICATION_DATA)
 

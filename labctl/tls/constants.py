@@ -189,6 +189,25 @@ def group_name(code: int) -> str:
 # carries the whole IANA registry; its names are the registry's. The suites the lab can
 # decrypt, with their key sizes and hashes, are in labctl.tls.decrypt.SUITES.
 
+def explicit_nonce_length(version: int, cipher_suite: int) -> int:
+    """How many bytes in clear open each protected record's fragment, before the ciphertext.
+
+    TLS 1.2 AES-GCM (RFC 5288 section 3) and AES-CCM (RFC 6655 section 3)
+    send an 8-byte explicit nonce; CBC suites an explicit IV of the block
+    size (RFC 5246 section 6.2.3.2: 16 bytes for AES, 8 for 3DES). TLS 1.2
+    ChaCha20-Poly1305 (RFC 7905 section 2) and every TLS 1.3 suite (RFC 8446
+    section 5.3) derive the nonce from the sequence number and send none.
+    """
+    name = cipher_suite_name(code=cipher_suite)
+    if version != 0x0303 or "CHACHA20" in name or "_WITH_" not in name:
+        return 0
+    if "_GCM" in name or "_CCM" in name:
+        return 8
+    if "_CBC" in name:
+        return 8 if "3DES" in name else 16
+    return 0
+
+
 def cipher_suite_name(code: int) -> str:
     """'TLS_AES_128_GCM_SHA256' for 0x1301, and so on (GREASE values are 'GREASE'); 'Unknown' otherwise."""
     suite = dpkt.ssl_ciphersuites.BY_CODE.get(code)

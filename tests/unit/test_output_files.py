@@ -253,3 +253,12 @@ def test_a_dangling_symlink_as_the_output_folder_is_refused_before_anything_runs
     with pytest.raises(UsageError, match=r"--pcap .* is a symbolic link"):
         capture.check_output_dir(link, "--pcap", ["tls.pcap"])
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_symlink_loop_as_the_output_folder_says_it_loops(tmp_path):
+    from labctl import report
+
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(UsageError, match=r"is a symbolic link to .*loop.*, which leads back to itself"):
+        report.check_out_dir(loop)
