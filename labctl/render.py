@@ -221,7 +221,7 @@ def wire_lines(obs: Observation, notes: dict[tuple[str, int], str] | None = None
         skip = {id(t): explicit_nonce_length(t.server_hello.version, t.server_hello.cipher_suite)
                 for t in obs.tls if t.server_hello is not None}
         for n in sorted({n for n in skip.values() if n}):
-            lines.append(f"(TLS 1.2: each record opens with a {n}-byte explicit nonce, sent in clear; "
+            lines.append(f"(TLS 1.2: each record opens with a {n}-byte explicit nonce or IV, sent in clear; "
                          "the bytes after it are shown)")
         for t, r in records[:SHOWN_RECORDS]:
             arrow = "↑" if r.direction == C2S else "↓"

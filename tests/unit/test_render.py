@@ -99,3 +99,18 @@ def test_the_scenario_list_shows_each_scenarios_checks():
         for check in scenario.checks:
             assert f"    - {check}" in text
     assert "✓" not in text and "✔" not in text          # nothing has run: nothing is marked passed
+
+
+@pytest.mark.parametrize("version, suite, length", [
+    (0x0303, 0xC02F, 8),    # TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256: RFC 5288 explicit nonce
+    (0x0303, 0x009C, 8),    # TLS_RSA_WITH_AES_128_GCM_SHA256
+    (0x0303, 0xC0AC, 8),    # TLS_ECDHE_ECDSA_WITH_AES_128_CCM: RFC 6655
+    (0x0303, 0x002F, 16),   # TLS_RSA_WITH_AES_128_CBC_SHA: an explicit IV of AES's block size
+    (0x0303, 0x000A, 8),    # TLS_RSA_WITH_3DES_EDE_CBC_SHA: 3DES's block size
+    (0x0303, 0xCCA8, 0),    # TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256: RFC 7905, no explicit nonce
+    (0x0304, 0x1301, 0),    # TLS 1.3: RFC 8446 section 5.3, the nonce is derived
+])
+def test_explicit_nonce_lengths_follow_the_rfcs(version, suite, length):
+    from labctl.tls.constants import explicit_nonce_length
+
+    assert explicit_nonce_length(version, suite) == length
