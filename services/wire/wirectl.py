@@ -117,20 +117,28 @@ def _start(name: str, buffer_mib: int, replace: str, direction: str, timeout: fl
     raise WireError(f"tcpdump did not start listening within {timeout:g} s")
 
 
+def _signal(pid: int, signum: int) -> bool:
+    """Send SIGNUM to PID; False if it had exited meanwhile (between a check and the kill: not an error)."""
+    try:
+        os.kill(pid, signum)
+        return True
+    except ProcessLookupError:
+        return False
+
+
 def stop(name: str, timeout: float = 5.0) -> dict:
     pcap, pidfile, log = _paths(name)
     if not pidfile.exists():
         raise WireError(f"no capture named {name!r} was started")
     pid = int(pidfile.read_text())
     if _pid_alive(pid):
-        os.kill(pid, signal.SIGINT)
+        _signal(pid, signal.SIGINT)
     deadline = time.monotonic() + timeout
     while _pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.005)
     killed = False
     if _pid_alive(pid):
-        os.kill(pid, signal.SIGKILL)
-        killed = True
+        killed = _signal(pid, signal.SIGKILL)
     pidfile.unlink(missing_ok=True)
     text = log.read_text(errors="replace") if log.exists() else ""
     counters = {kind.replace(" ", "_"): int(n) for n, kind in COUNTER_RE.findall(text)}
