@@ -23,6 +23,7 @@ import docker.errors
 
 from .errors import CaptureError, LabError, UsageError
 from .files import PRIVATE, has_control, kind, shown, write_partial, write_whole
+from .interrupts import shielded
 from .lab import TIMEOUT_SETTING, Lab
 
 
@@ -196,11 +197,12 @@ def _probe(folder: Path, dest_name: str, option: str, path: Path) -> None:
     # (a folder still to be made), a name of our own that nothing else uses.
     dest = where / (dest_name if where == folder else f".labctl-probe-{os.getpid()}-{secrets.token_hex(4)}")
     try:
-        probe = write_partial(b"", dest)
-        try:
-            mode = stat.S_IMODE(os.lstat(probe).st_mode)
-        finally:
-            os.unlink(probe)
+        with shielded():            # a signal is held until the probe is gone again
+            probe = write_partial(b"", dest)
+            try:
+                mode = stat.S_IMODE(os.lstat(probe).st_mode)
+            finally:
+                os.unlink(probe)
     except OSError as exc:
         raise UsageError(f"{option} {shown(path)}: cannot write in {shown(where)} "
                          f"({exc.strerror or exc}); choose another place") from None

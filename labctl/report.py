@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Iterable
 from . import capture
 from .errors import LabError
 from .files import PRIVATE, install, shown, write_partial
+from .interrupts import shielded
 from .sequence import LANES, WIRE, Event, Lanes, events, infer_lanes
 
 if TYPE_CHECKING:
@@ -357,7 +358,8 @@ def write_report(results: list[Result], out_dir: Path, lanes: Lanes | None = Non
 
         def put(name: str, data: bytes) -> None:
             dest = out_dir / name
-            written.append((write_partial(data, dest), dest))
+            with shielded():                          # the name is recorded before a signal can land
+                written.append((write_partial(data, dest), dest))
 
         for r in results:
             links = {}
