@@ -8,6 +8,9 @@ of coalesced segments), then, with labctl.tls.records, walking the TLS record
 layer over the reassembled stream and reading the handshake messages that
 precede encryption.
 
+Its parts: labctl.tls.pcapfile reads the file, labctl.tls.tcp reassembles,
+labctl.tls.dns reads DNS messages, labctl.tls.records the TLS record layer.
+
 The analyzer never raises on odd traffic: a stream that does not parse as
 TLS is simply not TLS, and a capture with gaps says so. It does raise
 CaptureFormatError for a file that is not a capture or is cut short.
@@ -16,29 +19,25 @@ CaptureFormatError for a file that is not a capture or is cut short.
 from __future__ import annotations
 
 import bisect
-import io
 import socket
 import struct
 from dataclasses import dataclass, field
-from typing import Iterable, NamedTuple
 
 import dpkt
 from cryptography import x509
 
-from ..errors import UsageError
-from ..files import PathLike, read_input, shown
+from ..files import PathLike, shown
 from .constants import (ALERT, APPLICATION_DATA, CERTIFICATE, CHANGE_CIPHER_SPEC, CLIENT_HELLO, CONTENT_TYPES,
                         EXT_ALPN, EXT_KEY_SHARE, EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_SUPPORTED_VERSIONS,
                         HANDSHAKE, SERVER_HELLO, TLS13, alert_level_name, alert_name, cipher_suite_name,
                         content_type_name, group_name, version_name)
+from .dns import DnsMessage, parse_dns
+from .pcapfile import CaptureFormatError, read_capture, reader as capture_reader  # noqa: F401 (re-exported)
 from .records import (Hello, alpn_protocols, key_shares, named_groups, parse_hello, server_name, split_handshake,
                       supported_versions, walk_records)
+from .tcp import Assembled, Direction
 
 C2S, S2C = "c2s", "s2c"
-
-
-class CaptureFormatError(UsageError):
-    """The file is not a readable capture (not pcap/pcapng, or cut short): exit status 2."""
 
 
 # -- records ----------------------------------------------------------------------
@@ -98,25 +97,6 @@ class Flow:
                 "first_seen": round(self.first_seen, 6), "last_seen": round(self.last_seen, 6),
                 "packets": dict(self.packets), "payload_bytes": dict(self.payload_bytes),
                 "wire_bytes": dict(self.wire_bytes), "gaps": dict(self.gaps)}
-
-
-@dataclass(frozen=True)
-class DnsMessage:
-    time: float
-    src: str
-    dst: str
-    id: int
-    name: str
-    qtype: str
-    response: bool
-    rcode: int
-    authoritative: bool
-    answers: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, object]:
-        return {"time": round(self.time, 6), "src": self.src, "dst": self.dst, "id": self.id, "name": self.name,
-                "qtype": self.qtype, "response": self.response, "rcode": self.rcode,
-                "authoritative": self.authoritative, "answers": list(self.answers)}
 
 
 @dataclass(frozen=True)
@@ -299,122 +279,6 @@ class Observation:
 
 # -- reading ------------------------------------------------------------------------
 
-PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",
-               b"\xa1\xb2\x3c\x4d": ">"}
-PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
-HEADER = 24          # a pcap file header; a pcapng file starts with a longer block
-
-
-def _check_records(data: bytes, name: str) -> None:
-    """Walk the pcap record headers: a file cut short ends inside a record (dpkt stops silently)."""
-    endian = PCAP_MAGICS.get(data[:4])
-    if endian is None:
-        return
-    pos, count, size = 24, 0, len(data)
-    while pos + 16 <= size:
-        incl_len = struct.unpack_from(endian + "I", data, pos + 8)[0]
-        if pos + 16 + incl_len > size:
-            break
-        pos += 16 + incl_len
-        count += 1
-    if pos != size:
-        raise CaptureFormatError(f"{name} is cut short: it ends inside a packet record after {count} whole "
-                                 f"packets ({size - pos} stray bytes)")
-
-
-def _reader(data: bytes, name: str) -> Iterable[tuple[float, bytes]]:
-    """(timestamp, frame bytes) of each packet record, from dpkt's pcap or pcapng reader."""
-    if len(data) < HEADER:
-        raise CaptureFormatError(f"{name} is not a capture: {len(data)} bytes, too short for a pcap header")
-    check_magic(data[:HEADER], name)
-    magic = data[:4]
-    _check_records(data, name)
-    reader: Iterable[tuple[float, bytes]]
-    try:
-        if magic == PCAPNG_MAGIC:
-            reader = dpkt.pcapng.Reader(io.BytesIO(data))
-        else:
-            reader = dpkt.pcap.Reader(io.BytesIO(data))
-    except (ValueError, dpkt.UnpackError) as exc:
-        raise CaptureFormatError(f"{name} is not a pcap or pcapng file ({exc})") from None
-    return reader
-
-
-class _Assembled(NamedTuple):
-    """One TCP direction's byte stream, and where each chunk of it came from."""
-
-    data: bytes
-    offsets: list[int]          # where each chunk starts in data, ascending from 0
-    times: list[float]          # when the segment that carried it was captured
-    frames: list[int]           # and in which frame
-    gaps: int                   # holes: bytes the wire never showed
-
-
-class _Direction:
-    """Segments of one TCP direction, reassembled into the byte stream the application saw."""
-
-    __slots__ = ("isn", "segments")
-
-    def __init__(self) -> None:
-        self.isn: int | None = None
-        self.segments: list[tuple[int, bytes, float, int]] = []
-
-    def add(self, seq: int, payload: bytes, ts: float, frame: int) -> None:
-        self.segments.append((seq, payload, ts, frame))
-
-    def assemble(self) -> _Assembled:
-        """The stream in sequence order, each byte taken from the first segment that carried it."""
-        if not self.segments:
-            return _Assembled(b"", [], [], [], 0)
-        base = self.isn if self.isn is not None else min(s for s, _, _, _ in self.segments)
-        # In sequence order; at one sequence number the segment seen first comes first (a retransmission,
-        # even a shorter one, is a later copy: tshark dissects the original and marks the copy).
-        ordered = sorted((((seq - base) % (1 << 32), payload, ts, frame) for seq, payload, ts, frame in self.segments),
-                         key=lambda s: (s[0], s[2], s[3]))
-        chunks, offsets, times, frames = [], [], [], []
-        end, size, gaps = 0, 0, 0      # end: sequence space covered (holes included); size: bytes kept
-        for rel, payload, ts, frame in ordered:
-            if rel > end:
-                gaps += 1          # bytes the wire never showed us; keep going after the hole
-                end = rel
-            if rel + len(payload) <= end:
-                continue           # a retransmission of what we have
-            piece = payload[end - rel:]
-            offsets.append(size)   # where the piece lands in the joined stream, which has no holes
-            times.append(ts)
-            frames.append(frame)
-            chunks.append(piece)
-            end += len(piece)
-            size += len(piece)
-        return _Assembled(b"".join(chunks), offsets, times, frames, gaps)
-
-
-EXPECTED = "a pcap or pcapng capture"
-
-
-def check_magic(head: bytes, name: str) -> None:
-    """Refuse, from its first bytes alone, a file that is not a pcap or pcapng capture."""
-    magic = head[:4]
-    if magic not in PCAP_MAGICS and magic != PCAPNG_MAGIC:
-        start = " ".join(f"{b:02x}" for b in head[:8])
-        raise CaptureFormatError(f"{name} is not a pcap or pcapng file (it starts with {start}, not a capture's "
-                                 "magic number a1b2c3d4, d4c3b2a1, a1b23c4d, 4d3cb2a1 or 0a0d0d0a)")
-    if len(head) < HEADER:
-        raise CaptureFormatError(f"{name} is not a capture: {len(head)} bytes, too short for a pcap header")
-
-
-def read_capture(path: PathLike) -> bytes:
-    """The bytes of the capture at PATH, or CaptureFormatError (a UsageError: exit 2) in one line.
-
-    The file's first bytes are read and checked before the rest, so a file that
-    is not a capture costs a header's worth of reading, whatever its size; a
-    folder, device, FIFO or socket is refused before it is opened.
-    """
-    name = shown(path)
-    return read_input(path, EXPECTED, head=HEADER, check_head=lambda head: check_magic(head, name),
-                      error=CaptureFormatError)
-
-
 def analyze_file(path: PathLike) -> Observation:
     """Read and dissect the capture at PATH (see read_capture for what is refused)."""
     return analyze(read_capture(path), name=shown(path))
@@ -425,10 +289,10 @@ _FlowKey = tuple[str, tuple[str, int], tuple[str, int]]      # proto, then both 
 
 def analyze(data: bytes, name: str = "the capture") -> Observation:
     """Dissect a whole capture."""
-    reader = _reader(data, name)
+    reader = capture_reader(data, name)
     flows: dict[_FlowKey, Flow] = {}
     order: list[_FlowKey] = []
-    tcp_dirs: dict[_FlowKey, dict[str, _Direction]] = {}
+    tcp_dirs: dict[_FlowKey, dict[str, Direction]] = {}
     dns: list[DnsMessage] = []
     packets: list[Packet] = []
     count = total = 0
@@ -475,14 +339,14 @@ def analyze(data: bytes, name: str = "the capture") -> Observation:
             flow.payload_bytes[direction] += len(payload)
             flow.wire_bytes[direction] += len(frame)
             if tcp:
-                dirs = tcp_dirs.setdefault(key, {C2S: _Direction(), S2C: _Direction()})
+                dirs = tcp_dirs.setdefault(key, {C2S: Direction(), S2C: Direction()})
                 half = dirs[direction]
                 if flags & dpkt.tcp.TH_SYN:
                     half.isn = (seg.seq + 1) % (1 << 32)
                 if payload:
                     half.add(seg.seq, payload, t, count)
             elif 53 in (sport, dport) and payload:
-                message = _dns(payload, t, src, dst)
+                message = parse_dns(payload, t, src, dst)
                 if message is not None:
                     dns.append(message)
     except (dpkt.NeedData, dpkt.UnpackError, struct.error, ValueError) as exc:
@@ -519,28 +383,9 @@ def _orient(proto: str, a: tuple[str, int], b: tuple[str, int], flags: int) -> t
     return src, other
 
 
-def _dns(payload: bytes, t: float, src: str, dst: str) -> DnsMessage | None:
-    try:
-        msg = dpkt.dns.DNS(payload)
-    except (dpkt.UnpackError, struct.error, IndexError):
-        return None
-    if not msg.qd:
-        return None
-    q = msg.qd[0]
-    answers = []
-    for rr in msg.an:
-        if rr.type == dpkt.dns.DNS_A:
-            answers.append(socket.inet_ntoa(rr.ip))
-        elif rr.type == dpkt.dns.DNS_CNAME:
-            answers.append(rr.cname)
-    qtypes = {1: "A", 28: "AAAA", 5: "CNAME", 2: "NS", 6: "SOA", 15: "MX", 16: "TXT", 65: "HTTPS"}
-    return DnsMessage(t, src, dst, msg.id, q.name, qtypes.get(q.type, str(q.type)), bool(msg.qr == dpkt.dns.DNS_R),
-                      msg.rcode, bool(msg.aa), tuple(answers))
-
-
 # -- TLS ------------------------------------------------------------------------------
 
-def _records(stream: _Assembled, direction: str) -> list[TlsRecord]:
+def _records(stream: Assembled, direction: str) -> list[TlsRecord]:
     """The direction's records (until the bytes stop looking like TLS).
 
     Each is dated by the segment that carried its header, and numbered by the
@@ -558,10 +403,10 @@ def _records(stream: _Assembled, direction: str) -> list[TlsRecord]:
     return records
 
 
-_NOTHING = _Assembled(b"", [], [], [], 0)
+_NOTHING = Assembled(b"", [], [], [], 0)
 
 
-def _tls(flow: Flow, per_dir: dict[str, _Assembled]) -> TlsConnection | None:
+def _tls(flow: Flow, per_dir: dict[str, Assembled]) -> TlsConnection | None:
     c2s = per_dir.get(C2S, _NOTHING)
     s2c = per_dir.get(S2C, _NOTHING)
     if len(c2s.data) < 6 or c2s.data[1] != 3 or c2s.data[0] not in CONTENT_TYPES:
