@@ -30,6 +30,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Iterator
@@ -253,22 +254,27 @@ def turn(owner: str, token: str) -> int:
     """
     STATE.mkdir(parents=True, exist_ok=True)
     lock = open(TURN_LOCK, "a+")
-    said = False
-    while True:
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if not said:
-                try:
-                    holder = json.loads(TURN_OWNER.read_text())["owner"]
-                except (OSError, ValueError, KeyError):
-                    holder = "another run"
-                _say({"waiting": holder})
-                said = True
-        # labctl gave up waiting (Ctrl-C): leave without taking the turn.
-        if select.select([sys.stdin], [], [], 0.05)[0] and not os.read(sys.stdin.fileno(), 4096):
-            return 0
+            holder = json.loads(TURN_OWNER.read_text())["owner"]
+        except (OSError, ValueError, KeyError):
+            holder = "another run"
+        _say({"waiting": holder})
+        # Wait without polling: a thread blocks in flock and writes to a pipe
+        # once it holds the lock, while this one blocks on stdin and that pipe.
+        # (A 50 ms poll cost a waiting run half the wire's CPU on a starved host.)
+        got, taken = os.pipe()
+        threading.Thread(target=lambda: (fcntl.flock(lock, fcntl.LOCK_EX), os.write(taken, b"x")),
+                         daemon=True).start()
+        while True:
+            ready = select.select([sys.stdin, got], [], [])[0]
+            if got in ready:
+                break
+            # labctl gave up waiting (Ctrl-C): leave without taking the turn.
+            if not os.read(sys.stdin.fileno(), 4096):
+                return 0
     previous = "abandoned" if TURN_ABANDONED.exists() else "clean"
     with _ops(exclusive=True):
         swept = _sweep()                # normally nothing: the wire restarted, or a holder was killed mid-sweep
