@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from typing import Iterator, Protocol
+from typing import Iterator, NoReturn, Protocol
 
 from ..errors import UsageError
 from ..files import PathLike, open_input, read_input, shown
@@ -60,6 +60,11 @@ Frame = tuple[float, int, memoryview, int]
 
 class Readable(Protocol):
     def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
+def _a(noun: str) -> str:
+    """'an enhanced packet block', 'a section header block'."""
+    return ("an " if noun[0] in "aeiou" else "a ") + noun
 
 
 def max_frame(linktype: int) -> int:
@@ -177,7 +182,7 @@ class Capture:
             self.packets += 1
             yield seconds + fraction * scale, linktype, src.buf[start:src.pos], original
 
-    def _cut(self, inside: str) -> None:
+    def _cut(self, inside: str) -> NoReturn:
         stray = self._src.end - self._src.pos
         raise CaptureFormatError(f"{self.name} is cut short: it ends inside {inside} after {self.packets} whole "
                                  f"packets ({stray} stray bytes)")
@@ -195,17 +200,17 @@ class Capture:
             if kind == SHB:                     # a new section: its own byte order, its own interfaces
                 self._section()
             length = struct.unpack_from(self._endian + "I", src.buf, src.pos + 4)[0]
-            name = BLOCK_NAMES.get(kind, f"block of type 0x{kind:08x}")
+            name = _a(BLOCK_NAMES.get(kind, f"block of type 0x{kind:08x}"))
             if length % 4 or length < 12 or length > MAX_BLOCK:
-                raise CaptureFormatError(f"{self.name} is damaged, or not a capture after its header: a {name} "
+                raise CaptureFormatError(f"{self.name} is damaged, or not a capture after its header: {name} "
                                          f"at byte {src.offset} claims to be {length} bytes long (a pcapng block is "
                                          f"a multiple of 4 bytes, from 12 to {MAX_BLOCK})")
             if not src.fill(length):
-                self._cut(f"a {name} of {length} bytes")
+                self._cut(f"{name} of {length} bytes")
             buf, pos = src.buf, src.pos
             trailer = struct.unpack_from(self._endian + "I", buf, pos + length - 4)[0]
             if trailer != length:
-                raise CaptureFormatError(f"{self.name} is damaged: the {name} at byte {src.offset} says it is "
+                raise CaptureFormatError(f"{self.name} is damaged: {name} at byte {src.offset} says it is "
                                          f"{length} bytes long at its start and {trailer} at its end")
             src.pos = pos + length
             if kind == EPB or kind == PB or kind == SPB:
@@ -264,14 +269,14 @@ class Capture:
                 index, high, low, captured, original = struct.unpack_from(self._endian + "H2x4I", buf, pos + 8)
             ticks, start, room = (high << 32) | low, pos + 28, length - 32
         if index >= len(self.interfaces):
-            raise CaptureFormatError(f"{self.name} is damaged: packet {self.packets + 1} (a {name} at byte {at}) "
+            raise CaptureFormatError(f"{self.name} is damaged: packet {self.packets + 1} ({name} at byte {at}) "
                                      f"names interface {index}, and its section describes "
                                      f"{len(self.interfaces)} interface(s)")
         interface = self.interfaces[index]
         if kind == SPB:
             captured = min(original, room, interface.snaplen or original)
         if captured > room or captured > max_frame(interface.linktype):
-            raise CaptureFormatError(f"{self.name} is damaged: packet {self.packets + 1} (a {name} at byte {at}) "
+            raise CaptureFormatError(f"{self.name} is damaged: packet {self.packets + 1} ({name} at byte {at}) "
                                      f"claims {captured} captured bytes in a block of {length}")
         self.packets += 1
         if ticks is None:
