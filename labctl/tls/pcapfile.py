@@ -166,7 +166,7 @@ class Capture:
         unpack = struct.Struct(self._endian + "IIII").unpack_from
         scale, linktype, limit = interface.scale, interface.linktype, max_frame(interface.linktype)
         while True:
-            if not src.fill(16):
+            if src.end - src.pos < 16 and not src.fill(16):       # (the test first: this is the hot path)
                 if src.end > src.pos:
                     self._cut("a packet record")
                 return
@@ -175,7 +175,7 @@ class Capture:
                 raise CaptureFormatError(f"{self.name} is damaged, or not a capture after its header: packet "
                                          f"record {self.packets + 1} (at byte {src.offset}) claims {captured} "
                                          f"captured bytes, more than a frame holds ({limit})")
-            if not src.fill(16 + captured):
+            if src.end - src.pos < 16 + captured and not src.fill(16 + captured):
                 self._cut("a packet record")
             start = src.pos + 16
             src.pos = start + captured
@@ -192,7 +192,7 @@ class Capture:
     def _pcapng(self) -> Iterator[Frame]:
         src = self._src
         while True:
-            if not src.fill(12):
+            if src.end - src.pos < 12 and not src.fill(12):
                 if src.end > src.pos:
                     self._cut("a block")
                 return
@@ -205,7 +205,7 @@ class Capture:
                 raise CaptureFormatError(f"{self.name} is damaged, or not a capture after its header: {name} "
                                          f"at byte {src.offset} claims to be {length} bytes long (a pcapng block is "
                                          f"a multiple of 4 bytes, from 12 to {MAX_BLOCK})")
-            if not src.fill(length):
+            if src.end - src.pos < length and not src.fill(length):
                 self._cut(f"{name} of {length} bytes")
             buf, pos = src.buf, src.pos
             trailer = struct.unpack_from(self._endian + "I", buf, pos + length - 4)[0]
