@@ -37,7 +37,7 @@ from .constants import (ALERT, APPLICATION_DATA, CERTIFICATE, CHANGE_CIPHER_SPEC
                         HANDSHAKE, SERVER_HELLO, TLS13, alert_level_name, alert_name, cipher_suite_name,
                         content_type_name, group_name, version_name)
 from .dns import DnsMessage, parse_dns, tcp_messages
-from .packets import ACK, SYN, TCP, Segment, decode, link_type_name
+from .packets import ACK, LINK_TYPE_NAMES, SYN, TCP, Segment, decode
 from .pcapfile import Capture, open_capture, reader as capture_reader
 from .pcapfile import CaptureFormatError as CaptureFormatError, read_capture as read_capture
 from .records import (Hello, alpn_protocols, key_shares, named_groups, parse_hello, server_name, split_handshake,
@@ -303,7 +303,7 @@ class Observation:
 
     def to_dict(self) -> dict[str, object]:
         return {"packets": self.frames, "wire_bytes": self.wire_bytes, "duration": round(self.duration, 6),
-                "link_types": [{"link_type": linktype, "name": link_type_name(linktype), "packets": n}
+                "link_types": [{"link_type": linktype, "name": LINK_TYPE_NAMES.get(linktype), "packets": n}
                                for linktype, n in self.link_types.items()],
                 "truncated_frames": self.truncated,
                 "not_dissected": [{"packets": n, "what": what} for what, n in self.not_dissected.items()],

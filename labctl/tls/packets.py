@@ -52,6 +52,9 @@ AF_INET6_VALUES = frozenset({10, 24, 28, 30})
 IPV6_OPTIONS = frozenset({0, 43, 60, 135, 139, 140, 253, 254})
 IPV6_FRAGMENT, IPV6_AH, IPV6_NONE = 44, 51, 59
 
+# Ethertypes and IP protocols that carry IP inside something this module does not open.
+CARRIERS = {0x8847: "carried in MPLS", 0x8848: "carried in MPLS", 0x8864: "carried in PPPoE sessions"}
+TUNNELS = {4: "carrying IPv4 in IP (a tunnel)", 41: "carrying IPv6 in IP (a tunnel)", 47: "carrying GRE (a tunnel)"}
 FRAGMENTS_V4 = "that are IPv4 fragments (IP reassembly is not done)"
 FRAGMENTS_V6 = "that are IPv6 fragments (IP reassembly is not done)"
 CUT_HEADERS = "cut short by the capture before their TCP or UDP header ended"
@@ -125,9 +128,10 @@ def _family(value: int) -> int:
 def decode(linktype: int, frame: memoryview) -> Segment | str | None:
     """The TCP or UDP segment in FRAME, read as LINKTYPE; None if it holds none (ARP, ICMP, ...).
 
-    Returns a phrase instead (see undecoded_link, FRAGMENTS_V4, CUT_HEADERS) for what may
-    carry TCP or UDP and is not dissected: a link type not listed in DECODED, an IP
-    fragment, a frame cut before its transport header ended.
+    Returns a phrase instead (see undecoded_link, CARRIERS, TUNNELS, FRAGMENTS_V4,
+    CUT_HEADERS) for what may carry TCP or UDP and is not dissected: a link type not
+    listed in DECODED, IP inside MPLS, PPPoE or a tunnel, an IP fragment, a frame cut
+    before its transport header ended.
     """
     size = len(frame)
     src_mac = dst_mac = ""
@@ -169,7 +173,7 @@ def decode(linktype: int, frame: memoryview) -> Segment | str | None:
         return _ipv4(frame, offset, src_mac, dst_mac)
     if kind == ETH_IPV6:
         return _ipv6(frame, offset, src_mac, dst_mac)
-    return None
+    return CARRIERS.get(kind)
 
 
 def _ipv4(frame: memoryview, offset: int, src_mac: str, dst_mac: str) -> Segment | str | None:
@@ -179,8 +183,10 @@ def _ipv4(frame: memoryview, offset: int, src_mac: str, dst_mac: str) -> Segment
         return CUT_HEADERS if size > offset else None
     version_ihl, total, fragment, proto = _IPV4(frame, offset)
     ihl = (version_ihl & 0x0F) * 4
-    if version_ihl >> 4 != 4 or ihl < 20 or (proto != TCP and proto != UDP):
+    if version_ihl >> 4 != 4 or ihl < 20:
         return None
+    if proto != TCP and proto != UDP:
+        return TUNNELS.get(proto)
     if fragment & 0x3FFF:                       # more fragments, or a fragment offset: part of a datagram
         return FRAGMENTS_V4
     # A total length of 0 is what TSO/GSO hands tcpdump before the NIC splits it (Wireshark's ip.tso_support).
@@ -214,7 +220,7 @@ def _ipv6(frame: memoryview, offset: int, src_mac: str, dst_mac: str) -> Segment
                 return FRAGMENTS_V6
             proto, pos = frame[pos], pos + 8            # an atomic fragment (RFC 6946) is the whole datagram
         else:
-            return None                                 # no next header (59), ESP, ICMPv6, ...
+            return TUNNELS.get(proto)                   # None for no next header (59), ESP, ICMPv6, ...
     return _transport(frame, pos, end, proto, bytes(frame[offset + 8:offset + 24]),
                       bytes(frame[offset + 24:offset + 40]), src_mac, dst_mac)
 

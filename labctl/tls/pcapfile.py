@@ -138,6 +138,7 @@ class Capture:
         self.packets = 0
         self.interfaces: list[Interface] = []
         self.secrets: list[tuple[int, bytes]] = []
+        self._last = 0.0                # the latest timestamp: a simple packet block has none of its own
         self._src = _Source(handle, name, data)
         if not self._src.fill(HEADER):
             raise CaptureFormatError(f"{name} is not a capture: {self._src.end} bytes, too short for a pcap header")
@@ -284,8 +285,6 @@ class Capture:
         else:
             when = self._last = interface.offset + ticks * interface.scale
         return when, interface.linktype, buf[start:start + captured], original
-
-    _last = 0.0
 
     def __iter__(self) -> Iterator[Frame]:
         return self._pcapng() if self.format == "pcapng" else self._pcap()

@@ -203,6 +203,45 @@ def test_ipv6_extension_headers_are_skipped(tmp_path):
         assert list(tshark_tls_records(path).values()) == [15]
 
 
+def test_an_ipv4_total_length_of_0_is_read_as_tso_hands_it_to_tcpdump(tmp_path):
+    """A TSO/GSO capture's IPv4 total length is 0: the frame's end bounds the datagram, as tshark's
+    ip.tso_support (on by default) reads it."""
+    with open(CAPTURES / "nss_sll.pcap", "rb") as handle:
+        frames = [(ts, bytes(frame)) for ts, frame in dpkt.pcap.Reader(handle)][:18]
+    path = tmp_path / "tso.pcap"
+    with open(path, "wb") as handle:
+        writer = dpkt.pcap.Writer(handle, linktype=113)
+        for ts, frame in frames:
+            writer.writepkt(frame[:18] + b"\0\0" + frame[20:], ts=ts)
+    obs = analyze_file(path)
+    assert [p.payload_len for p in obs.packets][:8] == [0, 0, 0, 188, 0, 1329, 0, 93]
+    assert len(obs.tls[0].records) == 15 and obs.truncated == 0
+    if have_tshark():
+        assert ours_packets(obs) == tshark_packets(path)
+
+
+def test_ip_in_a_tunnel_or_mpls_is_named_not_dropped(tmp_path):
+    """IPv6 in IPv4 (6in4, protocol 41) and IPv4 in MPLS: named with their counts."""
+    with open(CAPTURES / "nss_ipv6.pcap", "rb") as handle:
+        frames = [(ts, bytes(frame)) for ts, frame in dpkt.pcap.Reader(handle)][:3]
+    path = tmp_path / "tunnels.pcap"
+    with open(path, "wb") as handle:
+        writer = dpkt.pcap.Writer(handle)
+        for ts, frame in frames:
+            inner = frame[14:]
+            outer = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(inner), 1, 0, 64, 41, 0, bytes([192, 0, 2, 1]),
+                                bytes([192, 0, 2, 2]))
+            writer.writepkt(frame[:12] + b"\x08\x00" + outer + inner, ts=ts)
+            writer.writepkt(frame[:12] + b"\x88\x47" + struct.pack("!I", (16 << 12) | 0x100 | 64) + inner, ts=ts)
+    obs = analyze_file(path)
+    assert obs.not_dissected == {"carrying IPv6 in IP (a tunnel)": 3, "carried in MPLS": 3}
+    text = render.observation_text("tunnels.pcap", obs)
+    assert "3 packets carrying IPv6 in IP (a tunnel): not dissected" in text
+    assert "3 packets carried in MPLS: not dissected" in text
+    if have_tshark():
+        assert len(tshark.fields(path, "tcp", "frame.number")) == 6        # tshark opens both
+
+
 def test_ip_fragments_are_named_not_dropped(tmp_path):
     """A UDP datagram in two IPv4 fragments and one in two IPv6 fragments: not reassembled here, and
     said so (tshark reassembles them: 2 datagrams of 4 fragments)."""
@@ -257,7 +296,7 @@ def test_a_pcapng_with_interfaces_of_four_link_types(tmp_path):
     assert "2 packets of link type 147 (USER0): not dissected" in text.splitlines()
     doc = obs.to_dict()
     assert doc["not_dissected"] == [{"packets": 2, "what": "of link type 147 (USER0)"}]
-    assert {"link_type": 147, "name": "147 (USER0)", "packets": 2} in doc["link_types"]
+    assert {"link_type": 147, "name": "USER0", "packets": 2} in doc["link_types"]
     if have_tshark():
         assert ours_packets(obs) == tshark_packets(pcap)
         encaps = tshark.fields(pcap, "frame", "frame.interface_id", "frame.encap_type")
