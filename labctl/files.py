@@ -60,11 +60,11 @@ def _read_exactly(fd: int, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_input(path: PathLike, expected: str, head: int = 0,
+def open_input(path: PathLike, expected: str, head: int = 0,
                check_head: Callable[[bytes], None] | None = None, limit: int | None = None,
-               error: type[UsageError] = UsageError, label: str = "") -> bytes:
-    """The bytes of a regular file the user named, or ``error`` (a UsageError: one line, exit
-    status 2) naming it and ``expected``.
+               error: type[UsageError] = UsageError, label: str = "") -> io.FileIO:
+    """A regular file the user named, opened for reading (unbuffered, at its start; the caller
+    closes it), or ``error`` (a UsageError: one line, exit status 2) naming it and ``expected``.
 
     ``expected`` says what the file should be ("a pcap or pcapng capture").
     ``check_head`` is given the first ``head`` bytes (fewer if the file is
@@ -103,18 +103,32 @@ def read_input(path: PathLike, expected: str, head: int = 0,
                 if check_head is not None:
                     check_head(first)
                 os.lseek(fd, 0, os.SEEK_SET)
-            # FileIO reads into one buffer sized from fstat: the capture is held once, not twice.
-            reader = io.FileIO(fd, closefd=False)
+        except OSError as exc:
+            raise error(f"{cannot}: {exc.strerror or exc}") from None
+        return io.FileIO(fd, "rb", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_input(path: PathLike, expected: str, head: int = 0,
+               check_head: Callable[[bytes], None] | None = None, limit: int | None = None,
+               error: type[UsageError] = UsageError, label: str = "") -> bytes:
+    """The bytes of a regular file the user named, or ``error`` (a UsageError: one line, exit
+    status 2) naming it and ``expected``; the checks, and the arguments, are open_input's."""
+    name = f"{label} {shown(path)}" if label else shown(path)
+    cannot = f"{label}: cannot read {shown(path)}" if label else f"cannot read {name}"
+    with open_input(path, expected, head, check_head, limit, error, label) as reader:
+        try:
+            # FileIO reads into one buffer sized from fstat: the file is held once, not twice.
             data = reader.read(limit + 1) if limit is not None else reader.readall()
         except OSError as exc:
             raise error(f"{cannot}: {exc.strerror or exc}") from None
-        if not data:                # st_size is not trusted here: /proc files say 0 and are not empty
-            raise error(f"{name} is empty: give {expected}")
-        if limit is not None and len(data) > limit:
-            raise error(f"{name} is over {limit} bytes, too big to be {expected}")
-        return data
-    finally:
-        os.close(fd)
+    if not data:                # st_size is not trusted here: /proc files say 0 and are not empty
+        raise error(f"{name} is empty: give {expected}")
+    if limit is not None and len(data) > limit:
+        raise error(f"{name} is over {limit} bytes, too big to be {expected}")
+    return data
 
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 from .capture import CaptureStats
 from .bringup import UpReport
 from .lab import DEFAULT_PROJECT, ServiceState
-from .tls.analyzer import C2S, S2C, Observation
+from .tls.analyzer import C2S, S2C, Observation, endpoint
 from .tls.constants import APPLICATION_DATA, explicit_nonce_length, version_name
 from .verdict import Check, Result
 
@@ -246,7 +246,9 @@ def leak_lines(obs: Observation) -> list[str]:
     """The right panel: the metadata an observer reads without any key."""
     lines = []
     for flow in obs.flows:
-        lines.append(f"flow  {flow.client}:{flow.client_port} → {flow.server}:{flow.server_port} {flow.proto}")
+        cut = (f" ({counted(flow.truncated[C2S] + flow.truncated[S2C], 'frame')} cut short by the capture: "
+               f"↑ {flow.truncated[C2S]} ↓ {flow.truncated[S2C]})" if flow.truncated[C2S] + flow.truncated[S2C] else "")
+        lines.append(f"flow  {flow.label}{cut}")
     for d in obs.dns:
         if d.response:
             lines.append(f"DNS   {d.qtype} {d.name} → {listed(d.answers, 'no answer')}")
@@ -254,7 +256,7 @@ def leak_lines(obs: Observation) -> list[str]:
             lines.append(f"DNS   query {d.qtype} {d.name} from {d.src}")
     for t in obs.tls:
         ch, sh = t.client_hello, t.server_hello
-        lines.append(f"TLS   {t.flow.client}:{t.flow.client_port} → {t.flow.server}:{t.flow.server_port}")
+        lines.append(f"TLS   {endpoint(t.flow.client, t.flow.client_port)} → {endpoint(t.flow.server, t.flow.server_port)}")
         if ch:
             lines.append(f"SNI   {ch.sni or '(none)'}")
             lines.append(f"ALPN  {listed(ch.alpn, '(none)')}")
@@ -308,10 +310,18 @@ def scenarios_text(scenarios: list[tuple[str, str, tuple[str, ...]]]) -> str:
 def observation_text(name: str, obs: Observation) -> str:
     """`labctl analyze FILE`: what a passive observer learns from one capture."""
     lines = [f"{name}: {obs.frames} packets, {obs.wire_bytes} bytes, {obs.duration:.3f} s",
-             f"{len(obs.flows)} flow(s), {len(obs.dns)} DNS message(s), {len(obs.tls)} TLS connection(s)", ""]
-    lines += leak_lines(obs)
+             f"{len(obs.flows)} flow(s), {len(obs.dns)} DNS message(s), {len(obs.tls)} TLS connection(s)"]
+    if obs.truncated:
+        lines.append(f"{counted(obs.truncated, 'frame')} cut short by the capture (snaplen): the bytes it did not "
+                     "keep are holes, never filled in")
+    lines += [f"{counted(n, 'packet')} {what}: not dissected" for what, n in obs.not_dissected.items()]
+    if not obs.frames:
+        return "\n".join(lines + ["", "a valid capture that holds no packets"])
+    lines += [""] + leak_lines(obs)
     if obs.tls:
         lines += [""] + wire_lines(obs) + [ARROWS]
+    elif obs.not_dissected:
+        lines += ["", "no TLS in what was dissected; the packets not dissected were not looked at"]
     else:
         lines += ["", "no TLS in this capture: nothing in it was encrypted by TLS"]
     return "\n".join(lines)

@@ -1,56 +1,65 @@
 """From a pcap to an Observation: what the wire saw, and what it gives away.
 
-dpkt reads the capture (pcap or pcapng), the Ethernet/IPv4/TCP/UDP headers
-and DNS messages; cryptography reads X.509 certificates. What is ours is the
-glue that the libraries leave to the caller: TCP reassembly per direction
+labctl.tls.pcapfile reads the capture (pcap or pcapng) forward, frame by
+frame; labctl.tls.packets reads each frame's headers, from its link layer
+through IPv4 or IPv6 to TCP or UDP; cryptography reads X.509 certificates.
+The rest is the glue that libraries leave to the caller: TCP reassembly per direction
 (TLS records cross segment boundaries, and on veth one "packet" can be 64 KB
 of coalesced segments), then, with labctl.tls.records, walking the TLS record
 layer over the reassembled stream and reading the handshake messages that
 precede encryption.
 
-Its parts: labctl.tls.pcapfile reads the file, labctl.tls.tcp reassembles,
-labctl.tls.dns reads DNS messages, labctl.tls.records the TLS record layer.
+Its parts: labctl.tls.pcapfile reads the file, labctl.tls.packets the headers,
+labctl.tls.tcp reassembles, labctl.tls.dns reads DNS messages (over UDP and
+TCP), labctl.tls.records the TLS record layer.
 
 The analyzer never raises on odd traffic: a stream that does not parse as
-TLS is simply not TLS, and a capture with gaps says so. It does raise
-CaptureFormatError for a file that is not a capture or is cut short.
+TLS is simply not TLS, and a capture with gaps says so; what it does not
+dissect (a link type, IP fragments) is counted and named, and frames the
+capture cut short (snaplen) are counted per flow, their missing bytes never
+filled in. It does raise CaptureFormatError for a file that is not a capture,
+is damaged or is cut short.
 """
 
 from __future__ import annotations
 
 import bisect
-import socket
+import io
 import struct
+from collections import Counter
 from dataclasses import dataclass, field
 
-import dpkt
 from cryptography import x509
 
-from ..files import PathLike, shown
+from ..files import PathLike
 from .constants import (ALERT, APPLICATION_DATA, CERTIFICATE, CHANGE_CIPHER_SPEC, CLIENT_HELLO, CONTENT_TYPES,
                         EXT_ALPN, EXT_KEY_SHARE, EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_SUPPORTED_VERSIONS,
                         HANDSHAKE, SERVER_HELLO, TLS13, alert_level_name, alert_name, cipher_suite_name,
                         content_type_name, group_name, version_name)
-from .dns import DnsMessage, parse_dns
-from .pcapfile import CaptureFormatError, read_capture, reader as capture_reader  # noqa: F401 (re-exported)
+from .dns import DnsMessage, parse_dns, tcp_messages
+from .packets import ACK, LINK_TYPE_NAMES, SYN, TCP, Segment, decode
+from .pcapfile import Capture, open_capture, reader as capture_reader
+from .pcapfile import CaptureFormatError as CaptureFormatError, read_capture as read_capture
 from .records import (Hello, alpn_protocols, key_shares, named_groups, parse_hello, server_name, split_handshake,
                       supported_versions, walk_records)
 from .tcp import Assembled, Direction
 
 C2S, S2C = "c2s", "s2c"
+REEXPORTED = (CaptureFormatError, read_capture)      # callers read files and catch their errors through here
 
 
 # -- records ----------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
 class Packet:
-    """One IPv4 TCP or UDP frame of the capture, as tshark numbers and shows it."""
+    """One TCP or UDP frame of the capture (over IPv4 or IPv6, on any link layer read), as tshark
+    numbers and shows it."""
 
     frame: int                  # 1-based number of the frame in the file (tshark's frame.number)
     time: float                 # seconds since the file's first frame (frame.time_relative)
-    src_mac: str                # "02:42:0a:4d:00:0a"
-    dst_mac: str
-    src: str                    # IPv4 addresses
+    src_mac: str                # "02:42:0a:4d:00:0a" (eth.src); "" on a link layer without one, and
+    dst_mac: str                # the sender's for a Linux cooked capture (sll.src.eth)
+    src: str                    # IPv4 or IPv6 addresses, as tshark shows them ("2001:db8::1")
     dst: str
     proto: str                  # "tcp" or "udp"
     sport: int
@@ -58,17 +67,30 @@ class Packet:
     flags: int                  # TCP flags (tcp.flags); 0 for UDP
     seq: int                    # TCP sequence number, absolute (tcp.seq_raw); 0 for UDP
     length: int                 # bytes of the frame in the file (frame.cap_len)
-    payload: bytes = field(repr=False, compare=False)      # what TCP or UDP carried
+    payload: bytes = field(repr=False, compare=False)      # what TCP or UDP carried, as far as it was captured
+    missing: int = 0            # payload bytes that crossed the wire and the capture does not hold (snaplen)
+    wire_length: int = 0        # bytes of the frame on the wire (frame.len): length + what was not captured
 
     @property
     def payload_len(self) -> int:
-        """tcp.len or udp.length minus its 8-byte header."""
-        return len(self.payload)
+        """tcp.len, or udp.length minus its 8-byte header: what crossed the wire, captured or not."""
+        return len(self.payload) + self.missing
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the capture holds less of this frame than crossed the wire (a snaplen cut it)."""
+        return self.wire_length > self.length or self.missing > 0
 
     def to_dict(self) -> dict[str, object]:
         return {"frame": self.frame, "time": round(self.time, 6), "src_mac": self.src_mac, "dst_mac": self.dst_mac,
                 "src": self.src, "dst": self.dst, "proto": self.proto, "sport": self.sport, "dport": self.dport,
-                "flags": self.flags, "seq": self.seq, "payload_len": self.payload_len, "length": self.length}
+                "flags": self.flags, "seq": self.seq, "payload_len": self.payload_len, "length": self.length,
+                "wire_length": self.wire_length, "missing": self.missing}
+
+
+def endpoint(address: str, port: int) -> str:
+    """'10.0.0.1:443', '[2001:db8::1]:443': an address and port as one token (RFC 5952 section 6)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 @dataclass
@@ -84,19 +106,21 @@ class Flow:
     last_seen: float
     packets: dict[str, int] = field(default_factory=lambda: {C2S: 0, S2C: 0})
     payload_bytes: dict[str, int] = field(default_factory=lambda: {C2S: 0, S2C: 0})
-    wire_bytes: dict[str, int] = field(default_factory=lambda: {C2S: 0, S2C: 0})
+    wire_bytes: dict[str, int] = field(default_factory=lambda: {C2S: 0, S2C: 0})     # frame.len, summed
     gaps: dict[str, int] = field(default_factory=lambda: {C2S: 0, S2C: 0})
+    # Frames the capture cut short (snaplen): captured shorter than they crossed the wire.
+    truncated: dict[str, int] = field(default_factory=lambda: {C2S: 0, S2C: 0})
 
     @property
     def label(self) -> str:
-        return f"{self.client}:{self.client_port} → {self.server}:{self.server_port} {self.proto}"
+        return f"{endpoint(self.client, self.client_port)} → {endpoint(self.server, self.server_port)} {self.proto}"
 
     def to_dict(self) -> dict[str, object]:
         return {"proto": self.proto, "client": self.client, "client_port": self.client_port,
                 "server": self.server, "server_port": self.server_port,
                 "first_seen": round(self.first_seen, 6), "last_seen": round(self.last_seen, 6),
                 "packets": dict(self.packets), "payload_bytes": dict(self.payload_bytes),
-                "wire_bytes": dict(self.wire_bytes), "gaps": dict(self.gaps)}
+                "wire_bytes": dict(self.wire_bytes), "gaps": dict(self.gaps), "truncated": dict(self.truncated)}
 
 
 @dataclass(frozen=True)
@@ -244,14 +268,20 @@ class TlsConnection:
 class Observation:
     """Everything one capture shows, as a passive observer on the wire sees it."""
 
-    frames: int                 # every frame in the file, IPv4 or not
-    wire_bytes: int
+    frames: int                 # every frame in the file, IP or not
+    wire_bytes: int             # frame.len, summed: what crossed the wire, captured or not
     duration: float
     flows: list[Flow]
     dns: list[DnsMessage]
     tls: list[TlsConnection]
-    packets: list[Packet] = field(repr=False, default_factory=list)                  # each IPv4 TCP/UDP frame, once
+    packets: list[Packet] = field(repr=False, default_factory=list)                  # each TCP/UDP frame, once
     streams: dict[tuple[int, str], bytes] = field(repr=False, default_factory=dict)   # (flow index, dir)
+    truncated: int = 0          # frames captured shorter than they crossed the wire (a snaplen cut them)
+    # What may carry TCP or UDP and was not dissected: "of link type 147 (USER0)" -> packets (packets.decode)
+    not_dissected: dict[str, int] = field(default_factory=dict)
+    link_types: dict[int, int] = field(default_factory=dict)       # LINKTYPE_ value -> frames
+    # Decryption Secrets Blocks of a pcapng: (secrets type, bytes); 0x544c534b is an NSS key log.
+    secrets: list[tuple[int, bytes]] = field(repr=False, default_factory=list)
 
     @property
     def payloads(self) -> list[bytes]:
@@ -273,6 +303,10 @@ class Observation:
 
     def to_dict(self) -> dict[str, object]:
         return {"packets": self.frames, "wire_bytes": self.wire_bytes, "duration": round(self.duration, 6),
+                "link_types": [{"link_type": linktype, "name": LINK_TYPE_NAMES.get(linktype), "packets": n}
+                               for linktype, n in self.link_types.items()],
+                "truncated_frames": self.truncated,
+                "not_dissected": [{"packets": n, "what": what} for what, n in self.not_dissected.items()],
                 "flows": [f.to_dict() for f in self.flows], "dns": [d.to_dict() for d in self.dns],
                 "tls": [t.to_dict() for t in self.tls]}
 
@@ -280,103 +314,135 @@ class Observation:
 # -- reading ------------------------------------------------------------------------
 
 def analyze_file(path: PathLike) -> Observation:
-    """Read and dissect the capture at PATH (see read_capture for what is refused)."""
-    return analyze(read_capture(path), name=shown(path))
+    """Read and dissect the capture at PATH, forward from the open file (see open_capture for what is
+    refused): memory holds what is kept of it, never the file whole."""
+    with open_capture(path) as capture:
+        return dissect(capture)
+
+
+def analyze(data: bytes, name: str = "the capture") -> Observation:
+    """Dissect a whole capture held in memory (its frames are read in place)."""
+    return dissect(capture_reader(data, name))
+
+
+def analyze_stream(handle: io.RawIOBase | io.BufferedIOBase, name: str = "the capture") -> Observation:
+    """Dissect a capture read forward from HANDLE (a binary file object, left open)."""
+    return dissect(Capture(handle, name))
 
 
 _FlowKey = tuple[str, tuple[str, int], tuple[str, int]]      # proto, then both ends in sorted order
 
 
-def analyze(data: bytes, name: str = "the capture") -> Observation:
-    """Dissect a whole capture."""
-    reader = capture_reader(data, name)
+def dissect(capture: Capture) -> Observation:
+    """Every frame of CAPTURE, in one pass: flows, TCP streams, DNS messages, then TLS.
+
+    The loop is the analyzer's hot path: one decode() per frame (headers read in
+    place), and one copy of each payload, which is kept (Packet.payload, and the
+    TCP reassembly shares it).
+    """
     flows: dict[_FlowKey, Flow] = {}
-    order: list[_FlowKey] = []
     tcp_dirs: dict[_FlowKey, dict[str, Direction]] = {}
     dns: list[DnsMessage] = []
     packets: list[Packet] = []
-    count = total = 0
-    start = last = None
-    try:
-        for ts, frame in reader:
-            count += 1
-            total += len(frame)
-            start = ts if start is None else start
-            last = ts
-            t = float(ts - start)
-            try:
-                eth = dpkt.ethernet.Ethernet(frame)
-            except (dpkt.UnpackError, struct.error):
-                continue
-            ip = eth.data
-            if not isinstance(ip, dpkt.ip.IP):
-                continue
-            seg = ip.data
-            if isinstance(seg, dpkt.tcp.TCP):
-                proto = "tcp"
-            elif isinstance(seg, dpkt.udp.UDP):
-                proto = "udp"
-            else:
-                continue
-            src, dst = socket.inet_ntoa(ip.src), socket.inet_ntoa(ip.dst)
-            sport, dport = seg.sport, seg.dport
-            payload = bytes(seg.data)
-            tcp = proto == "tcp"
-            flags = seg.flags if tcp else 0
-            packets.append(Packet(count, t, eth.src.hex(":"), eth.dst.hex(":"), src, dst, proto, sport, dport,
-                                  flags, seg.seq if tcp else 0, len(frame), payload))
-            a, b = (src, sport), (dst, dport)
-            key = (proto, a, b) if a <= b else (proto, b, a)
-            flow = flows.get(key)
-            if flow is None:
-                client, server = _orient(proto, a, b, flags)
-                flow = Flow(proto, client[0], client[1], server[0], server[1], t, t)
-                flows[key] = flow
-                order.append(key)
-            flow.last_seen = t
-            direction = C2S if a == (flow.client, flow.client_port) else S2C
-            flow.packets[direction] += 1
-            flow.payload_bytes[direction] += len(payload)
-            flow.wire_bytes[direction] += len(frame)
-            if tcp:
-                dirs = tcp_dirs.setdefault(key, {C2S: Direction(), S2C: Direction()})
-                half = dirs[direction]
-                if flags & dpkt.tcp.TH_SYN:
-                    half.isn = (seg.seq + 1) % (1 << 32)
-                if payload:
-                    half.add(seg.seq, payload, t, count)
-            elif 53 in (sport, dport) and payload:
-                message = parse_dns(payload, t, src, dst)
-                if message is not None:
-                    dns.append(message)
-    except (dpkt.NeedData, dpkt.UnpackError, struct.error, ValueError) as exc:
-        raise CaptureFormatError(f"{name} is cut short or damaged after {count} packets ({exc or 'truncated'})") from None
+    not_dissected: Counter[str] = Counter()
+    link_types: Counter[int] = Counter()
+    count = total = truncated = 0
+    start: float | None = None
+    last = 0.0
+    for ts, linktype, frame, wire_length in capture:
+        count += 1
+        total += wire_length
+        link_types[linktype] += 1
+        if start is None:
+            start = ts
+        last = ts
+        cut = wire_length > len(frame)
+        segment = decode(linktype, frame)
+        if not isinstance(segment, Segment):
+            truncated += cut
+            if segment is not None:
+                not_dissected[segment] += 1
+            continue
+        truncated += cut or segment.missing > 0
+        t = ts - start
+        payload = bytes(frame[segment.start:segment.end])
+        src, dst, sport, dport, flags = segment.src, segment.dst, segment.sport, segment.dport, segment.flags
+        tcp = segment.proto == TCP
+        proto = "tcp" if tcp else "udp"
+        packets.append(Packet(count, t, segment.src_mac, segment.dst_mac, src, dst, proto, sport, dport, flags,
+                              segment.seq, len(frame), payload, segment.missing, wire_length))
+        a, b = (src, sport), (dst, dport)
+        key = (proto, a, b) if a <= b else (proto, b, a)
+        flow = flows.get(key)
+        if flow is None:
+            client, server = _orient(proto, a, b, flags)
+            flow = flows[key] = Flow(proto, client[0], client[1], server[0], server[1], t, t)
+        flow.last_seen = t
+        direction = C2S if a == (flow.client, flow.client_port) else S2C
+        flow.packets[direction] += 1
+        flow.payload_bytes[direction] += len(payload) + segment.missing
+        flow.wire_bytes[direction] += wire_length
+        if cut or segment.missing:
+            flow.truncated[direction] += 1
+        if tcp:
+            dirs = tcp_dirs.get(key)
+            if dirs is None:
+                dirs = tcp_dirs[key] = {C2S: Direction(), S2C: Direction()}
+            half = dirs[direction]
+            if flags & SYN:
+                half.isn = (segment.seq + 1) % (1 << 32)
+            if payload:
+                # Only what was captured: the rest of a cut segment is a hole the reassembly keeps.
+                half.add(segment.seq, payload, t, count)
+        elif (sport == 53 or dport == 53) and payload and not segment.missing:
+            message = parse_dns(payload, t, src, dst, count)
+            if message is not None:
+                dns.append(message)
 
-    flow_list = [flows[k] for k in order]
+    flow_list = list(flows.values())
     streams: dict[tuple[int, str], bytes] = {}
     tls: list[TlsConnection] = []
-    for index, key in enumerate(order):
+    for index, (key, flow) in enumerate(flows.items()):
         if key not in tcp_dirs:
             continue
-        flow = flows[key]
         per_dir = {}
         for direction, half in tcp_dirs[key].items():
             assembled = half.assemble()
             flow.gaps[direction] = assembled.gaps
             streams[(index, direction)] = assembled.data
             per_dir[direction] = assembled
+        if 53 in (flow.client_port, flow.server_port):
+            dns += _dns_over_tcp(flow, per_dir)
         connection = _tls(flow, per_dir)
         if connection is not None:
             tls.append(connection)
-    duration = float(last - start) if start is not None and last is not None else 0.0
-    return Observation(count, total, duration, flow_list, dns, tls, packets, streams)
+    dns.sort(key=lambda m: m.frame)
+    duration = last - start if start is not None else 0.0
+    return Observation(count, total, duration, flow_list, dns, tls, packets, streams, truncated,
+                       dict(not_dissected), dict(link_types), list(capture.secrets))
+
+
+def _dns_over_tcp(flow: Flow, per_dir: dict[str, Assembled]) -> list[DnsMessage]:
+    """The DNS messages of a TCP connection to or from port 53, each dated and numbered by the
+    frame that carried its last byte (where tshark shows it)."""
+    out = []
+    for direction, stream in per_dir.items():
+        src, dst = (flow.client, flow.server) if direction == C2S else (flow.server, flow.client)
+        for begin, end in tcp_messages(stream.data):
+            first = bisect.bisect_right(stream.offsets, begin) - 1
+            last = bisect.bisect_right(stream.offsets, end - 1) - 1
+            message = parse_dns(stream.data[begin:end], stream.times[last], src, dst,
+                                max(stream.frames[max(first, 0):last + 1]), "tcp")
+            if message is not None:
+                out.append(message)
+    return out
 
 
 def _orient(proto: str, a: tuple[str, int], b: tuple[str, int], flags: int) -> tuple[tuple[str, int], tuple[str, int]]:
     """Which end is the client: the SYN sender; else the one talking to a well-known port."""
     src = a
-    if proto == "tcp" and flags & dpkt.tcp.TH_SYN:
-        return (a, b) if not flags & dpkt.tcp.TH_ACK else (b, a)
+    if proto == "tcp" and flags & SYN:
+        return (a, b) if not flags & ACK else (b, a)
     other = b
     if src[1] < 1024 <= other[1]:
         return other, src
