@@ -491,19 +491,25 @@ def _candidate(data: bytes, pos: int, end: int) -> bool:
     return following + HEADER_LEN > end or _plausible(data, following, end)
 
 
-def _resync(data: bytes, pieces: list[tuple[int, int, int]], k: int, pos: int) -> tuple[int, int] | None:
-    """(piece, index) of the first resynchronisation candidate at or after POS in piece K or a later piece."""
-    while k < len(pieces):
-        lo, hi, _ = pieces[k]
-        at = max(pos, lo)
-        while True:
-            three = data.find(b"\x03", at + 1, hi)        # every candidate's version starts with 3
-            if three < 0:
-                break
-            if _candidate(data, three - 1, hi):
-                return k, three - 1
-            at = three
-        k += 1
+def _resync(stream: Assembled, pieces: list[tuple[int, int, int]], k: int, pos: int) -> tuple[int, int] | None:
+    """(piece, index) of the first segment, at or after data index POS in piece K or later, that opens
+    with a plausible record header whose successor is plausible too (or lies past the piece).
+
+    Segment starts, as Wireshark resynchronises: once a hole has cost the
+    sequence of records, it dissects each following segment from its first
+    byte and takes up the records where one opens with a header. tshark 4.0
+    finds no header in the middle of a segment (tests: hole_header_tls12.pcap),
+    and neither does this, so both list the same records.
+    """
+    data, offsets = stream.data, stream.offsets
+    for chunk in range(bisect.bisect_left(offsets, pos), len(offsets)):
+        at = offsets[chunk]
+        while k < len(pieces) and pieces[k][1] <= at:
+            k += 1
+        if k == len(pieces):
+            break
+        if _candidate(data, at, pieces[k][1]):
+            return k, at
     return None
 
 
@@ -538,9 +544,9 @@ def _records(stream: Assembled, direction: str, start: int = 0) -> list[TlsRecor
     frame cut by the snaplen, the capture's end) is kept with what was
     captured of it (``missing`` says how much was not), and the walk goes on at
     the end its header gives, if a header is captured there. When a hole
-    swallowed the next header, the walk resumes at the first plausible header
-    after it whose successor is plausible too (as Wireshark resynchronises),
-    and that record says how many stream bytes were passed over (``after_gap``).
+    swallowed the next header, the walk resumes at the first segment after it
+    that opens with a plausible header whose successor is plausible too (as
+    Wireshark resynchronises, _resync), and that record says how many stream bytes were passed over (``after_gap``).
     Each record is dated by the segment that carried its header, and numbered
     by the frame that completed it (where tshark shows a reassembled record).
     """
@@ -574,9 +580,9 @@ def _records(stream: Assembled, direction: str, start: int = 0) -> list[TlsRecor
             if at is not None and _header(data, at, pieces[k][1]) is not None:
                 pos = at                             # the sequence of records is unbroken
                 continue
-            resume = _resync(data, pieces, k, pieces[k][0] if at is None else at)
+            resume = _resync(stream, pieces, k, pieces[k][0] if at is None else at)
         elif k + 1 < len(pieces) and (pos == hi or pos + HEADER_LEN > hi and _header_start(data, pos, hi)):
-            resume = _resync(data, pieces, k + 1, pieces[k + 1][0])     # a hole took the next header (or its end)
+            resume = _resync(stream, pieces, k + 1, pieces[k + 1][0])     # a hole took the next header (or its end)
         else:
             break                                    # the bytes stop looking like TLS, or the stream ends
         if resume is None:
