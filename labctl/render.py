@@ -325,13 +325,14 @@ def capture_lines(obs: Observation) -> list[str]:
                          f"TLS read from the other side")
         cut = [r for r in t.records if r.missing]
         for r in cut[:3]:
-            lines.append(f"cut   {arrows[r.direction]} {r.type_name} record of {r.length} B at stream offset "
-                         f"{r.offset}: {r.length - r.missing} B of it read, the rest not (a hole or the capture's end)")
+            lines.append(f"cut   {arrows[r.direction]} {t.flow.label}: {r.type_name} record of {r.length} B at stream "
+                         f"offset {r.offset}: {r.length - r.missing} B of it read, the rest not (a hole or the "
+                         "capture's end)")
         if len(cut) > 3:
             lines.append(f"      … {len(cut) - 3} more records cut short")
         for r in [r for r in t.records if r.after_gap][:3]:
-            lines.append(f"lost  {arrows[r.direction]} records resume at stream offset {r.offset} (frame {r.frame}) "
-                         f"after {r.after_gap} B that could not be read as records")
+            lines.append(f"lost  {arrows[r.direction]} {t.flow.label}: records resume at stream offset {r.offset} "
+                         f"(frame {r.frame}) after {r.after_gap} B that could not be read as records")
     for flow in obs.flows:
         for direction in (C2S, S2C):
             holes = flow.holes[direction]

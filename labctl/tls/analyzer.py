@@ -294,7 +294,8 @@ class Undissected:
 
     protocol: str                   # "QUIC", "DTLS" or "SSLv2"
     transport: str                  # "udp" or "tcp"
-    versions: tuple[str, ...]       # as the packets say, e.g. ("version 1",), ("DTLS 1.2",), ("offers TLS 1.0",)
+    versions: tuple[str, ...]       # as the packets say: QUIC ("version 1",), DTLS ("version 1.2",), SSLv2 the
+                                    # version its ClientHello offers ("TLS 1.2",)
     flows: tuple[Flow, ...]
 
     def to_dict(self) -> dict[str, object]:
@@ -480,7 +481,8 @@ def _plausible(data: bytes, pos: int, end: int) -> bool:
     if pos + HEADER_LEN > end:
         return False
     content_type, version, length = struct.unpack_from("!BHH", data, pos)
-    return CHANGE_CIPHER_SPEC <= content_type <= APPLICATION_DATA and SSL30 <= version <= TLS13 and 0 < length <= MAX_RECORD
+    return (CHANGE_CIPHER_SPEC <= content_type <= APPLICATION_DATA and SSL30 <= version <= TLS13
+            and 0 < length <= MAX_RECORD)
 
 
 def _candidate(data: bytes, pos: int, end: int) -> bool:
@@ -513,14 +515,15 @@ def _resync(stream: Assembled, pieces: list[tuple[int, int, int]], k: int, pos: 
     return None
 
 
-def _locate(pieces: list[tuple[int, int, int]], offset: int) -> tuple[int, int | None] | None:
-    """Where stream OFFSET is: (piece, index in data), (the piece after the hole holding it, None), or None past the end."""
-    for k, (lo, hi, base) in enumerate(pieces):
-        if offset < base:
-            return k, None
+def _locate(pieces: list[tuple[int, int, int]], bases: list[int], offset: int) -> tuple[int, int | None] | None:
+    """Where stream OFFSET is: (piece, index in data), (the piece after the hole holding it, None), or None
+    past the end. BASES: each piece's stream offset, ascending."""
+    k = bisect.bisect_right(bases, offset) - 1
+    if k >= 0:
+        lo, hi, base = pieces[k]
         if offset < base + hi - lo:
             return k, lo + offset - base
-    return None
+    return (k + 1, None) if k + 1 < len(pieces) else None
 
 
 def _record(stream: Assembled, direction: str, index: int, offset: int, header: tuple[int, int, int],
@@ -551,7 +554,8 @@ def _records(stream: Assembled, direction: str, start: int = 0) -> list[TlsRecor
     by the frame that completed it (where tshark shows a reassembled record).
     """
     data, pieces = stream.data, stream.pieces()
-    located = _locate(pieces, stream.stream_offset(start)) if start < len(data) else None
+    bases = [base for _, _, base in pieces]
+    located = _locate(pieces, bases, stream.stream_offset(start)) if start < len(data) else None
     if located is None or located[1] is None:
         return []
     k, pos = located[0], start
@@ -573,7 +577,7 @@ def _records(stream: Assembled, direction: str, start: int = 0) -> list[TlsRecor
             records.append(_record(stream, direction, pos, expected, header, data[pos + HEADER_LEN:hi], gap))
             gap = 0
             expected += HEADER_LEN + header[2]
-            located = _locate(pieces, expected)
+            located = _locate(pieces, bases, expected)
             if located is None:
                 break                                # the stream ends inside it
             k, at = located
@@ -794,7 +798,7 @@ def _quic_version(payload: bytes) -> str | None:
     return None
 
 
-_DTLS_VERSIONS = {0xFEFF: "DTLS 1.0", 0xFEFD: "DTLS 1.2", 0xFEFC: "DTLS 1.3"}     # RFC 4347, 6347, 9147
+_DTLS_VERSIONS = {0xFEFF: "version 1.0", 0xFEFD: "version 1.2", 0xFEFC: "version 1.3"}     # RFC 4347, 6347, 9147
 
 
 def _dtls_version(payload: bytes) -> int | None:

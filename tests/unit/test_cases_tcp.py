@@ -86,7 +86,8 @@ def test_heise_gap_is_reported_per_flow_and_direction():
     assert obs.to_dict()["flows"][0]["holes"]["s2c"] == [{"offset": 57004, "bytes": 1440, "before_frame": 82}]
     out = text("heise_drop_frame80.pcap")
     assert "gap   ↓ 192.168.20.12:60679 → 193.99.144.85:443 tcp: 1 hole, 1440 B not captured" in out
-    assert "application_data record of 16408 B at stream offset 50637: 6362 B of it read" in out
+    assert ("cut   ↓ 192.168.20.12:60679 → 193.99.144.85:443 tcp: application_data record of 16408 B at stream "
+            "offset 50637: 6362 B of it read") in out
     if live():
         pcap = CAPTURES / "heise_drop_frame80.pcap"
         [(frame, seq)] = tshark.fields(pcap, "tcp.analysis.lost_segment", "frame.number", "tcp.seq")
@@ -111,6 +112,8 @@ def test_hole_that_takes_headers_resumes_at_a_segment_opening_with_one():
     # 6686 is found again, 2916 bytes later, by the segment that opens with it (frame 16, as in tshark).
     [after] = [r for r in conn.records if r.after_gap]
     assert (after.content_type, after.offset, after.after_gap, after.frame) == (21, 6686, 2916, 16)
+    assert ("lost  ↓ 10.77.0.10:40404 → 10.77.0.20:443 tcp: records resume at stream offset 6686 (frame 16) after "
+            "2916 B") in text("hole_header_tls12.pcap")
     if live():
         assert tshark.records(pcap)["s2c"] == HOLE_HEADER_S2C
 
@@ -164,7 +167,8 @@ def test_snap128_says_what_was_not_captured():
                                            "frame.cap_len")
         assert int(wire) - int(captured) == hello.missing          # the 126 bytes the snaplen cut
     out = text("snap128_nss.pcap")
-    assert "cut   ↑ handshake record of 183 B at stream offset 0: 57 B of it read" in out
+    assert ("cut   ↑ 127.0.0.1:41386 → 127.0.0.1:443 tcp: handshake record of 183 B at stream offset 0: "
+            "57 B of it read") in out
     assert "gap   ↑ 127.0.0.1:41386 → 127.0.0.1:443 tcp: 2 holes, 157 B not captured" in out
 
 
@@ -350,11 +354,12 @@ def test_dtls_is_named_not_dissected():
     pcap = CAPTURES / "dtls12.pcap"
     obs = analyze_file(pcap)
     [dtls] = obs.undissected
-    assert (dtls.protocol, dtls.versions, len(dtls.flows)) == ("DTLS", ("DTLS 1.2",), 1)
+    assert (dtls.protocol, dtls.versions, len(dtls.flows)) == ("DTLS", ("version 1.2",), 1)
     out = render.observation_text("d", obs)
-    assert "1 UDP flow looks like DTLS (DTLS 1.2); not dissected" in out and NO_TLS not in out
+    assert "1 UDP flow looks like DTLS (version 1.2); not dissected" in out and NO_TLS not in out
     if live():
-        versions = {v for (field,) in tshark.fields(pcap, "dtls.record", "dtls.record.version") for v in field.split(",")}
+        rows = tshark.fields(pcap, "dtls.record", "dtls.record.version")
+        versions = {v for (field,) in rows for v in field.split(",")}
         assert versions == {"0xfeff", "0xfefd"}                         # the highest: DTLS 1.2
 
 
