@@ -3,7 +3,7 @@
     python tests/captures/make_tcp_cases.py OUT_DIR
 
 Real sessions on loopback, captured with dumpcap -i lo: OpenSSL 3.0's s_client
--starttls smtp/imap/postgres and -proxy (HTTP CONNECT) against tiny Python
+-starttls smtp/imap/pop3/ftp/postgres and -proxy (HTTP CONNECT) against tiny Python
 servers, a SOCKS5 tunnel opened by hand, DTLS with s_server/s_client -dtls, and
 a hand-built SSLv2-format ClientHello answered by s_server. Keys are
 throwaway (made here, never kept). The damaged captures are cut from
@@ -117,6 +117,18 @@ def starttls(out: Path, context: ssl.SSLContext, protocol: str, port: int) -> No
         sock.sendall(b". OK Begin TLS negotiation now\r\n")
         tls_server(context, sock, b"* BYE logging out\r\n")
 
+    def pop3(sock: socket.socket) -> None:
+        sock.sendall(b"+OK POP3 mail.lab.test ready\r\n")
+        lines(sock)                                                     # STLS
+        sock.sendall(b"+OK Begin TLS negotiation\r\n")
+        tls_server(context, sock, b"+OK bye\r\n")
+
+    def ftp(sock: socket.socket) -> None:
+        sock.sendall(b"220-mail.lab.test FTP server\r\n220 ready\r\n")
+        lines(sock)                                                     # AUTH TLS
+        sock.sendall(b"234 AUTH TLS successful\r\n")
+        tls_server(context, sock, b"221 Goodbye.\r\n")
+
     def postgres(sock: socket.socket) -> None:
         assert sock.recv(8) == bytes.fromhex("0000000804d2162f")      # SSLRequest
         sock.sendall(b"S")
@@ -129,7 +141,7 @@ def starttls(out: Path, context: ssl.SSLContext, protocol: str, port: int) -> No
         sock.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
         tls_server(context, sock, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nhi\n")
 
-    handlers = {"smtp": smtp, "imap": imap, "postgres": postgres, "connect": connect}
+    handlers = {"smtp": smtp, "imap": imap, "pop3": pop3, "ftp": ftp, "postgres": postgres, "connect": connect}
     capture = Capture(out, f"tcp port {port}")
     thread = serve_once(port, handlers[protocol])
     if protocol == "connect":
@@ -337,6 +349,8 @@ def main() -> None:
         context.maximum_version = ssl.TLSVersion.TLSv1_2     # certificates in clear, for the analyzer to show
         starttls(out / "starttls_smtp.pcap", context, "smtp", 20025)
         starttls(out / "starttls_imap.pcap", context, "imap", 20143)
+        starttls(out / "starttls_pop3.pcap", context, "pop3", 20110)
+        starttls(out / "starttls_ftp.pcap", context, "ftp", 20021)
         starttls(out / "postgres_sslrequest.pcap", context, "postgres", 25432)
         starttls(out / "http_connect.pcap", context, "connect", 23128)
         socks5(out / "socks5.pcap", context, 21080)

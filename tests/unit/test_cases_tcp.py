@@ -285,6 +285,8 @@ PREAMBLES = [
     ("zeek_smtp-starttls.pcap", 25, "SMTP STARTTLS", {"c2s": 35, "s2c": 224}, None, "aspmx.l.google.com", (8, 10)),
     ("starttls_smtp.pcap", 20025, "SMTP STARTTLS", {"c2s": 33, "s2c": 110}, "mail.lab.test", "mail.lab.test", (5, 9)),
     ("starttls_imap.pcap", 20143, "IMAP STARTTLS", {"c2s": 26, "s2c": 164}, "mail.lab.test", "mail.lab.test", (5, 9)),
+    ("starttls_pop3.pcap", 20110, "POP3 STLS", {"c2s": 6, "s2c": 57}, "mail.lab.test", "mail.lab.test", (5, 9)),
+    ("starttls_ftp.pcap", 20021, "FTP AUTH TLS", {"c2s": 10, "s2c": 66}, "mail.lab.test", "mail.lab.test", (5, 9)),
     ("postgres_sslrequest.pcap", 25432, "PostgreSQL SSLRequest", {"c2s": 8, "s2c": 1}, "mail.lab.test",
      "mail.lab.test", (5, 9)),
     ("http_connect.pcap", 23128, "HTTP CONNECT", {"c2s": 70, "s2c": 39}, "server.lab.test", "mail.lab.test", (5, 9)),
