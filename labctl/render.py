@@ -307,6 +307,57 @@ def scenarios_text(scenarios: list[tuple[str, str, tuple[str, ...]]]) -> str:
     return "\n".join(lines) + "run one with `labctl run NAME`, all with `labctl run all`"
 
 
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def capture_lines(obs: Observation) -> list[str]:
+    """What the capture did not hold or the analyzer did not dissect, said, never filled in: TLS after a
+    clear preamble, a direction not captured, holes in a TCP stream, records cut short, records found again
+    after a hole, and flows of TLS's family that are not dissected (QUIC, DTLS, SSLv2)."""
+    arrows = {C2S: "↑", S2C: "↓"}
+    lines = []
+    for t in obs.tls:
+        if t.preamble:
+            sizes = ", ".join(f"{n} B {arrows[d]}" for d, n in t.preamble.sizes.items())
+            lines.append(f"clear {t.preamble.name} before TLS ({sizes}) on {t.flow.label}")
+        if t.missing_direction:
+            side = "client → server" if t.missing_direction == C2S else "server → client"
+            lines.append(f"half  {t.flow.label}: {side} not captured (no byte of it is in the capture); "
+                         f"TLS read from the other side")
+        cut = [r for r in t.records if r.missing]
+        for r in cut[:3]:
+            lines.append(f"cut   {arrows[r.direction]} {t.flow.label}: {r.type_name} record of {r.length} B at stream "
+                         f"offset {r.offset}: {r.length - r.missing} B of it read, the rest not (a hole or the "
+                         "capture's end)")
+        if len(cut) > 3:
+            lines.append(f"      … {len(cut) - 3} more records cut short")
+        for r in [r for r in t.records if r.after_gap][:3]:
+            lines.append(f"lost  {arrows[r.direction]} {t.flow.label}: records resume at stream offset {r.offset} "
+                         f"(frame {r.frame}) after {r.after_gap} B that could not be read as records")
+    for flow in obs.flows:
+        for direction in (C2S, S2C):
+            holes = flow.holes[direction]
+            if not holes:
+                continue
+            first = holes[0]
+            where = f"before frame {first.frame}" if first.frame else "at the end of the capture"
+            lines.append(f"gap   {arrows[direction]} {flow.label}: {_plural(len(holes), 'hole', 'holes')}, "
+                         f"{sum(h.size for h in holes)} B not captured (first: {first.size} B at stream offset "
+                         f"{first.offset}, {where})")
+    for u in obs.undissected:
+        n = len(u.flows)
+        versions = ", ".join(u.versions)
+        if u.protocol == "SSLv2":
+            lines.append(f"{_plural(n, 'TCP flow opens', 'TCP flows open')} with an SSLv2-format ClientHello "
+                         f"({versions}); not dissected")
+        else:
+            lines.append(f"{_plural(n, u.transport.upper() + ' flow looks', u.transport.upper() + ' flows look')} "
+                         f"like {u.protocol} ({versions}); not dissected")
+        lines += [f"      {f.label}" for f in u.flows]
+    return lines
+
+
 def observation_text(name: str, obs: Observation) -> str:
     """`labctl analyze FILE`: what a passive observer learns from one capture."""
     lines = [f"{name}: {obs.frames} packets, {obs.wire_bytes} bytes, {obs.duration:.3f} s",
@@ -318,8 +369,14 @@ def observation_text(name: str, obs: Observation) -> str:
     if not obs.frames:
         return "\n".join(lines + ["", "a valid capture that holds no packets"])
     lines += [""] + leak_lines(obs)
+    notes = capture_lines(obs)
+    if notes:
+        lines += [""] + notes
     if obs.tls:
         lines += [""] + wire_lines(obs) + [ARROWS]
+    elif obs.undissected:
+        lines += ["", "no TLS connection dissected here, but the flows named above carry TLS's kin "
+                      "(not dissected): their contents stay unknown to this tool"]
     elif obs.not_dissected:
         lines += ["", "no TLS in what was dissected; the packets not dissected were not looked at"]
     else:

@@ -34,15 +34,15 @@ from cryptography import x509
 from ..files import PathLike
 from .constants import (ALERT, APPLICATION_DATA, CERTIFICATE, CHANGE_CIPHER_SPEC, CLIENT_HELLO, CONTENT_TYPES,
                         EXT_ALPN, EXT_KEY_SHARE, EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_SUPPORTED_VERSIONS,
-                        HANDSHAKE, SERVER_HELLO, TLS13, alert_level_name, alert_name, cipher_suite_name,
-                        content_type_name, group_name, version_name)
+                        HANDSHAKE, SERVER_HELLO, SSL30, TLS10, TLS11, TLS12, TLS13, alert_level_name, alert_name,
+                        cipher_suite_name, content_type_name, group_name, version_name)
 from .dns import DnsMessage, parse_dns, tcp_messages
 from .packets import ACK, LINK_TYPE_NAMES, SYN, TCP, Segment, decode
 from .pcapfile import Capture, open_capture, reader as capture_reader
 from .pcapfile import CaptureFormatError as CaptureFormatError, read_capture as read_capture
-from .records import (Hello, alpn_protocols, key_shares, named_groups, parse_hello, server_name, split_handshake,
-                      supported_versions, walk_records)
-from .tcp import Assembled, Direction
+from .records import (HEADER_LEN, MAX_RECORD, Hello, alpn_protocols, key_shares, named_groups, parse_hello,
+                      server_name, split_handshake, supported_versions, walk_records)
+from .tcp import NOTHING, Assembled, Direction, Hole
 
 C2S, S2C = "c2s", "s2c"
 REEXPORTED = (CaptureFormatError, read_capture)      # callers read files and catch their errors through here
@@ -110,6 +110,7 @@ class Flow:
     gaps: dict[str, int] = field(default_factory=lambda: {C2S: 0, S2C: 0})
     # Frames the capture cut short (snaplen): captured shorter than they crossed the wire.
     truncated: dict[str, int] = field(default_factory=lambda: {C2S: 0, S2C: 0})
+    holes: dict[str, list[Hole]] = field(default_factory=lambda: {C2S: [], S2C: []})   # TCP: what was not captured
 
     @property
     def label(self) -> str:
@@ -120,7 +121,16 @@ class Flow:
                 "server": self.server, "server_port": self.server_port,
                 "first_seen": round(self.first_seen, 6), "last_seen": round(self.last_seen, 6),
                 "packets": dict(self.packets), "payload_bytes": dict(self.payload_bytes),
-                "wire_bytes": dict(self.wire_bytes), "gaps": dict(self.gaps), "truncated": dict(self.truncated)}
+                "wire_bytes": dict(self.wire_bytes), "gaps": dict(self.gaps), "truncated": dict(self.truncated),
+                "holes": {d: [h.to_dict() for h in holes] for d, holes in self.holes.items()}}
+
+    def turn_around(self) -> None:
+        """Swap client and server (the hellos showed the ports' guess wrong), with every per-direction count."""
+        self.client, self.client_port, self.server, self.server_port = (self.server, self.server_port,
+                                                                         self.client, self.client_port)
+        for counts in (self.packets, self.payload_bytes, self.wire_bytes, self.gaps, self.truncated):
+            counts[C2S], counts[S2C] = counts[S2C], counts[C2S]
+        self.holes[C2S], self.holes[S2C] = self.holes[S2C], self.holes[C2S]
 
 
 @dataclass(frozen=True)
@@ -132,7 +142,16 @@ class TlsRecord:
     length: int
     offset: int                                   # where the header starts in the direction's stream
     frame: int                                    # the frame that completed it: where tshark shows the record
-    fragment: bytes = field(repr=False, compare=False)
+    fragment: bytes = field(repr=False, compare=False)     # as captured: cut short when ``missing``
+    missing: int = 0            # bytes of the fragment the capture does not hold (a hole, a cut frame, its end)
+    after_gap: int = 0          # stream bytes between the previous record's end and this header that were not
+                                # read as records (a hole, and what was skipped to find this header again): an
+                                # unknown number of records, so of sequence numbers, was lost before this one
+
+    @property
+    def complete(self) -> bool:
+        """Whether every byte of the record was captured (tshark lists only these after a hole)."""
+        return not self.missing
 
     @property
     def type_name(self) -> str:
@@ -145,7 +164,7 @@ class TlsRecord:
     def to_dict(self) -> dict[str, object]:
         return {"direction": self.direction, "time": round(self.time, 6), "content_type": self.content_type,
                 "type": self.type_name, "version": f"0x{self.version:04x}", "length": self.length,
-                "offset": self.offset}
+                "offset": self.offset, "missing": self.missing, "after_gap": self.after_gap}
 
 
 @dataclass(frozen=True)
@@ -210,10 +229,24 @@ class Alert:
                 "description": self.description, "encrypted": self.encrypted}
 
 
+@dataclass(frozen=True)
+class Preamble:
+    """What a connection carried in clear before TLS started in it (STARTTLS and its kin)."""
+
+    name: str                   # "SMTP STARTTLS", "PostgreSQL SSLRequest", "HTTP CONNECT", "SOCKS5", "N clear bytes"
+    sizes: dict[str, int]       # bytes before the first TLS record, per direction
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "bytes": dict(self.sizes)}
+
+
 @dataclass
 class TlsConnection:
     flow: Flow
     records: list[TlsRecord]
+    preamble: Preamble | None = None     # clear bytes before TLS, named by the protocol that sent them
+    missing_direction: str | None = None   # C2S or S2C: no byte of that direction was captured
+    sslv2_client_hello: int | None = None  # the version an SSLv2-format ClientHello offered (not dissected)
     client_hello: ClientHello | None = None
     server_hello: ServerHello | None = None
     certificates: list[Certificate] = field(default_factory=list)    # sent in clear (TLS <= 1.2)
@@ -229,15 +262,20 @@ class TlsConnection:
 
         They end where the side's encryption starts: at its ChangeCipherSpec
         (TLS 1.2, and TLS 1.3's compatibility record) or its first encrypted record.
+        They also end where the capture lost bytes: a message is never joined
+        from bytes on both sides of a hole, nor completed from later records
+        when its own record was cut short (TlsRecord.missing, after_gap).
         """
         messages, buffer = [], b""
         for record in self.records:
             if record.direction != direction or record.content_type == ALERT:
                 continue
-            if record.content_type != HANDSHAKE:
+            if record.content_type != HANDSHAKE or record.after_gap:
                 break
             whole, buffer = split_handshake(buffer + record.fragment)
             messages += whole
+            if record.missing:
+                break
         return messages
 
     def encrypted_records(self) -> list[bool]:
@@ -261,7 +299,32 @@ class TlsConnection:
                 "certificates_in_clear": [c.to_dict() for c in self.certificates],
                 "alerts": [a.to_dict() for a in self.alerts],
                 "application_data_bytes": {C2S: self.app_data_bytes(C2S), S2C: self.app_data_bytes(S2C)},
+                "preamble": self.preamble.to_dict() if self.preamble else None,
+                "missing_direction": self.missing_direction,
+                "sslv2_client_hello": None if self.sslv2_client_hello is None else
+                version_name(self.sslv2_client_hello),
                 "records": [r.to_dict() for r in self.records]}
+
+
+@dataclass(frozen=True)
+class Undissected:
+    """Flows that look like a protocol of TLS's family the analyzer does not dissect (QUIC, DTLS, SSLv2).
+
+    They are named, never counted as "no TLS": QUIC (RFC 9000) carries TLS 1.3
+    handshake messages in its own CRYPTO frames, DTLS (RFC 6347, RFC 9147) is
+    TLS's record layer over UDP, and an SSLv2-format ClientHello (RFC 6101
+    appendix E.2, RFC 5246 appendix E.2) opens a connection in SSL 2.0's framing.
+    """
+
+    protocol: str                   # "QUIC", "DTLS" or "SSLv2"
+    transport: str                  # "udp" or "tcp"
+    versions: tuple[str, ...]       # as the packets say: QUIC ("version 1",), DTLS ("version 1.2",), SSLv2 the
+                                    # version its ClientHello offers ("TLS 1.2",)
+    flows: tuple[Flow, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"protocol": self.protocol, "transport": self.transport, "versions": list(self.versions),
+                "flows": [f.label for f in self.flows]}
 
 
 @dataclass
@@ -282,6 +345,7 @@ class Observation:
     link_types: dict[int, int] = field(default_factory=dict)       # LINKTYPE_ value -> frames
     # Decryption Secrets Blocks of a pcapng: (secrets type, bytes); 0x544c534b is an NSS key log.
     secrets: list[tuple[int, bytes]] = field(repr=False, default_factory=list)
+    undissected: list[Undissected] = field(default_factory=list)     # QUIC, DTLS, SSLv2: named, not dissected
 
     @property
     def payloads(self) -> list[bytes]:
@@ -308,7 +372,7 @@ class Observation:
                 "truncated_frames": self.truncated,
                 "not_dissected": [{"packets": n, "what": what} for what, n in self.not_dissected.items()],
                 "flows": [f.to_dict() for f in self.flows], "dns": [d.to_dict() for d in self.dns],
-                "tls": [t.to_dict() for t in self.tls]}
+                "tls": [t.to_dict() for t in self.tls], "undissected": [u.to_dict() for u in self.undissected]}
 
 
 # -- reading ------------------------------------------------------------------------
@@ -393,7 +457,7 @@ def dissect(capture: Capture) -> Observation:
                 half.isn = (segment.seq + 1) % (1 << 32)
             if payload:
                 # Only what was captured: the rest of a cut segment is a hole the reassembly keeps.
-                half.add(segment.seq, payload, t, count)
+                half.add(segment.seq, payload, t, count, len(payload) + segment.missing)
         elif (sport == 53 or dport == 53) and payload and not segment.missing:
             message = parse_dns(payload, t, src, dst, count)
             if message is not None:
@@ -402,24 +466,28 @@ def dissect(capture: Capture) -> Observation:
     flow_list = list(flows.values())
     streams: dict[tuple[int, str], bytes] = {}
     tls: list[TlsConnection] = []
+    sslv2: list[tuple[Flow, int]] = []
     for index, (key, flow) in enumerate(flows.items()):
         if key not in tcp_dirs:
             continue
-        per_dir = {}
-        for direction, half in tcp_dirs[key].items():
-            assembled = half.assemble()
+        per_dir = _orient_by_hellos(flow, {d: half.assemble() for d, half in tcp_dirs[key].items()})
+        for direction, assembled in per_dir.items():
             flow.gaps[direction] = assembled.gaps
+            flow.holes[direction] = list(assembled.holes)
             streams[(index, direction)] = assembled.data
-            per_dir[direction] = assembled
         if 53 in (flow.client_port, flow.server_port):
             dns += _dns_over_tcp(flow, per_dir)
+        offered = _sslv2_client_hello(per_dir[C2S].data)
+        if offered is not None:
+            sslv2.append((flow, offered))
         connection = _tls(flow, per_dir)
         if connection is not None:
             tls.append(connection)
     dns.sort(key=lambda m: m.frame)
     duration = last - start if start is not None else 0.0
     return Observation(count, total, duration, flow_list, dns, tls, packets, streams, truncated,
-                       dict(not_dissected), dict(link_types), list(capture.secrets))
+                       dict(not_dissected), dict(link_types), list(capture.secrets),
+                       _undissected(flow_list, packets, sslv2))
 
 
 def _dns_over_tcp(flow: Flow, per_dir: dict[str, Assembled]) -> list[DnsMessage]:
@@ -451,43 +519,396 @@ def _orient(proto: str, a: tuple[str, int], b: tuple[str, int], flags: int) -> t
 
 # -- TLS ------------------------------------------------------------------------------
 
-def _records(stream: Assembled, direction: str) -> list[TlsRecord]:
-    """The direction's records (until the bytes stop looking like TLS).
+PREAMBLE_LIMIT = 1 << 16     # bytes looked through for TLS's start after a clear preamble (STARTTLS takes far fewer)
+CLEAN_RECORDS = 16           # records a start must be followed by, cleanly, to count (or the piece's end first)
 
-    Each is dated by the segment that carried its header, and numbered by the
-    frame that completed it: the one with its last byte, or a later one if an
-    earlier segment of it arrived late (where tshark shows a reassembled record).
+
+def _header(data: bytes, pos: int, end: int) -> tuple[int, int, int] | None:
+    """(content type, version, length) of the record header at POS, if walk_records would read it there.
+
+    None if fewer than 5 bytes lie before END or the header is not TLS's (RFC 8446 section 5.1).
     """
-    records = []
+    if pos + HEADER_LEN > end:
+        return None
+    content_type, version, length = struct.unpack_from("!BHH", data, pos)
+    if content_type not in CONTENT_TYPES or version >> 8 != 3 or length > MAX_RECORD:
+        return None
+    return content_type, version, length
+
+
+def _header_start(data: bytes, pos: int, end: int) -> bool:
+    """Whether the fewer than 5 bytes from POS to END could begin a header _header would read."""
+    head = data[pos:min(end, pos + HEADER_LEN)]
+    return _header(head + bytes(HEADER_LEN - len(head)), 0, HEADER_LEN) is not None
+
+
+def _plausible(data: bytes, pos: int, end: int) -> bool:
+    """A header worth resynchronising on: content type 20-23, version SSL 3.0-TLS 1.3, 1 to 2^14 + 2048 bytes."""
+    if pos + HEADER_LEN > end:
+        return False
+    content_type, version, length = struct.unpack_from("!BHH", data, pos)
+    return (CHANGE_CIPHER_SPEC <= content_type <= APPLICATION_DATA and SSL30 <= version <= TLS13
+            and 0 < length <= MAX_RECORD)
+
+
+def _candidate(data: bytes, pos: int, end: int) -> bool:
+    """A plausible header at POS whose successor is plausible too, or lies past END (Wireshark's resync test)."""
+    if not _plausible(data, pos, end):
+        return False
+    following = pos + HEADER_LEN + int.from_bytes(data[pos + 3:pos + 5], "big")
+    return following + HEADER_LEN > end or _plausible(data, following, end)
+
+
+def _resync(stream: Assembled, pieces: list[tuple[int, int, int]], k: int, pos: int) -> tuple[int, int] | None:
+    """(piece, index) of the first segment, at or after data index POS in piece K or later, that opens
+    with a plausible record header whose successor is plausible too (or lies past the piece).
+
+    Segment starts, as Wireshark resynchronises: once a hole has cost the
+    sequence of records, it dissects each following segment from its first
+    byte and takes up the records where one opens with a header. tshark 4.0
+    finds no header in the middle of a segment (tests: hole_header_tls12.pcap),
+    and neither does this, so both list the same records.
+    """
+    data, offsets = stream.data, stream.offsets
+    for chunk in range(bisect.bisect_left(offsets, pos), len(offsets)):
+        at = offsets[chunk]
+        while k < len(pieces) and pieces[k][1] <= at:
+            k += 1
+        if k == len(pieces):
+            break
+        if _candidate(data, at, pieces[k][1]):
+            return k, at
+    return None
+
+
+def _locate(pieces: list[tuple[int, int, int]], bases: list[int], offset: int) -> tuple[int, int | None] | None:
+    """Where stream OFFSET is: (piece, index in data), (the piece after the hole holding it, None), or None
+    past the end. BASES: each piece's stream offset, ascending."""
+    k = bisect.bisect_right(bases, offset) - 1
+    if k >= 0:
+        lo, hi, base = pieces[k]
+        if offset < base + hi - lo:
+            return k, lo + offset - base
+    return (k + 1, None) if k + 1 < len(pieces) else None
+
+
+def _record(stream: Assembled, direction: str, index: int, offset: int, header: tuple[int, int, int],
+            fragment: bytes, after_gap: int) -> TlsRecord:
+    """The record whose header is at data INDEX (stream OFFSET), dated by the segment that carried its header
+    and numbered by the frame that completed it (or carried its last captured byte)."""
+    content_type, version, length = header
     offsets, frames = stream.offsets, stream.frames
-    for header in walk_records(stream.data):
-        first = bisect.bisect_right(offsets, header.offset) - 1
-        last = bisect.bisect_right(offsets, header.end - 1) - 1
-        records.append(TlsRecord(direction, stream.times[max(first, 0)], header.content_type, header.version,
-                                 header.length, header.offset, max(frames[max(first, 0):last + 1]),
-                                 stream.data[header.start:header.end]))
+    first = max(bisect.bisect_right(offsets, index) - 1, 0)
+    last = bisect.bisect_right(offsets, index + HEADER_LEN + len(fragment) - 1) - 1
+    return TlsRecord(direction, stream.times[first], content_type, version, length, offset,
+                     max(frames[first:last + 1]), fragment, length - len(fragment), after_gap)
+
+
+def _records(stream: Assembled, direction: str, start: int = 0) -> list[TlsRecord]:
+    """The direction's records from data index START, in stream order (RFC 8446 section 5.1).
+
+    Within a contiguous piece of the stream the walk follows the records'
+    lengths until the bytes stop looking like TLS. Bytes on either side of a
+    hole are never joined: a record the capture holds only in part (a hole, a
+    frame cut by the snaplen, the capture's end) is kept with what was
+    captured of it (``missing`` says how much was not), and the walk goes on at
+    the end its header gives, if a header is captured there. When a hole
+    swallowed the next header, the walk resumes at the first segment after it
+    that opens with a plausible header whose successor is plausible too (as
+    Wireshark resynchronises, _resync), and that record says how many stream bytes were passed over (``after_gap``).
+    Each record is dated by the segment that carried its header, and numbered
+    by the frame that completed it (where tshark shows a reassembled record).
+    """
+    data, pieces = stream.data, stream.pieces()
+    bases = [base for _, _, base in pieces]
+    located = _locate(pieces, bases, stream.stream_offset(start)) if start < len(data) else None
+    if located is None or located[1] is None:
+        return []
+    k, pos = located[0], start
+    records: list[TlsRecord] = []
+    gap = 0
+    while True:
+        lo, hi, base = pieces[k]
+        piece = data if (lo, hi) == (0, len(data)) else data[lo:hi]
+        for h in walk_records(piece, pos - lo):
+            records.append(_record(stream, direction, lo + h.offset, base + h.offset,
+                                   (h.content_type, h.version, h.length), piece[h.start:h.end], gap))
+            gap = 0
+            pos = lo + h.end
+        expected = base + pos - lo                  # the stream offset where the next header should be
+        header = _header(data, pos, hi)
+        resume: tuple[int, int] | None
+        if header is not None:
+            # Its record runs past the piece: keep what was captured, and look where its header says the next is.
+            records.append(_record(stream, direction, pos, expected, header, data[pos + HEADER_LEN:hi], gap))
+            gap = 0
+            expected += HEADER_LEN + header[2]
+            located = _locate(pieces, bases, expected)
+            if located is None:
+                break                                # the stream ends inside it
+            k, at = located
+            if at is not None and _header(data, at, pieces[k][1]) is not None:
+                pos = at                             # the sequence of records is unbroken
+                continue
+            resume = _resync(stream, pieces, k, pieces[k][0] if at is None else at)
+        elif k + 1 < len(pieces) and (pos == hi or pos + HEADER_LEN > hi and _header_start(data, pos, hi)):
+            resume = _resync(stream, pieces, k + 1, pieces[k + 1][0])     # a hole took the next header (or its end)
+        else:
+            break                                    # the bytes stop looking like TLS, or the stream ends
+        if resume is None:
+            break
+        k, pos = resume
+        gap = pieces[k][2] + pos - pieces[k][0] - expected
     return records
 
 
-_NOTHING = Assembled(b"", [], [], [], 0)
+def _hello_type(data: bytes, pos: int, end: int) -> int | None:
+    """CLIENT_HELLO or SERVER_HELLO if a handshake record at POS opens with one whose length is a hello's."""
+    header = _header(data, pos, end)
+    if header is None or header[0] != HANDSHAKE or pos + HEADER_LEN + 4 > end:
+        return None
+    kind = data[pos + HEADER_LEN]
+    size = int.from_bytes(data[pos + HEADER_LEN + 1:pos + HEADER_LEN + 4], "big")
+    # version (2), random (32), session id length (1), then at least a suite and a compression method
+    return kind if kind in (CLIENT_HELLO, SERVER_HELLO) and 38 <= size < 1 << 17 else None
+
+
+def _clean(data: bytes, pos: int, end: int) -> bool:
+    """Whether records follow each other cleanly from POS: to END, or for CLEAN_RECORDS records."""
+    for _ in range(CLEAN_RECORDS):
+        if pos == end:
+            return True
+        header = _header(data, pos, end)
+        if header is None:
+            # Fewer than 5 bytes left (a header cut by the piece's end) or bytes that are not a header.
+            return pos + HEADER_LEN > end and _header_start(data, pos, end)
+        pos += HEADER_LEN + header[2]
+        if pos >= end:
+            return True                             # the piece ends inside this record
+    return True
+
+
+@dataclass(frozen=True)
+class _Start:
+    index: int                  # where the direction's first record header is in its data
+    hello: int | None           # CLIENT_HELLO or SERVER_HELLO when that record opens with one
+    preamble: int               # clear bytes before it
+
+
+def _tls_start(stream: Assembled) -> _Start | None:
+    """Where TLS starts in one direction, or None.
+
+    At its first captured byte: a handshake record, or records that run
+    cleanly to the end of the first piece (a capture begun mid-connection,
+    on a record boundary), or after an SSLv2-format ClientHello. Else after
+    a clear preamble (STARTTLS and its kin, SSLRequest, CONNECT, SOCKS): the
+    first ClientHello or ServerHello record within PREAMBLE_LIMIT bytes that
+    the following records continue cleanly.
+    """
+    pieces = stream.pieces()
+    if not pieces:
+        return None
+    data = stream.data
+    _, hi, _ = pieces[0]
+    first = _header(data, 0, hi)
+    if first is not None and (first[0] == HANDSHAKE or _clean(data, 0, hi)):
+        return _Start(0, _hello_type(data, 0, hi), 0)
+    skip = _sslv2_length(data)
+    if skip and skip < hi and _header(data, skip, hi) is not None and _clean(data, skip, hi):
+        return _Start(skip, _hello_type(data, skip, hi), 0)
+    pos, limit = 0, min(hi, PREAMBLE_LIMIT)
+    while True:
+        pos = data.find(b"\x16\x03", pos, limit)
+        if pos < 0:
+            return None
+        hello = _hello_type(data, pos, hi)
+        if hello is not None and _clean(data, pos, hi):
+            return _Start(pos, hello, pos)
+        pos += 1
+
+
+def _orient_by_hellos(flow: Flow, per_dir: dict[str, Assembled]) -> dict[str, Assembled]:
+    """PER_DIR, turned around with FLOW when the hellos say the ports' guess was wrong: the side that sends
+    the ServerHello is the server (RFC 8446 section 4.1.3)."""
+    c2s, s2c = _tls_start(per_dir.get(C2S, NOTHING)), _tls_start(per_dir.get(S2C, NOTHING))
+    sent = {C2S: c2s.hello if c2s else None, S2C: s2c.hello if s2c else None}
+    backwards = sent[C2S] == SERVER_HELLO or sent[S2C] == CLIENT_HELLO
+    forwards = sent[C2S] == CLIENT_HELLO or sent[S2C] == SERVER_HELLO
+    if not backwards or forwards:
+        return per_dir
+    flow.turn_around()
+    return {C2S: per_dir.get(S2C, NOTHING), S2C: per_dir.get(C2S, NOTHING)}
+
+
+_POSTGRES_SSLREQUEST = bytes.fromhex("0000000804d2162f")     # length 8, code 80877103 (PostgreSQL protocol 53.2.10)
+
+
+def _preamble_name(client: bytes, server: bytes) -> str | None:
+    """The protocol whose clear dialogue came before TLS, by its well-known words; None if none is known.
+
+    SMTP (RFC 3207), IMAP (RFC 3501 6.2.1), POP3 (RFC 2595 4), FTP (RFC 4217),
+    XMPP (RFC 6120 5.4), LDAP (RFC 4511 4.14), NNTP (RFC 4642) STARTTLS, PostgreSQL's
+    SSLRequest, an HTTP CONNECT tunnel (RFC 9110 9.3.6), SOCKS4 and SOCKS5 (RFC 1928).
+    """
+    upper = client.upper()
+    if client.startswith(_POSTGRES_SSLREQUEST):
+        return "PostgreSQL SSLRequest"
+    if client.startswith(b"CONNECT "):
+        return "HTTP CONNECT"
+    if len(client) >= 3 and client[0] == 5 and 0 < client[1] == len(client[2:2 + client[1]]):
+        return "SOCKS5"
+    if len(client) >= 9 and client[0] == 4 and client[1] in (1, 2):
+        return "SOCKS4"
+    if b"<STARTTLS" in upper:
+        return "XMPP STARTTLS"
+    if b"1.3.6.1.4.1.1466.20037" in client:
+        return "LDAP StartTLS"
+    if b"AUTH TLS" in upper or b"AUTH SSL" in upper:
+        return "FTP AUTH TLS"
+    if b"STLS" in upper and server.startswith(b"+OK"):
+        return "POP3 STLS"
+    if b"STARTTLS" in upper:
+        if server.startswith(b"* OK"):
+            return "IMAP STARTTLS"
+        if server.startswith(b"220") or b"EHLO" in upper or b"HELO" in upper:
+            return "SMTP STARTTLS"
+        if server.startswith((b"200", b"201")):
+            return "NNTP STARTTLS"
+        return "STARTTLS"
+    return None
 
 
 def _tls(flow: Flow, per_dir: dict[str, Assembled]) -> TlsConnection | None:
-    c2s = per_dir.get(C2S, _NOTHING)
-    s2c = per_dir.get(S2C, _NOTHING)
-    if len(c2s.data) < 6 or c2s.data[1] != 3 or c2s.data[0] not in CONTENT_TYPES:
+    """FLOW's TLS connection, or None if neither direction carries TLS.
+
+    A direction that was not captured at all does not stop the other from
+    being read (missing_direction says which); TLS may start after a clear
+    preamble in each direction (Preamble names it).
+    """
+    streams = {C2S: per_dir.get(C2S, NOTHING), S2C: per_dir.get(S2C, NOTHING)}
+    found = {d: s for d, s in ((d, _tls_start(streams[d])) for d in (C2S, S2C)) if s is not None}
+    if not found:
         return None
-    client_records = _records(c2s, C2S)
-    if c2s.data[0] != HANDSHAKE and sum(5 + r.length for r in client_records) != len(c2s.data):
-        # Not opened by a ClientHello: TLS only if it was recorded from the middle
-        # of a connection, i.e. the client's whole stream is TLS records.
-        return None
-    records = client_records + _records(s2c, S2C)
+    before = {d: streams[d].data[:s.index] for d, s in found.items() if s.preamble}
+    name = _preamble_name(before.get(C2S, b""), before.get(S2C, b"")) if before else None
+    if len(found) == 1 and before:
+        # TLS after a preamble on one side only: the other side sent nothing captured, or the preamble is known.
+        [(direction, _)] = found.items()
+        other = S2C if direction == C2S else C2S
+        if streams[other].data and name is None:
+            return None
+    preamble = None
+    if before:
+        sizes = {d: s.preamble for d, s in found.items()}
+        preamble = Preamble(name or f"{sum(sizes.values())} clear bytes", sizes)
+    records = []
+    for direction in (C2S, S2C):
+        start = found.get(direction)
+        records += _records(streams[direction], direction, start.index if start else 0)
     records.sort(key=lambda r: (r.time, r.direction != C2S, r.offset))
-    connection = TlsConnection(flow, records)
+    missing = [d for d in (C2S, S2C) if not streams[d].data]
+    connection = TlsConnection(flow, records, preamble, missing[0] if len(missing) == 1 else None,
+                               _sslv2_client_hello(streams[C2S].data))
     for direction in (C2S, S2C):
         _read_handshake(connection, [r for r in records if r.direction == direction])
     return connection
+
+
+# -- not dissected: QUIC, DTLS, SSLv2 -------------------------------------------------------
+
+SSL20 = 0x0002
+
+
+def _sslv2_length(data: bytes) -> int:
+    """Bytes of the SSLv2-format ClientHello DATA opens with (2-byte header included), or 0.
+
+    RFC 6101 appendix E.2 / RFC 5246 appendix E.2: a 2-byte header with the
+    high bit set and a 15-bit length, msg_type 1, version, then the lengths of
+    the cipher specs (3 bytes each), session id (0 or 16) and challenge (16-32).
+    """
+    if len(data) < 11 or not data[0] & 0x80 or data[2] != CLIENT_HELLO:
+        return 0
+    length = ((data[0] & 0x7F) << 8) | data[1]
+    version, specs, session, challenge = struct.unpack_from("!HHHH", data, 3)
+    if version not in (SSL20, SSL30, TLS10, TLS11, TLS12, TLS13) or not specs or specs % 3:
+        return 0
+    if session not in (0, 16) or not 16 <= challenge <= 32 or 9 + specs + session + challenge != length:
+        return 0
+    return 2 + length
+
+
+def _sslv2_client_hello(data: bytes) -> int | None:
+    """The version an SSLv2-format ClientHello at DATA's start offers (SSL20 for SSL 2.0 itself), or None."""
+    return int.from_bytes(data[3:5], "big") if _sslv2_length(data) else None
+
+
+_QUIC_VERSIONS = {0x00000001: "version 1", 0x6B3343CF: "version 2"}      # RFC 9000, RFC 9369
+
+
+def _quic_version(payload: bytes) -> str | None:
+    """The version of a QUIC long-header packet (RFC 8999 section 5.1, RFC 9000 17.2), or None.
+
+    The header form and fixed bits set (0b11xxxxxx), a version QUIC defines
+    (1, 2, an IETF draft 0xff0000NN, Google's Q0NN/T0NN), a connection ID of at most 20 bytes.
+    """
+    if len(payload) < 7 or payload[0] & 0xC0 != 0xC0 or payload[5] > 20:
+        return None
+    version = int.from_bytes(payload[1:5], "big")
+    if version in _QUIC_VERSIONS:
+        return _QUIC_VERSIONS[version]
+    if version >> 8 == 0xFF0000 and 0 < version & 0xFF <= 34:
+        return f"draft-{version & 0xFF}"
+    tag = payload[1:5]
+    if tag[:2] in (b"Q0", b"T0") and tag[2:].isdigit():
+        return f"Google QUIC {tag.decode()}"
+    return None
+
+
+_DTLS_VERSIONS = {0xFEFF: "version 1.0", 0xFEFD: "version 1.2", 0xFEFC: "version 1.3"}     # RFC 4347, 6347, 9147
+
+
+def _dtls_version(payload: bytes) -> int | None:
+    """The record version of a DTLS datagram (RFC 6347 section 4.1: type, version, epoch, sequence, length), or None."""
+    if len(payload) < 13 or not CHANGE_CIPHER_SPEC <= payload[0] <= APPLICATION_DATA:
+        return None
+    version = int.from_bytes(payload[1:3], "big")
+    length = int.from_bytes(payload[11:13], "big")
+    return version if version in _DTLS_VERSIONS and 0 < length <= len(payload) - 13 else None
+
+
+def _undissected(flows: list[Flow], packets: list[Packet], sslv2: list[tuple[Flow, int]]) -> list[Undissected]:
+    """The flows that look like QUIC or DTLS (UDP) or open with an SSLv2-format ClientHello (TCP)."""
+    by_ends = {(f.proto, frozenset({(f.client, f.client_port), (f.server, f.server_port)})): f for f in flows}
+    quic: dict[int, tuple[Flow, str]] = {}
+    dtls: dict[int, tuple[Flow, int]] = {}
+    for packet in packets:
+        if packet.proto != "udp" or not packet.payload:
+            continue
+        flow = by_ends.get((packet.proto, frozenset({(packet.src, packet.sport), (packet.dst, packet.dport)})))
+        if flow is None or id(flow) in quic:
+            continue
+        version = _quic_version(packet.payload)
+        if version is not None:
+            quic[id(flow)] = (flow, version)
+            dtls.pop(id(flow), None)
+            continue
+        record_version = _dtls_version(packet.payload)
+        if record_version is not None:
+            # The highest record version the flow shows (a DTLS 1.2 ClientHello may say 1.0).
+            seen = dtls.get(id(flow), (flow, 0xFFFF))[1]
+            dtls[id(flow)] = (flow, min(seen, record_version))
+    out = []
+    if quic:
+        out.append(Undissected("QUIC", "udp", tuple(dict.fromkeys(v for _, v in quic.values())),
+                               tuple(f for f, _ in quic.values())))
+    if dtls:
+        out.append(Undissected("DTLS", "udp", tuple(dict.fromkeys(_DTLS_VERSIONS[v] for _, v in dtls.values())),
+                               tuple(f for f, _ in dtls.values())))
+    if sslv2:
+        out.append(Undissected("SSLv2", "tcp", tuple(dict.fromkeys("SSL 2.0" if v == SSL20 else version_name(v)
+                                                                   for _, v in sslv2)),
+                               tuple(f for f, _ in sslv2)))
+    return out
 
 
 def _read_handshake(connection: TlsConnection, records: list[TlsRecord]) -> None:
