@@ -195,7 +195,8 @@ class Saved:
         if self.keys_embedded:
             return (f"{self.path} (NSS key log embedded: Wireshark and tshark open it decrypted, "
                     "no key log option needed)")
-        return f"{self.path} (no key log embedded: {why_no_keys}, so it is not decryptable from the file alone)"
+        return (f"{self.path} (no key log embedded: {why_no_keys}, so whatever TLS it holds is not decryptable "
+                "from the file alone)")
 
 
 def save_capture(pcap: bytes, dest: Path, keylog: str = "", fmt: str | None = None) -> Saved:

@@ -459,8 +459,8 @@ def test_save_capture_without_a_key_log_says_so(sessions, tmp_path):
     assert (saved.format, saved.keys_embedded) == ("pcapng", False)
     assert pcapng.DSB not in block_types((tmp_path / "m.pcapng").read_bytes())
     assert saved.note("`run mitm` keeps no key log") == (
-        f"{tmp_path / 'm.pcapng'} (no key log embedded: `run mitm` keeps no key log, so it is not decryptable "
-        "from the file alone)")
+        f"{tmp_path / 'm.pcapng'} (no key log embedded: `run mitm` keeps no key log, so whatever TLS it holds is "
+        "not decryptable from the file alone)")
 
 
 def test_an_interrupted_save_leaves_nothing(sessions, tmp_path, monkeypatch):
