@@ -568,3 +568,18 @@ def test_a_report_whose_capture_cannot_be_converted_fails_whole(sessions, tmp_pa
         report.write_report([broken], tmp_path / "out", LANES)
     assert caught.value.status == 1
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_sigint_at_any_line_of_saving_a_pcapng_leaves_no_partial_file(sessions, tmp_path):
+    """The signal sent for real at each line save_capture runs (tests/unit/test_interrupted_writes.py's
+    harness): the conversion, the write and the rename leave either the whole file or nothing."""
+    from tests.unit.test_interrupted_writes import _dry, _every_line
+
+    pcap, keys = sessions["tls13"].pcap.read_bytes(), sessions["tls13"].keylog.read_text()
+
+    def action(folder: Path) -> None:
+        capture.save_capture(pcap, _dry(folder) / "tls.pcapng", keys)
+    assert _every_line(tmp_path, action) > 0
+    for folder in tmp_path.glob("at-*"):
+        written = folder / "tls.pcapng"
+        assert not written.exists() or pcapng.decryption_secrets(written.read_bytes()) == keys
