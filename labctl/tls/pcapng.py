@@ -37,6 +37,9 @@ OPT_ENDOFOPT = 0
 SHB_USERAPPL = 4                 # the application that wrote the section (UTF-8)
 IF_TSRESOL = 9                   # the interface's timestamp resolution: 9 = 10^-9 s (default 6, 10^-6 s)
 
+_BYTE_ORDERS = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}   # the Byte-Order Magic as laid out
+_HEAD = {e: struct.Struct(e + "II") for e in "<>"}                        # block type, total length
+_TAIL = {e: struct.Struct(e + "I") for e in "<>"}                         # the total length repeated
 _NANOSECOND_MAGICS = (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d")
 _LE = "<"                        # what we write: little-endian, as editcap on x86 and ARM
 
@@ -159,31 +162,34 @@ def _blocks(data: bytes, name: str) -> list[tuple[int, int, str, int]]:
     """
     out: list[tuple[int, int, str, int]] = []
     pos, size, endian = 0, len(data), ""
+    head, tail = _HEAD["<"], _TAIL["<"]          # the SHB's type reads the same in either byte order
     while pos < size:
         if pos + 12 > size:
             raise CaptureFormatError(f"{name} is cut short: {size - pos} stray bytes after the last whole block "
                                      f"(offset {pos})")
-        if data[pos:pos + 4] == PCAPNG_MAGIC:
+        if head.unpack_from(data, pos)[0] == SHB:
             magic = data[pos + 8:pos + 12]
-            endian = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}.get(magic, "")
+            endian = _BYTE_ORDERS.get(magic, "")
             if not endian:
                 raise CaptureFormatError(f"{name}: the Section Header Block at offset {pos} has no byte-order "
                                          f"magic (1a2b3c4d), it has {magic.hex()}")
+            head, tail = _HEAD[endian], _TAIL[endian]
         elif not endian:
             raise CaptureFormatError(f"{name} is not a pcapng file: it does not start with a Section Header Block")
-        block_type, total = struct.unpack_from(endian + "II", data, pos)
-        what = f"block {len(out) + 1} (type 0x{block_type:08x}) at offset {pos}"
-        if total < 12 or total % 4:
-            raise CaptureFormatError(f"{name}: {what} has a total length of {total} bytes, "
-                                     "not a multiple of 4 of at least 12")
-        if pos + total > size:
-            raise CaptureFormatError(f"{name} is cut short: {what} claims {total} bytes, "
-                                     f"{size - pos} are there")
-        trailer = struct.unpack_from(endian + "I", data, pos + total - 4)[0]
-        if trailer != total:
+        block_type, total = head.unpack_from(data, pos)
+        end = pos + total
+        if total < 12 or total % 4 or end > size or tail.unpack_from(data, end - 4)[0] != total:
+            what = f"block {len(out) + 1} (type 0x{block_type:08x}) at offset {pos}"
+            if total < 12 or total % 4:
+                raise CaptureFormatError(f"{name}: {what} has a total length of {total} bytes, "
+                                         "not a multiple of 4 of at least 12")
+            if end > size:
+                raise CaptureFormatError(f"{name} is cut short: {what} claims {total} bytes, "
+                                         f"{size - pos} are there")
+            trailer = tail.unpack_from(data, end - 4)[0]
             raise CaptureFormatError(f"{name}: {what} says {total} bytes at its start and {trailer} at its end")
-        out.append((pos, pos + total, endian, block_type))
-        pos += total
+        out.append((pos, end, endian, block_type))
+        pos = end
     return out
 
 
