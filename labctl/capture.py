@@ -12,6 +12,7 @@ import errno
 import io
 import json
 import os
+import re
 import secrets
 import stat
 import tarfile
@@ -21,10 +22,13 @@ from typing import Iterable
 
 import docker.errors
 
+from . import __version__
 from .errors import CaptureError, LabError, UsageError
-from .files import PRIVATE, has_control, kind, shown, write_partial, write_whole
+from .files import PRIVATE, has_control, kind, read_input, shown, write_partial, write_whole
 from .interrupts import shielded
 from .lab import TIMEOUT_SETTING, Lab
+from .tls.pcapfile import CaptureFormatError
+from .tls.pcapng import to_pcapng
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,82 @@ def save(data: bytes, dest: Path) -> Path:
     except OSError as exc:
         raise CaptureError(f"cannot write {shown(dest)}: {exc.strerror or exc}") from None
     return dest
+
+
+# -- pcapng with the key log inside -------------------------------------------------------
+#
+# A name ending in .pcapng asks for a pcapng whose Decryption Secrets Block
+# holds the run's NSS key log (labctl.tls.pcapng): Wireshark and tshark open it
+# decrypted with no options. The pcapng is made in memory first, then written
+# by save() like any capture: mode 0600 checked, all or nothing, shielded.
+
+FORMATS = ("pcap", "pcapng")
+
+
+def format_of(path: str | os.PathLike[str]) -> str | None:
+    """The capture format a file name asks for by its suffix: "pcapng" (.pcapng), "pcap" (.pcap), else None."""
+    name = os.fspath(path).lower()
+    return "pcapng" if name.endswith(".pcapng") else "pcap" if name.endswith(".pcap") else None
+
+
+@dataclass(frozen=True)
+class Saved:
+    """Where a capture went and in what form."""
+
+    path: Path
+    format: str            # "pcap" or "pcapng"
+    keys_embedded: bool    # a pcapng whose Decryption Secrets Block holds an NSS key log
+
+    def note(self, why_no_keys: str) -> str:
+        """What the file is, for the line that names it; WHY_NO_KEYS says why a pcapng holds no key log."""
+        if self.format != "pcapng":
+            return str(self.path)
+        if self.keys_embedded:
+            return (f"{self.path} (NSS key log embedded: Wireshark and tshark open it decrypted, "
+                    "no key log option needed)")
+        return (f"{self.path} (no key log embedded: {why_no_keys}, so whatever TLS it holds is not decryptable "
+                "from the file alone)")
+
+
+def save_capture(pcap: bytes, dest: Path, keylog: str = "", fmt: str | None = None) -> Saved:
+    """Write the wire's pcap PCAP to DEST as FMT ("pcap" or "pcapng"; None: by DEST's suffix, see format_of).
+
+    As pcapng, KEYLOG (an NSS key log; "" for none) goes in a Decryption
+    Secrets Block before the first packet; without one the pcapng has no DSB.
+    Written by save(): mode 0600 checked on disk, all or nothing. CaptureError
+    if the wire's pcap cannot be read as one.
+    """
+    fmt = fmt or format_of(dest) or "pcap"
+    if fmt == "pcapng":
+        try:
+            data = to_pcapng(pcap, keylog, application=f"labctl {__version__}", name="the wire's capture")
+        except CaptureFormatError as exc:      # the wire's file, not the user's input: not exit 2
+            raise CaptureError(f"cannot write {shown(dest)} as pcapng: {exc}") from None
+    else:
+        data = pcap
+    return Saved(save(data, dest), fmt, fmt == "pcapng" and keylog.strip() != "")
+
+
+KEYLOG_LIMIT = 64 << 20          # bytes: a key log holds a few hundred bytes per connection
+_LOOKS_LIKE_KEY_LOG = re.compile(r"^\s*[A-Z][A-Z0-9_]* [0-9A-Fa-f]{16,} [0-9A-Fa-f]+\s*$", re.M)
+
+
+def read_keylog(value: str | os.PathLike[str], option: str = "--keylog") -> str:
+    """The NSS key log in the host file VALUE, to embed in a pcapng; UsageError (exit 2), one line, if it
+    is not a regular file of UTF-8 text with at least one key log line (LABEL <client_random hex> <secret
+    hex>). Lines Wireshark cannot use are kept: it skips them itself."""
+    path = _name(value, option)
+    expected = "an NSS key log (SSLKEYLOGFILE)"
+    data = read_input(path, expected, limit=KEYLOG_LIMIT, label=option)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{option} {shown(path)} is not text (byte {exc.start} is not UTF-8): "
+                         f"give {expected}") from None
+    if not _LOOKS_LIKE_KEY_LOG.search(text):
+        raise UsageError(f"{option} {shown(path)} holds no key log line (LABEL <client_random hex> <secret hex>, "
+                         f"e.g. CLIENT_RANDOM or CLIENT_TRAFFIC_SECRET_0): give {expected}")
+    return text
 
 
 def _name(value: str | os.PathLike[str], option: str) -> Path:

@@ -27,6 +27,7 @@ import requests
 from . import __version__, bringup, capture, certs, images, render, turn
 from .compose import find_tool
 from .errors import DockerUnavailable, ExitStatus, LabError, UsageError
+from .files import shown
 from .interrupts import Terminated, shielded
 from .home import find_home
 from .lab import DEFAULT_PROJECT, DEFAULT_TIMEOUT, SERVICES, TIMEOUT_SETTING, Lab, check_service, check_timeout
@@ -337,20 +338,25 @@ def cmd_capture(args: argparse.Namespace, io: Output) -> int:
         return ExitStatus.OK
     if args.action in ("stop", "get"):
         out = capture.check_output(args.out, "--out") if args.out is not None else None   # before it stops
+        keylog = _capture_keylog(args)
         if not any(c["name"] == args.name for c in capture.listing(lab)):
             raise UsageError(f"no capture named {args.name!r} on the wire of lab '{lab.project}' — "
                              f"`labctl{lab.flag} capture list` shows what is there")
+    no_keys = "no --keylog FILE was given to embed"
     if args.action == "stop":
         stats = capture.stop(lab, args.name)
-        saved = str(capture.save(capture.read(lab, args.name), out)) if out else None
+        saved = capture.save_capture(capture.read(lab, args.name), out, keylog) if out else None
         if args.json:
-            io.result(json.dumps({"schema": "tlslab.capture/1", **stats.__dict__, "saved_to": saved}, indent=2))
+            io.result(json.dumps({"schema": "tlslab.capture/1", **stats.__dict__,
+                                  "saved_to": str(saved.path) if saved else None,
+                                  "format": saved.format if saved else None,
+                                  "keys_embedded": saved.keys_embedded if saved else False}, indent=2))
         else:
-            io.result(render.capture_text(stats, saved))
+            io.result(render.capture_text(stats, saved.note(no_keys) if saved else None))
         return ExitStatus.OK if stats.complete else ExitStatus.ERROR
     if args.action == "get":
         assert out is not None                              # argparse: get needs --out
-        io.result(f"saved {capture.save(capture.read(lab, args.name), out)}")
+        io.result(f"saved {capture.save_capture(capture.read(lab, args.name), out, keylog).note(no_keys)}")
         return ExitStatus.OK
     captures = capture.listing(lab)
     rows = [(c["name"], str(c["bytes"]), "running" if c["running"] else "stopped") for c in captures]
@@ -361,13 +367,39 @@ def cmd_capture(args: argparse.Namespace, io: Output) -> int:
     return ExitStatus.OK
 
 
-def _output_path(value: str | None, many: bool, what: str, names: list[str]) -> Path | None:
-    """Check where --pcap/--keylog will write before running anything (nothing is lost at the end)."""
+def _capture_keylog(args: argparse.Namespace) -> str:
+    """`capture stop|get --keylog FILE`: the key log to embed in the --out pcapng, read and checked now."""
+    if args.keylog is None:
+        return ""
+    if args.out is None or capture.format_of(args.out) != "pcapng":
+        raise UsageError("--keylog embeds a key log in a pcapng: give --out NAME.pcapng too"
+                         + (f" (not {shown(args.out)})" if args.out is not None else ""))
+    return capture.read_keylog(args.keylog)
+
+
+def _output_path(value: str | None, many: bool, what: str, names: list[str], ext: str = "") -> Path | None:
+    """Check where --pcap/--keylog will write before running anything (nothing is lost at the end).
+    With `all`, the folder gets NAME.EXT each (EXT: WHAT unless given)."""
     if value is None:
         return None
     if many:
-        return capture.check_output_dir(value, f"--{what}", [f"{name}.{what}" for name in names])
+        return capture.check_output_dir(value, f"--{what}", [f"{name}.{ext or what}" for name in names])
     return capture.check_output(value, f"--{what}")
+
+
+def _pcap_format(args: argparse.Namespace, many: bool) -> str:
+    """The format `run --pcap` writes: --pcap-format if given, else the file's suffix (.pcapng: pcapng),
+    else pcap. UsageError if --pcap-format comes without --pcap, or contradicts the file's suffix."""
+    given: str | None = args.pcap_format
+    if given is not None and args.pcap is None:
+        raise UsageError(f"--pcap-format {given} says how --pcap writes the capture: give --pcap too")
+    if many or args.pcap is None:
+        return given or "pcap"
+    suffix = capture.format_of(args.pcap)
+    if given is not None and suffix is not None and suffix != given:
+        raise UsageError(f"--pcap {shown(args.pcap)} ends in .{suffix} but --pcap-format is {given}: "
+                         "give one or the other")
+    return given or suffix or "pcap"
 
 
 def cmd_analyze(args: argparse.Namespace, io: Output) -> int:
@@ -459,7 +491,8 @@ def cmd_run(args: argparse.Namespace, io: Output) -> int:
         raise UsageError(f"--keylog: `run {chosen[0].name}` makes no key log (its client keeps none); "
                          f"the scenarios that do: {', '.join(makers)}")
     names = [s.name for s in chosen]
-    pcap_to = _output_path(args.pcap, many, "pcap", names)
+    pcap_format = _pcap_format(args, many)
+    pcap_to = _output_path(args.pcap, many, "pcap", names, pcap_format)
     keylog_to = _output_path(args.keylog, many, "keylog", names)
     if pcap_to is not None and keylog_to is not None and not many and pcap_to.resolve() == keylog_to.resolve():
         raise UsageError(f"--pcap and --keylog both name {pcap_to}: give two files")
@@ -471,9 +504,9 @@ def cmd_run(args: argparse.Namespace, io: Output) -> int:
         result = _checked(lab, scenario.name, lambda: scenario.run(lab, options), io)
         results.append(result)
         if pcap_to:
-            dest = pcap_to / f"{scenario.name}.pcap" if many else pcap_to
-            capture.save(result.pcap, dest)
-            io.progress(render.dotted("capture saved to", str(dest)))
+            dest = pcap_to / f"{scenario.name}.{pcap_format}" if many else pcap_to
+            saved = capture.save_capture(result.pcap, dest, result.keylog, pcap_format)
+            io.progress(render.dotted("capture saved to", saved.note(f"`run {scenario.name}` keeps no key log")))
         if keylog_to and result.keylog:
             dest = keylog_to / f"{scenario.name}.keylog" if many else keylog_to
             capture.save(result.keylog.encode(), dest)
@@ -645,7 +678,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", cmd_run, "run a scenario on the lab: capture, client, analysis, and the checks that "
                             "prove each claim on the captured bytes", json_flag=True)
     p.add_argument("scenario", help="a scenario name (see `labctl scenarios`) or 'all'")
-    p.add_argument("--pcap", help="save the capture here (with 'all': a folder, one NAME.pcap each)")
+    p.add_argument("--pcap", help="save the capture here (with 'all': a folder, one NAME.pcap each); a name "
+                                  "ending in .pcapng writes a pcapng with the run's key log embedded, which "
+                                  "Wireshark and tshark open decrypted with no options")
+    p.add_argument("--pcap-format", choices=capture.FORMATS,
+                   help="how --pcap writes: pcap, or pcapng with the key log embedded (default: by the file "
+                        "name's suffix, else pcap; with 'all': NAME.pcapng each)")
     p.add_argument("--keylog", help="save the client's NSS key log here, so Wireshark opens the capture "
                                     "decrypted (with 'all': a folder)")
     p.add_argument("--case", action="append", metavar="CASE",
@@ -681,7 +719,11 @@ def build_parser() -> argparse.ArgumentParser:
                                     "get NAME --out FILE, list", json_flag=True)
     p.add_argument("action", choices=("start", "stop", "get", "list"), help="what to do")
     p.add_argument("name", nargs="?", help="capture name (letters, digits, '.', '_', '-')")
-    p.add_argument("--out", "-o", help="copy the pcap to this file on the host (mode 0600)")
+    p.add_argument("--out", "-o", help="copy the capture to this file on the host (mode 0600): a pcap, or a "
+                                        "pcapng if the name ends in .pcapng")
+    p.add_argument("--keylog", metavar="FILE",
+                   help="stop/get: an NSS key log on the host to embed in the --out pcapng, so Wireshark opens "
+                        "it decrypted with no options (e.g. from `labctl client ... --keylog`)")
     return parser
 
 
@@ -694,6 +736,9 @@ def main(argv: list[str] | None = None, io: Output | None = None) -> int:
             parser.error(f"capture {args.action} needs a NAME")
         if args.action == "get" and not args.out:
             parser.error("capture get needs --out FILE")
+        if args.action in ("start", "list") and args.keylog is not None:
+            parser.error(f"--keylog belongs to capture stop and get (with --out NAME.pcapng), "
+                         f"not to capture {args.action}")
     try:
         return int(args.func(args, io))
     except LabError as exc:

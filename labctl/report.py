@@ -24,11 +24,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from . import capture
+from . import __version__, capture
 from .errors import LabError
 from .files import PRIVATE, install, shown, write_partial
 from .interrupts import shielded
 from .sequence import LANES, WIRE, Event, Lanes, events, infer_lanes
+from .tls.pcapfile import CaptureFormatError
+from .tls.pcapng import to_pcapng
 
 if TYPE_CHECKING:
     from .verdict import Check, Result
@@ -211,11 +213,19 @@ def _verdict(result: Result) -> str:
             f'{"✔ all checks passed" if ok else "✘ SOME CHECKS FAILED"} ({result.seconds:.2f} s)</p>')
 
 
+CAPTURE_WITH_KEYS = "capture with the key log embedded"     # files' name for NAME.pcapng
+
+
 def files_html(name: str, files: dict[str, str]) -> str:
     if not files:
         return ""
     links = " · ".join(f'<a href="{e(path)}">{e(path)}</a> ({e(what)})' for what, path in files.items())
     cmd = f"wireshark {files['capture']}" if "capture" in files else ""
+    if CAPTURE_WITH_KEYS in files and cmd:
+        # The pcapng's Decryption Secrets Block holds the key log: no option needed to decrypt it.
+        return (f'<p class="files">Beside this page: {links}. Open in Wireshark: <code>{e(cmd)}</code> '
+                f'(what an observer sees) or <code>wireshark {e(files[CAPTURE_WITH_KEYS])}</code> '
+                '(decrypted: the key log is inside the file)</p>')
     if "key log" in files and cmd:
         cmd = f"wireshark -o tls.keylog_file:{files['key log']} {files['capture']}"
     return (f'<p class="files">Beside this page: {links}. Open in Wireshark: <code>{e(cmd)}</code></p>'
@@ -327,18 +337,35 @@ def index_json(results: list[Result], lanes: Lanes | None, evs: dict[str, list[E
 def check_out_dir(out_dir: Path, names: Iterable[str] = ()) -> Path:
     """Fail before anything runs if the folder cannot be made or written (tested for real, see
     capture.check_output_dir), or if one of NAMES in it (index.html, index.json, NAME.pcap,
-    NAME.keylog) is there and is not a regular file."""
+    NAME.keylog, NAME.pcapng) is there and is not a regular file."""
     return capture.check_output_dir(out_dir, "--out", ["index.html", "index.json", *names])
 
 
 def report_files(names: Iterable[str]) -> list[str]:
     """The files a report of these scenarios may write beside index.html."""
-    return [f"{name}.{ext}" for name in names for ext in ("pcap", "keylog")]
+    return [f"{name}.{ext}" for name in names for ext in ("pcap", "keylog", "pcapng")]
+
+
+def _with_keys(result: Result) -> bytes:
+    """RESULT's capture as a pcapng with its key log in a Decryption Secrets Block (labctl.tls.pcapng).
+
+    A function of its own, not a `try` inside write_report's: CPython 3.11
+    leaves the NOP of a `try:` line nested in another try's body out of the
+    exception table, so a signal landing on that line skipped write_report's
+    cleanup (found by tests/unit/test_interrupted_writes.py).
+    """
+    try:
+        return to_pcapng(result.pcap, result.keylog, application=f"labctl {__version__}",
+                         name=f"the capture of {result.name}")
+    except CaptureFormatError as exc:             # the wire's file, not the user's input: not exit 2
+        raise ReportError(f"cannot write {result.name}.pcapng: {exc}") from None
 
 
 def write_report(results: list[Result], out_dir: Path, lanes: Lanes | None = None,
                  owned: Iterable[str] = ()) -> Path:
-    """Write OUT/index.html and, beside it, index.json, NAME.pcap and NAME.keylog; return the page's path.
+    """Write OUT/index.html and, beside it, index.json, NAME.pcap, and where the scenario kept a key log
+    NAME.keylog and NAME.pcapng (the capture with that key log in a Decryption Secrets Block, which
+    Wireshark opens decrypted with no options: labctl.tls.pcapng); return the page's path.
 
     Every file is mode 0600 (captures, key logs, and the page, which may quote a
     secret read off the wire), written under a temporary name and renamed into
@@ -369,6 +396,9 @@ def write_report(results: list[Result], out_dir: Path, lanes: Lanes | None = Non
             if r.keylog:
                 put(f"{r.name}.keylog", r.keylog.encode())
                 links["key log"] = f"{r.name}.keylog"
+                if r.pcap:
+                    put(f"{r.name}.pcapng", _with_keys(r))
+                    links[CAPTURE_WITH_KEYS] = f"{r.name}.pcapng"
             files[r.name] = links
         put("index.json", index_json(results, lanes, evs, files).encode("utf-8"))
         put("index.html", page(results, lanes, files, evs=evs).encode("utf-8"))

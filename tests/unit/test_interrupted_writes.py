@@ -110,7 +110,9 @@ def test_writing_a_report(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "page", lambda *args, **kwargs: "<html></html>")
     monkeypatch.setattr(report, "sequence", lambda result, lanes=None: [])
     monkeypatch.setattr(report, "index_json", lambda *args: "{}")
-    result = types.SimpleNamespace(name="tls", pcap=b"pcap", keylog="CLIENT_RANDOM ab cd")
+    # A real (empty) pcap: the report makes a pcapng of it with the key log embedded.
+    pcap = bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000")
+    result = types.SimpleNamespace(name="tls", pcap=pcap, keylog="CLIENT_RANDOM ab cd")
 
     def action(folder):
         report.write_report([result], _dry(folder) / "report")
