@@ -24,6 +24,7 @@ is damaged or is cut short.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import io
 import struct
 from collections import Counter
@@ -70,11 +71,12 @@ class Packet:
     payload: bytes = field(repr=False, compare=False)      # what TCP or UDP carried, as far as it was captured
     missing: int = 0            # payload bytes that crossed the wire and the capture does not hold (snaplen)
     wire_length: int = 0        # bytes of the frame on the wire (frame.len): length + what was not captured
+    dropped: int = 0            # payload bytes captured but not kept in ``payload`` (analyze with keep=False)
 
     @property
     def payload_len(self) -> int:
         """tcp.len, or udp.length minus its 8-byte header: what crossed the wire, captured or not."""
-        return len(self.payload) + self.missing
+        return len(self.payload) + self.dropped + self.missing
 
     @property
     def truncated(self) -> bool:
@@ -377,33 +379,54 @@ class Observation:
 
 # -- reading ------------------------------------------------------------------------
 
-def analyze_file(path: PathLike) -> Observation:
+def analyze_file(path: PathLike, keep: bool = True) -> Observation:
     """Read and dissect the capture at PATH, forward from the open file (see open_capture for what is
-    refused): memory holds what is kept of it, never the file whole."""
+    refused): memory holds what is kept of it, never the file whole (see dissect for KEEP)."""
     with open_capture(path) as capture:
-        return dissect(capture)
+        return dissect(capture, keep)
 
 
-def analyze(data: bytes, name: str = "the capture") -> Observation:
+def analyze(data: bytes, name: str = "the capture", keep: bool = True) -> Observation:
     """Dissect a whole capture held in memory (its frames are read in place)."""
-    return dissect(capture_reader(data, name))
+    return dissect(capture_reader(data, name), keep)
 
 
-def analyze_stream(handle: io.RawIOBase | io.BufferedIOBase, name: str = "the capture") -> Observation:
+def analyze_stream(handle: io.RawIOBase | io.BufferedIOBase, name: str = "the capture",
+                   keep: bool = True) -> Observation:
     """Dissect a capture read forward from HANDLE (a binary file object, left open)."""
-    return dissect(Capture(handle, name))
+    return dissect(Capture(handle, name), keep)
 
 
 _FlowKey = tuple[str, tuple[str, int], tuple[str, int]]      # proto, then both ends in sorted order
 
 
-def dissect(capture: Capture) -> Observation:
+# With keep=False a TCP direction holding more captured bytes than SETTLE_AT has
+# its records read so far (_settle) and those bytes let go: memory is bounded by
+# what one direction holds between two settles (plus out-of-order segments
+# waiting for a hole to fill), not by the file's size.
+SETTLE_AT = 4 << 20
+HEAD = 1 << 16          # bytes of a settled direction's start that are kept: preambles, hellos, clear text
+PREVIEW = 256           # bytes of each application_data fragment kept with keep=False
+PATIENCE = 4 * SETTLE_AT    # bytes held behind a hole before it is taken as never to be filled
+
+
+def dissect(capture: Capture, keep: bool = True) -> Observation:
     """Every frame of CAPTURE, in one pass: flows, TCP streams, DNS messages, then TLS.
 
     The loop is the analyzer's hot path: one decode() per frame (headers read in
-    place), and one copy of each payload, which is kept (Packet.payload, and the
-    TCP reassembly shares it).
+    place), and one copy of each payload.
+
+    KEEP (the default) keeps every byte: Packet.payload, the reassembled
+    streams (Observation.streams, find) and every record's fragment, for
+    decryption and the lab's checks. keep=False is for reading big captures
+    (`labctl analyze` without a key log): payloads are counted, not kept
+    (Packet.dropped; UDP keeps its first PREVIEW bytes, for QUIC and DTLS), a
+    stream keeps its first HEAD bytes, an application_data fragment its first
+    PREVIEW bytes (``missing`` still counts only what was not captured), and
+    TCP directions are read as they go (SETTLE_AT). Flows, holes, records,
+    handshakes and DNS come out the same either way.
     """
+    settled: dict[tuple[_FlowKey, str], _Settled] = {}
     flows: dict[_FlowKey, Flow] = {}
     tcp_dirs: dict[_FlowKey, dict[str, Direction]] = {}
     dns: list[DnsMessage] = []
@@ -430,11 +453,13 @@ def dissect(capture: Capture) -> Observation:
         truncated += cut or segment.missing > 0
         t = ts - start
         payload = bytes(frame[segment.start:segment.end])
+        tcp = segment.proto == TCP
         src, dst, sport, dport, flags = segment.src, segment.dst, segment.sport, segment.dport, segment.flags
         tcp = segment.proto == TCP
         proto = "tcp" if tcp else "udp"
+        kept = payload if keep else payload[:PREVIEW] if not tcp else b""
         packets.append(Packet(count, t, segment.src_mac, segment.dst_mac, src, dst, proto, sport, dport, flags,
-                              segment.seq, len(frame), payload, segment.missing, wire_length))
+                              segment.seq, len(frame), kept, segment.missing, wire_length, len(payload) - len(kept)))
         a, b = (src, sport), (dst, dport)
         key = (proto, a, b) if a <= b else (proto, b, a)
         flow = flows.get(key)
@@ -458,6 +483,10 @@ def dissect(capture: Capture) -> Observation:
             if payload:
                 # Only what was captured: the rest of a cut segment is a hole the reassembly keeps.
                 half.add(segment.seq, payload, t, count, len(payload) + segment.missing)
+                if not keep and half.held > SETTLE_AT:
+                    read = _settle(half, direction, settled.get((key, direction)))
+                    if read is not None:
+                        settled[(key, direction)] = read
         elif (sport == 53 or dport == 53) and payload and not segment.missing:
             message = parse_dns(payload, t, src, dst, count)
             if message is not None:
@@ -470,17 +499,27 @@ def dissect(capture: Capture) -> Observation:
     for index, (key, flow) in enumerate(flows.items()):
         if key not in tcp_dirs:
             continue
-        per_dir = _orient_by_hellos(flow, {d: half.assemble() for d, half in tcp_dirs[key].items()})
-        for direction, assembled in per_dir.items():
-            flow.gaps[direction] = assembled.gaps
-            flow.holes[direction] = list(assembled.holes)
-            streams[(index, direction)] = assembled.data
+        held = {d: half.assemble() for d, half in tcp_dirs[key].items()}
+        done = {d: settled[(key, d)] for d in held if (key, d) in settled}
+        # Where TLS starts, the hellos and the preamble are read from a settled direction's head.
+        heads = {d: done[d].head if d in done else assembled for d, assembled in held.items()}
+        if _orient_by_hellos(flow, heads) is not heads:
+            held = {C2S: held[S2C], S2C: held[C2S]}
+            done = {(S2C if d == C2S else C2S): _turned(v, S2C if d == C2S else C2S) for d, v in done.items()}
+        per_dir = {d: done[d].head if d in done else held[d] for d in held}
+        for direction, assembled in held.items():
+            before = done[direction] if direction in done else None
+            holes = (before.holes + [_shifted_hole(h, before.offset) for h in assembled.holes] if before
+                     else list(assembled.holes))
+            flow.gaps[direction] = len(holes)
+            flow.holes[direction] = holes
+            streams[(index, direction)] = per_dir[direction].data if keep else per_dir[direction].data[:HEAD]
         if 53 in (flow.client_port, flow.server_port):
             dns += _dns_over_tcp(flow, per_dir)
         offered = _sslv2_client_hello(per_dir[C2S].data)
         if offered is not None:
             sslv2.append((flow, offered))
-        connection = _tls(flow, per_dir)
+        connection = _tls(flow, per_dir, None if keep else PREVIEW, done, held)
         if connection is not None:
             tls.append(connection)
     dns.sort(key=lambda m: m.frame)
@@ -593,18 +632,22 @@ def _locate(pieces: list[tuple[int, int, int]], bases: list[int], offset: int) -
 
 
 def _record(stream: Assembled, direction: str, index: int, offset: int, header: tuple[int, int, int],
-            fragment: bytes, after_gap: int) -> TlsRecord:
-    """The record whose header is at data INDEX (stream OFFSET), dated by the segment that carried its header
-    and numbered by the frame that completed it (or carried its last captured byte)."""
+            end: int, after_gap: int, preview: int | None) -> TlsRecord:
+    """The record whose header is at data INDEX (stream OFFSET) and whose captured bytes end at data END,
+    dated by the segment that carried its header and numbered by the frame that completed it (or carried
+    its last captured byte). With PREVIEW, an application_data fragment keeps only its first PREVIEW bytes."""
     content_type, version, length = header
     offsets, frames = stream.offsets, stream.frames
     first = max(bisect.bisect_right(offsets, index) - 1, 0)
-    last = bisect.bisect_right(offsets, index + HEADER_LEN + len(fragment) - 1) - 1
+    last = bisect.bisect_right(offsets, end - 1) - 1
+    captured = end - index - HEADER_LEN
+    stop = end if preview is None or content_type != APPLICATION_DATA else min(end, index + HEADER_LEN + preview)
     return TlsRecord(direction, stream.times[first], content_type, version, length, offset,
-                     max(frames[first:last + 1]), fragment, length - len(fragment), after_gap)
+                     max(frames[first:last + 1]), stream.data[index + HEADER_LEN:stop], length - captured, after_gap)
 
 
-def _records(stream: Assembled, direction: str, start: int = 0) -> list[TlsRecord]:
+def _records(stream: Assembled, direction: str, start: int = 0, preview: int | None = None, origin: int = 0,
+             gap: int = 0) -> list[TlsRecord]:
     """The direction's records from data index START, in stream order (RFC 8446 section 5.1).
 
     Within a contiguous piece of the stream the walk follows the records'
@@ -618,6 +661,9 @@ def _records(stream: Assembled, direction: str, start: int = 0) -> list[TlsRecor
     Wireshark resynchronises, _resync), and that record says how many stream bytes were passed over (``after_gap``).
     Each record is dated by the segment that carried its header, and numbered
     by the frame that completed it (where tshark shows a reassembled record).
+    STREAM may be the rest of a longer stream whose first ORIGIN bytes were read
+    already (_settle): offsets are then the whole stream's, and GAP is the
+    first record's after_gap owed from before. PREVIEW: see _record.
     """
     data, pieces = stream.data, stream.pieces()
     bases = [base for _, _, base in pieces]
@@ -626,13 +672,12 @@ def _records(stream: Assembled, direction: str, start: int = 0) -> list[TlsRecor
         return []
     k, pos = located[0], start
     records: list[TlsRecord] = []
-    gap = 0
     while True:
         lo, hi, base = pieces[k]
         piece = data if (lo, hi) == (0, len(data)) else data[lo:hi]
         for h in walk_records(piece, pos - lo):
-            records.append(_record(stream, direction, lo + h.offset, base + h.offset,
-                                   (h.content_type, h.version, h.length), piece[h.start:h.end], gap))
+            records.append(_record(stream, direction, lo + h.offset, origin + base + h.offset,
+                                   (h.content_type, h.version, h.length), lo + h.end, gap, preview))
             gap = 0
             pos = lo + h.end
         expected = base + pos - lo                  # the stream offset where the next header should be
@@ -640,7 +685,7 @@ def _records(stream: Assembled, direction: str, start: int = 0) -> list[TlsRecor
         resume: tuple[int, int] | None
         if header is not None:
             # Its record runs past the piece: keep what was captured, and look where its header says the next is.
-            records.append(_record(stream, direction, pos, expected, header, data[pos + HEADER_LEN:hi], gap))
+            records.append(_record(stream, direction, pos, origin + expected, header, hi, gap, preview))
             gap = 0
             expected += HEADER_LEN + header[2]
             located = _locate(pieces, bases, expected)
@@ -778,15 +823,87 @@ def _preamble_name(client: bytes, server: bytes) -> str | None:
     return None
 
 
-def _tls(flow: Flow, per_dir: dict[str, Assembled]) -> TlsConnection | None:
+@dataclass
+class _Settled:
+    """What dissect(keep=False) has read of one TCP direction already, and let go of (_settle)."""
+
+    head: Assembled             # the direction's first HEAD bytes: where TLS starts, hellos, a preamble
+    start: _Start | None        # where TLS starts in it; None: not TLS, and nothing past the head is read
+    records: list[TlsRecord]    # read so far, offsets in the whole stream
+    holes: list[Hole]           # found so far, offsets in the whole stream
+    offset: int                 # the stream offset where the bytes still held begin (a record header)
+    gap: int                    # after_gap owed to the record read next (it was read once, then read again)
+    reading: bool               # whether the record walk goes on (no: the bytes stopped looking like TLS)
+
+
+def _cut(stream: Assembled, size: int) -> Assembled:
+    """STREAM's first SIZE captured bytes, with where they came from and the holes among them."""
+    n = bisect.bisect_left(stream.offsets, size)
+    return Assembled(stream.data[:size], stream.offsets[:n], stream.times[:n], stream.frames[:n],
+                     [h for h in stream.holes if h.at < size])
+
+
+def _turned(settled: _Settled, direction: str) -> _Settled:
+    """SETTLED, its records now said to go in DIRECTION (the flow was turned around)."""
+    settled.records = [dataclasses.replace(r, direction=direction) for r in settled.records]
+    return settled
+
+
+def _shifted_hole(hole: Hole, offset: int) -> Hole:
+    return hole._replace(offset=hole.offset + offset)
+
+
+def _settle(half: Direction, direction: str, before: _Settled | None) -> _Settled | None:
+    """Read HALF's records so far and let go of their bytes (dissect with keep=False).
+
+    The last record read may go on in bytes still to come: its header is kept
+    and it is read again next time, so a record is never split. The first
+    time, where TLS starts is found as dissect would find it at the end.
+    """
+    whole = half.assemble()
+    # A hole may yet be filled (a segment reordered, or retransmitted later): read up to the first one,
+    # until so much has piled up behind it that the wire cannot still be sending it.
+    stream = _cut(whole, whole.holes[0].at) if whole.holes and half.held < PATIENCE else whole
+    if not stream.data:
+        return before                              # nothing before the hole yet: wait for it to fill
+    begin = 0
+    if before is None:
+        start = _tls_start(stream)
+        before = _Settled(_cut(stream, HEAD), start, [], [], 0, 0, start is not None)
+        begin = start.index if start else 0
+    release = stream.stream_offset(len(stream.data))               # all of it, unless records go on
+    if before.reading:
+        records = _records(stream, direction, begin, PREVIEW, before.offset, before.gap)
+        if records:
+            last = records[-1].offset - before.offset          # in this stream
+            if last + HEADER_LEN + records[-1].length + HEADER_LEN + MAX_RECORD >= release:
+                release = last                     # the walk reached the held end: read the last one again
+                before.gap = records.pop().after_gap
+            else:
+                before.reading = False             # the bytes stopped looking like TLS well before the end
+        else:
+            before.reading = False
+        before.records += records
+    before.holes += [_shifted_hole(h, before.offset) for h in whole.holes if h.offset < release]
+    before.offset += release
+    half.release(release)
+    return before
+
+
+def _tls(flow: Flow, per_dir: dict[str, Assembled], preview: int | None = None,
+         done: dict[str, _Settled] | None = None, held: dict[str, Assembled] | None = None) -> TlsConnection | None:
     """FLOW's TLS connection, or None if neither direction carries TLS.
 
     A direction that was not captured at all does not stop the other from
     being read (missing_direction says which); TLS may start after a clear
-    preamble in each direction (Preamble names it).
+    preamble in each direction (Preamble names it). DONE: directions read
+    already in part (_settle), whose PER_DIR entry is their head and whose
+    HELD entry is the stream past what was read. PREVIEW: see _record.
     """
+    done = done or {}
     streams = {C2S: per_dir.get(C2S, NOTHING), S2C: per_dir.get(S2C, NOTHING)}
-    found = {d: s for d, s in ((d, _tls_start(streams[d])) for d in (C2S, S2C)) if s is not None}
+    starts = {d: done[d].start if d in done else _tls_start(streams[d]) for d in (C2S, S2C)}
+    found = {d: s for d, s in starts.items() if s is not None}
     if not found:
         return None
     before = {d: streams[d].data[:s.index] for d, s in found.items() if s.preamble}
@@ -804,7 +921,13 @@ def _tls(flow: Flow, per_dir: dict[str, Assembled]) -> TlsConnection | None:
     records = []
     for direction in (C2S, S2C):
         start = found.get(direction)
-        records += _records(streams[direction], direction, start.index if start else 0)
+        prior = done.get(direction)
+        if prior is None:
+            records += _records(streams[direction], direction, start.index if start else 0, preview)
+            continue
+        records += prior.records
+        if prior.reading and held is not None:
+            records += _records(held[direction], direction, 0, preview, prior.offset, prior.gap)
     records.sort(key=lambda r: (r.time, r.direction != C2S, r.offset))
     missing = [d for d in (C2S, S2C) if not streams[d].data]
     connection = TlsConnection(flow, records, preamble, missing[0] if len(missing) == 1 else None,

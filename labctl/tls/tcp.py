@@ -90,13 +90,16 @@ class Direction:
     between it and the first captured segment are then a hole too.
     """
 
-    __slots__ = ("isn", "segments", "_raw", "_unwrapped")
+    __slots__ = ("isn", "segments", "held", "_raw", "_unwrapped", "_base", "_floor")
 
     def __init__(self) -> None:
         self.isn: int | None = None
         self.segments: list[tuple[int, bytes, float, int, int]] = []    # unwrapped seq, bytes, time, frame, length
+        self.held = 0            # captured payload bytes the segments hold (bytes)
         self._raw = 0            # the last segment's sequence number as the wire gave it
         self._unwrapped = 0      # and unwrapped: the same modulo 2^32, on the line from the first segment
+        self._base = 0           # the unwrapped number of the stream's first byte, as the last assemble() found it
+        self._floor: int | None = None   # after release(): the unwrapped number the held stream starts at
 
     def add(self, seq: int, payload: bytes, ts: float, frame: int, length: int | None = None) -> None:
         """One segment: its 32-bit sequence number SEQ, the bytes the capture holds, when and in which frame.
@@ -107,10 +110,30 @@ class Direction:
         unwrapped to the value nearest the previous segment's, so the stream
         keeps its order across 2^32.
         """
-        seq_u = seq if not self.segments else self._unwrapped + _signed(seq - self._raw)
+        fresh = not self.segments and self._floor is None       # the first segment of the direction
+        seq_u = seq if fresh else self._unwrapped + _signed(seq - self._raw)
         self._raw, self._unwrapped = seq, seq_u
         wire = max(len(payload), length if length is not None else 0)
         self.segments.append((seq_u, payload, ts, frame, wire))
+        self.held += len(payload)
+
+    def release(self, offset: int) -> None:
+        """Let go of the bytes before stream OFFSET of the last assemble() (read already, by the caller).
+
+        Later assemble()s start there, at offset 0: a segment that arrives for
+        bytes before it is a retransmission of what was read, and is dropped.
+        Memory then holds what lies past OFFSET only.
+        """
+        floor = self._base + offset
+        kept: list[tuple[int, bytes, float, int, int]] = []
+        for seq, payload, ts, frame, wire in self.segments:
+            if seq + max(len(payload), wire) <= floor:
+                continue
+            cut = max(floor - seq, 0)
+            kept.append((seq + cut, payload[cut:], ts, frame, wire - cut))
+        self.segments = kept
+        self.held = sum(len(s[1]) for s in kept)
+        self._floor = floor
 
     def assemble(self) -> Assembled:
         """The stream in sequence order, each byte taken from the first segment that carried it, holes kept."""
@@ -118,13 +141,18 @@ class Direction:
             return NOTHING
         first = self.segments[0][0]     # the first segment's number is its own unwrapped value
         base = min(s[0] for s in self.segments)
-        if self.isn is not None:
+        if self._floor is not None:
+            base = self._floor          # what came before was released; a late copy of it is cut away
+        elif self.isn is not None:
             # The SYN's number, unwrapped next to the first segment's; a segment before it (a SYN's own
             # data) starts the stream instead.
             base = min(base, first + _signed(self.isn - first))
+        self._base = base
         # In sequence order; at one sequence number the segment seen first comes first (a retransmission,
         # even a shorter one, is a later copy: tshark dissects the original and marks the copy).
-        ordered = sorted(((seq - base, payload, ts, frame, wire) for seq, payload, ts, frame, wire in self.segments),
+        ordered = sorted(((seq - base, payload, ts, frame, wire) if seq >= base else
+                          (0, payload[base - seq:], ts, frame, wire - (base - seq))
+                          for seq, payload, ts, frame, wire in self.segments),
                          key=lambda s: (s[0], s[2], s[3]))
         chunks: list[bytes] = []
         offsets: list[int] = []
