@@ -625,7 +625,7 @@ def _read_handshake(connection: TlsConnection, records: list[TlsRecord]) -> None
                                            alert_name(data[i + 1]), False))
 
 
-def _handshake_message(connection: TlsConnection, message: bytes, direction: str = C2S) -> None:
+def _handshake_message(connection: TlsConnection, message: bytes, direction: str) -> None:
     """Take one handshake message in: a hello, a certificate chain, a certificate request."""
     kind = message[0]
     try:
