@@ -24,6 +24,7 @@ import socket
 import struct
 import warnings
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import dpkt
 from cryptography import x509
@@ -284,20 +285,25 @@ class TlsConnection:
         NULL suite only MAC'd. Which rules apply is read from the server's first
         hello (ServerHello or HelloRetryRequest); without one, TLS 1.2's.
         """
+        return [how for _, how, _ in self._protections()]
+
+    def _protections(self) -> Iterator[tuple[TlsRecord, str, bytes | None]]:
+        """Each record, in order, with how it crossed (see protection) and what can be read of it (see
+        readable_records); a generator, so that a reader of the handshake stops where it ends."""
         version, suite = _negotiated(self.records)
         tls13 = version is not None and is_tls13(version)
-        null = not tls13 and suite is not None and null_cipher_mac_length(suite) is not None
+        mac = None if tls13 or suite is None else null_cipher_mac_length(suite)
         changed = {C2S: False, S2C: False}
-        out = []
         for r in self.records:
             if tls13:
-                out.append(ENCRYPTED if r.content_type == APPLICATION_DATA else CLEAR)
+                how = ENCRYPTED if r.content_type == APPLICATION_DATA else CLEAR
             elif changed[r.direction] or r.content_type == APPLICATION_DATA:
-                out.append(NULL_CIPHER if null else ENCRYPTED)
+                how = ENCRYPTED if mac is None else NULL_CIPHER
             else:
-                out.append(CLEAR)
+                how = CLEAR
             changed[r.direction] = changed[r.direction] or r.content_type == CHANGE_CIPHER_SPEC
-        return out
+            yield r, how, (r.fragment if how == CLEAR else None if mac is None or how == ENCRYPTED
+                           else r.fragment[:max(0, len(r.fragment) - mac)])
 
     def encrypted_records(self) -> list[bool]:
         """Whether each record of ``records`` (same order) crossed encrypted (see protection): never under a
@@ -309,13 +315,11 @@ class TlsConnection:
         """What an observer reads of each record of ``records`` (same order): the fragment of a record sent in
         clear; under a NULL cipher the content, without the MAC that follows it (RFC 5246 6.2.3.1); None for an
         encrypted record."""
-        mac = self.null_cipher_mac or 0
-        return [r.fragment if p == CLEAR else r.fragment[:max(0, len(r.fragment) - mac)] if p == NULL_CIPHER
-                else None for r, p in zip(self.records, self.protection())]
+        return [data for _, _, data in self._protections()]
 
     def clear_application_data(self, direction: str) -> bytes:
         """The application data DIRECTION sent that crossed readable (a NULL cipher's), joined; b"" if none did."""
-        return b"".join(data for r, data in zip(self.records, self.readable_records())
+        return b"".join(data for r, _, data in self._protections()
                         if data is not None and r.direction == direction and r.content_type == APPLICATION_DATA)
 
     def handshake_messages(self, direction: str) -> list[bytes]:
@@ -329,7 +333,7 @@ class TlsConnection:
         """
         messages: list[bytes] = []
         buffer = b""
-        for record, how, data in zip(self.records, self.protection(), self.readable_records()):
+        for record, how, data in self._protections():
             if record.direction != direction:
                 continue
             if data is None:
@@ -354,11 +358,11 @@ class TlsConnection:
         finished = {C2S: False, S2C: False}
         changes = {C2S: 0, S2C: 0}
         later: list[TlsRecord] = []
-        for record, how in zip(self.records, self.protection()):
+        for record, how, _ in self._protections():
             if record.content_type == CHANGE_CIPHER_SPEC:
                 changes[record.direction] += 1
-            if how == CLEAR or record.content_type != HANDSHAKE or self.certificates_encrypted:
-                continue
+            if how == CLEAR or record.content_type != HANDSHAKE:
+                continue        # TLS 1.3's protected records all say application_data: none is counted
             if finished[record.direction]:
                 later.append(record)
             finished[record.direction] = True
@@ -613,7 +617,7 @@ def _read_handshake(connection: TlsConnection, records: list[TlsRecord]) -> None
     direction = records[0].direction if records else C2S
     for message in connection.handshake_messages(direction):
         _handshake_message(connection, message, direction)
-    for record, how, data in zip(connection.records, connection.protection(), connection.readable_records()):
+    for record, how, data in connection._protections():
         if record.direction != direction or record.content_type != ALERT:
             continue
         # An alert is 2 bytes, level then description (RFC 8446 section 6); a clear record may hold several.
