@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Sequence
 from .capture import CaptureStats
 from .bringup import UpReport
 from .lab import DEFAULT_PROJECT, ServiceState
-from .tls.analyzer import C2S, S2C, Observation, endpoint
-from .tls.constants import APPLICATION_DATA, explicit_nonce_length, version_name
+from .tls.analyzer import C2S, S2C, Certificate, Observation, TlsConnection, endpoint
+from .tls.constants import APPLICATION_DATA, explicit_nonce_length, group_name, version_name
 from .verdict import Check, Result
 
 if TYPE_CHECKING:
@@ -207,11 +207,12 @@ def _hex(data: bytes, n: int) -> str:
 
 
 def wire_lines(obs: Observation, notes: dict[tuple[str, int], str] | None = None) -> list[str]:
-    """The left panel: real captured bytes (ciphertext records in capture order, or the clear request).
+    """The left panel: real captured bytes (the application_data records in capture order, or the clear request).
 
     In TLS 1.2 each record's fragment may open with an explicit nonce or IV
     sent in clear (tls.constants.explicit_nonce_length): the bytes shown as
-    ciphertext are the ones after it.
+    ciphertext are the ones after it. Under a NULL cipher nothing is encrypted:
+    such records are marked so, with the content they carried.
     """
     notes = notes or {}
     lines: list[str] = []
@@ -220,13 +221,21 @@ def wire_lines(obs: Observation, notes: dict[tuple[str, int], str] | None = None
                          key=lambda tr: (tr[1].frame, tr[1].time))
         skip = {id(t): explicit_nonce_length(t.server_hello.version, t.server_hello.cipher_suite)
                 for t in obs.tls if t.server_hello is not None}
+        clear = {id(r): data for t in obs.tls if t.null_cipher_mac is not None
+                 for r, data in zip(t.records, t.readable_records()) if data is not None}
         for n in sorted({n for n in skip.values() if n}):
             lines.append(f"(TLS 1.2: each record opens with a {n}-byte explicit nonce or IV, sent in clear; "
                          "the bytes after it are shown)")
+        for t in obs.tls:
+            if t.null_cipher_mac is not None and t.server_hello is not None:
+                lines.append(f"({t.server_hello.cipher_name} is a NULL cipher: application_data crosses in clear, "
+                             f"followed by a {t.null_cipher_mac}-byte MAC)")
         for t, r in records[:SHOWN_RECORDS]:
             arrow = "↑" if r.direction == C2S else "↓"
             lines.append(f"{arrow} {_hex(r.header, 5)}  {_hex(r.fragment[skip.get(id(t), 0):], 8)} …")
             note = notes.get((r.direction, r.offset))
+            if id(r) in clear:
+                note = f"not encrypted (NULL cipher): {fit(quoted(clear[id(r)]), 60)}"
             lines.append(f"   application_data {r.length} B" + (f" → {note}" if note else ""))
         if len(records) > SHOWN_RECORDS:
             lines.append(f"  … {len(records) - SHOWN_RECORDS} more application_data records")
@@ -242,6 +251,69 @@ def wire_lines(obs: Observation, notes: dict[tuple[str, int], str] | None = None
     return lines or ["no TCP payload captured"]
 
 
+def _certificate_lines(certs: list[Certificate], whose: str) -> list[str]:
+    """The first certificate of a chain (its subject and issuer, or why it could not be read), and how many more."""
+    lines = []
+    for cert in certs[:1]:
+        if not cert.readable:
+            lines.append(f"cert  {whose}unreadable as X.509: {cert.length} B, SHA-256 {cert.sha256[:16]}…")
+        else:
+            lines.append(f"cert  {whose}{cert.subject or '(no subject)'}")
+            lines.append(f"      issuer {cert.issuer or '(none)'}")
+        if cert.refused and cert.readable:
+            lines.append("      (cryptography refused it; read by a walk of its DER)")
+    if len(certs) > 1:
+        lines.append(f"      + {counted(len(certs) - 1, 'more certificate')} in the chain")
+    return lines
+
+
+def _tls_lines(t: TlsConnection) -> list[str]:
+    """What the handshake of one connection shows: hellos, a HelloRetryRequest, certificates, renegotiation."""
+    ch, sh, hrr = t.client_hello, t.server_hello, t.hello_retry_request
+    lines = []
+    if ch:
+        lines.append(f"SNI   {ch.sni or '(none)'}")
+        lines.append(f"ALPN  {listed(ch.alpn, '(none)')}")
+        lines.append(f"offer {listed([version_name(v) for v in ch.supported_versions])}" if ch.supported_versions
+                     else f"offer up to {version_name(ch.legacy_version)} (ClientHello.legacy_version)")
+    if hrr:
+        first = t.first_client_hello
+        asked = f"a key share in {group_name(hrr.group)}" if hrr.group is not None else "another ClientHello"
+        offered = f" (the first ClientHello sent {listed(first.key_share_groups)})" if first else ""
+        lines.append(f"retry HelloRetryRequest: the server asked for {asked}{offered}"
+                     + ("; a second ClientHello followed" if first else ""))
+    if sh:
+        share = f", key share {group_name(sh.group)}" if sh.group is not None else ""
+        lines.append(f"chose {version_name(sh.version)}, {sh.cipher_name}{share}")
+        if t.null_cipher_mac is not None:
+            lines.append(f"clear NULL cipher: application_data is not encrypted, only MAC'd "
+                         f"({t.null_cipher_mac}-byte MAC)")
+    if t.certificates_encrypted:
+        lines.append(f"cert  encrypted ({version_name(sh.version) if sh else 'TLS 1.3'} sends it after ServerHello)")
+    lines += _certificate_lines(t.certificates, "")
+    if t.client_certificates:
+        lines += _certificate_lines(t.client_certificates, "the client's: ")
+    elif t.client_certificates is not None:
+        lines.append("cert  the client's: none (its Certificate message was empty)")
+    elif t.certificate_requested:
+        lines.append("cert  the client's: asked for (CertificateRequest), none sent in clear")
+    for alert in [a for a in t.alerts if not a.encrypted][:3]:
+        lines.append(f"alert {'↑' if alert.direction == C2S else '↓'} {alert.level} {alert.description} (in clear)")
+    sealed = [a for a in t.alerts if a.encrypted]
+    if sealed:
+        lines.append(f"alert {counted(len(sealed), 'alert')} encrypted "
+                     f"(↑ {sum(a.direction == C2S for a in sealed)} / ↓ {sum(a.direction == S2C for a in sealed)})")
+    renegotiation = t.renegotiation()
+    if renegotiation:
+        arrow = "↑" if renegotiation.direction == C2S else "↓"
+        records = renegotiation.handshake_records
+        how = "encrypted" if t.null_cipher_mac is None else "under the NULL cipher"
+        lines.append(f"reneg a second handshake, {how}, began {arrow} in frame {renegotiation.frame}: "
+                     f"↑ {records[C2S]} / ↓ {records[S2C]} handshake records"
+                     + ("; keys changed again both ways" if renegotiation.completed else ""))
+    return lines
+
+
 def leak_lines(obs: Observation) -> list[str]:
     """The right panel: the metadata an observer reads without any key."""
     lines = []
@@ -255,18 +327,9 @@ def leak_lines(obs: Observation) -> list[str]:
         else:
             lines.append(f"DNS   query {d.qtype} {d.name} from {d.src}")
     for t in obs.tls:
-        ch, sh = t.client_hello, t.server_hello
-        lines.append(f"TLS   {endpoint(t.flow.client, t.flow.client_port)} → {endpoint(t.flow.server, t.flow.server_port)}")
-        if ch:
-            lines.append(f"SNI   {ch.sni or '(none)'}")
-            lines.append(f"ALPN  {listed(ch.alpn, '(none)')}")
-            lines.append(f"offer {listed([version_name(v) for v in ch.supported_versions])}" if ch.supported_versions
-                         else f"offer up to {version_name(ch.legacy_version)} (ClientHello.legacy_version)")
-        if sh:
-            lines.append(f"chose {version_name(sh.version)}, {sh.cipher_name}")
-        for cert in t.certificates[:1]:
-            lines.append(f"cert  {cert.subject}")
-            lines.append(f"      issuer {cert.issuer}")
+        lines.append(f"TLS   {endpoint(t.flow.client, t.flow.client_port)} → "
+                     f"{endpoint(t.flow.server, t.flow.server_port)}")
+        lines += _tls_lines(t)
         up = [r.length for r in t.records if r.direction == C2S and r.content_type == APPLICATION_DATA]
         down = [r.length for r in t.records if r.direction == S2C and r.content_type == APPLICATION_DATA]
         lines.append(f"sizes ↑ {' '.join(map(str, up[:6])) or '(no application_data)'}{' …' if len(up) > 6 else ''}")

@@ -82,6 +82,7 @@ def run(lab: Lab, options: Options = Options()) -> attack.AttackResult:
     legacy_hello = conns[1].server_hello if conns[1] else None
     hellos = [c.client_hello for c in b.observation.tls if c.client_hello]
     chosen = [c.server_hello for c in b.observation.tls if c.server_hello]
+    methods = sorted({s.compression_method for s in chosen if s.compression_method is not None})
     checks = [
         runner.check_capture(b.stats),
         Check("old client refused by the safe server (alert in clear)",
@@ -102,7 +103,7 @@ def run(lab: Lab, options: Options = Options()) -> attack.AttackResult:
               and all(s.compression_method == 0 for s in chosen),
               f"{len(hellos)} ClientHellos offer only method 0 (null); "
               f"{len(chosen)} ServerHellos chose method "
-              f"{', '.join(str(m) for m in sorted({s.compression_method for s in chosen})) or '(none)'}"),
+              f"{', '.join(str(m) for m in methods) or '(none)'}"),
     ]
     rows = [("old client → safe server", old, conns[0]), ("safe client → legacy server", legacy, conns[1]),
             ("NULL-cipher client → server", null, conns[2]), ("safe client → safe server", control, conns[3])]

@@ -31,8 +31,36 @@ VERSIONS: dict[int, str] = {SSL30: "SSL 3.0", TLS10: "TLS 1.0", TLS11: "TLS 1.1"
 
 
 def version_name(code: int) -> str:
-    """'TLS 1.3' for 0x0304, and so on; a code no version has is shown in hex ('0x7f1c')."""
-    return VERSIONS.get(code, f"0x{code:04x}")
+    """'TLS 1.3' for 0x0304, and so on; a TLS 1.3 draft as Wireshark names it ('TLS 1.3 (draft 28)' for
+    0x7f1c); a code no version has is shown in hex ('0x1234')."""
+    if code in VERSIONS:
+        return VERSIONS[code]
+    draft = tls13_draft(code)
+    if draft is not None:
+        return f"TLS 1.3 ({'Facebook ' if code >> 8 == 0xFB else ''}draft {draft})"
+    return f"0x{code:04x}"
+
+
+# The drafts of TLS 1.3 named their version 0x7f00 + the draft's number (draft-ietf-tls-tls13-18 is
+# 0x7f12); Facebook's Fizz sent 0xfb17 and 0xfb1a for its drafts 23 and 26. Wireshark reads each as TLS 1.3.
+FACEBOOK_DRAFTS = {0xFB17: 23, 0xFB1A: 26}
+# Up to draft 21 the ServerHello had no legacy_session_id_echo and no compression method, and put the
+# draft's version in its version field; draft 22 gave it TLS 1.2's layout (legacy_version 0x0303, the
+# version in supported_versions) so that middleboxes would let it through.
+LAST_DRAFT_WITH_OWN_LAYOUT = 21
+
+
+def tls13_draft(code: int) -> int | None:
+    """The TLS 1.3 draft a version code names (18 for 0x7f12, 26 for Facebook's 0xfb1a), else None."""
+    if code >> 8 == 0x7F:
+        return code & 0xFF
+    return FACEBOOK_DRAFTS.get(code)
+
+
+def is_tls13(code: int) -> bool:
+    """Whether a negotiated version is TLS 1.3 or one of its drafts (the record layer of RFC 8446
+    section 5: everything after the ServerHello travels as application_data)."""
+    return code == TLS13 or tls13_draft(code) is not None
 
 
 # -- record layer: content types -----------------------------------------------------------
@@ -62,6 +90,7 @@ CLIENT_HELLO = 1
 SERVER_HELLO = 2
 NEW_SESSION_TICKET = 4       # RFC 8446 4.6.1; RFC 5077 for TLS 1.2
 END_OF_EARLY_DATA = 5
+HELLO_RETRY_REQUEST = 6      # TLS 1.3 drafts up to 21 only: RFC 8446 4.1.3 made it a ServerHello (see below)
 ENCRYPTED_EXTENSIONS = 8
 CERTIFICATE = 11
 SERVER_KEY_EXCHANGE = 12     # TLS 1.2 only
@@ -77,6 +106,7 @@ MESSAGE_HASH = 254           # RFC 8446 4.4.1: stands in for ClientHello1 after 
 
 HANDSHAKE_TYPES: dict[int, str] = {
     HELLO_REQUEST: "HelloRequest", CLIENT_HELLO: "ClientHello", SERVER_HELLO: "ServerHello",
+    HELLO_RETRY_REQUEST: "HelloRetryRequest",
     NEW_SESSION_TICKET: "NewSessionTicket", END_OF_EARLY_DATA: "EndOfEarlyData",
     ENCRYPTED_EXTENSIONS: "EncryptedExtensions", CERTIFICATE: "Certificate",
     SERVER_KEY_EXCHANGE: "ServerKeyExchange", CERTIFICATE_REQUEST: "CertificateRequest",
@@ -84,6 +114,11 @@ HANDSHAKE_TYPES: dict[int, str] = {
     CLIENT_KEY_EXCHANGE: "ClientKeyExchange", FINISHED: "Finished", CERTIFICATE_STATUS: "CertificateStatus",
     KEY_UPDATE: "KeyUpdate", COMPRESSED_CERTIFICATE: "CompressedCertificate", MESSAGE_HASH: "message_hash",
 }
+
+
+# RFC 8446 4.1.3: a ServerHello whose random is this value (SHA-256 of "HelloRetryRequest") is a
+# HelloRetryRequest: the server asks for another ClientHello (a key share in another group, a cookie).
+HELLO_RETRY_REQUEST_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 
 
 def handshake_name(code: int) -> str:
@@ -206,6 +241,20 @@ def explicit_nonce_length(version: int, cipher_suite: int) -> int:
     if "_CBC" in name:
         return 8 if "3DES" in name else 16
     return 0
+
+
+# The MAC that follows the content of each protected record under a NULL cipher (RFC 5246 6.2.3.1,
+# GenericStreamCipher), by the hash that ends the suite's name: HMAC-MD5, HMAC-SHA1, HMAC-SHA256/384.
+NULL_CIPHER_MACS = {"MD5": 16, "SHA": 20, "SHA256": 32, "SHA384": 48, "NULL": 0}
+
+
+def null_cipher_mac_length(cipher_suite: int) -> int | None:
+    """For a suite that does not encrypt (TLS_*_WITH_NULL_*: its records carry the content in clear,
+    then a MAC), the MAC's length in bytes; None for every suite that encrypts, and for an unknown one."""
+    name = cipher_suite_name(cipher_suite)
+    if "_WITH_NULL_" not in name:
+        return None
+    return NULL_CIPHER_MACS.get(name.rsplit("_", 1)[1])
 
 
 def cipher_suite_name(code: int) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .constants import CLIENT_HELLO, CONTENT_TYPES
+from .constants import CLIENT_HELLO, CONTENT_TYPES, HELLO_RETRY_REQUEST, LAST_DRAFT_WITH_OWN_LAYOUT, SERVER_HELLO, tls13_draft
 
 # -- the record layer (RFC 8446 section 5.1, RFC 5246 section 6.2) ---------------------------
 
@@ -92,14 +92,14 @@ def split_handshake(data: bytes) -> tuple[list[bytes], bytes]:
 
 @dataclass(frozen=True)
 class Hello:
-    """A ClientHello or ServerHello, field by field."""
+    """A ClientHello or ServerHello (or a TLS 1.3 draft's HelloRetryRequest), field by field."""
 
-    msg_type: int                         # CLIENT_HELLO or SERVER_HELLO
-    legacy_version: int                   # client_version / server_version in TLS 1.2
-    random: bytes
-    session_id: bytes
+    msg_type: int                         # CLIENT_HELLO, SERVER_HELLO or HELLO_RETRY_REQUEST
+    legacy_version: int                   # client_version / server_version in TLS 1.2; a draft's version
+    random: bytes                         # b"" in a draft's HelloRetryRequest, which has none
+    session_id: bytes                     # b"" where the message has no such field (drafts, see parse_hello)
     cipher_suites: tuple[int, ...]        # the client's offer, or the one suite the server chose
-    compression_methods: tuple[int, ...]  # likewise
+    compression_methods: tuple[int, ...]  # likewise; () where the message has no such field
     extensions: dict[int, bytes]          # extension_type -> extension_data; a repeated type keeps the last
 
 
@@ -126,15 +126,31 @@ class _Reader:
 def parse_hello(message: bytes) -> Hello:
     """Read a whole ClientHello or ServerHello MESSAGE (msg_type, uint24 length, body).
 
+    A ServerHello is read with the layout its version field calls for: RFC 8446
+    4.1.3 and RFC 5246 7.4.1.3 (version, random, session id, cipher suite,
+    compression method, extensions), or, when that field names TLS 1.3 draft 21
+    or earlier, the drafts' own (version, random, cipher suite, extensions:
+    draft-ietf-tls-tls13-21 section 4.1.3). A draft's HelloRetryRequest
+    (msg_type 6, drafts before 22, section 4.1.4) is read too: version, a cipher
+    suite from draft 19 on, extensions.
+
     Raises ValueError when the fixed fields (version, random, session id, cipher
     suites, compression) are cut short. The extensions are read as far as they
     go whole; a hello without any (TLS 1.2 allows it) has none.
     """
+    kind = message[0]
     body = _Reader(message[4:4 + int.from_bytes(message[1:4], "big")])
     legacy_version = body.number(2, "version")
+    draft = tls13_draft(legacy_version)
+    if kind == HELLO_RETRY_REQUEST:
+        chosen = (body.number(2, "cipher suite"),) if draft is None or draft >= 19 else ()
+        return Hello(kind, legacy_version, b"", b"", chosen, (), _extensions(body.data, body.pos))
     random = body.take(32, "random")
+    if kind == SERVER_HELLO and draft is not None and draft <= LAST_DRAFT_WITH_OWN_LAYOUT:
+        suite = body.number(2, "cipher suite")
+        return Hello(kind, legacy_version, random, b"", (suite,), (), _extensions(body.data, body.pos))
     session_id = body.vector(1, "session id")
-    if message[0] == CLIENT_HELLO:
+    if kind == CLIENT_HELLO:
         suites = body.vector(2, "cipher suites")
         cipher_suites = tuple(int.from_bytes(suites[i:i + 2], "big") for i in range(0, len(suites) - 1, 2))
         compression = tuple(body.vector(1, "compression methods"))
@@ -142,7 +158,7 @@ def parse_hello(message: bytes) -> Hello:
         cipher_suites = (body.number(2, "cipher suite"),)
         compression = (body.number(1, "compression method"),)
     extensions = _extensions(body.data, body.pos)
-    return Hello(message[0], legacy_version, random, session_id, cipher_suites, compression, extensions)
+    return Hello(kind, legacy_version, random, session_id, cipher_suites, compression, extensions)
 
 
 def _extensions(body: bytes, pos: int) -> dict[int, bytes]:

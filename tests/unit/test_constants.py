@@ -69,12 +69,33 @@ def test_versions_are_pythons_ssl_codes():
 
 
 def test_unknown_numbers_are_shown_as_numbers():
-    assert version_name(0x7F1C) == "0x7f1c"
+    assert version_name(0x1234) == "0x1234"
     assert handshake_name(99) == "handshake 99"
     assert alert_name(199) == "199"
     assert constants.group_name(0x11EC) == "0x11ec"
     assert constants.extension_name(0xABCD) == "0xabcd"
     assert constants.content_type_name(99) == "unknown(99)"
+
+
+def test_tls13_drafts_are_named_as_tshark_names_them():
+    """A TLS 1.3 draft's version (0x7f00 + its number; Facebook's 0xfb17, 0xfb1a) is TLS 1.3, named by its draft."""
+    theirs = {code: name for code, name in tshark_table("tls.handshake.version", TLS13).items()
+              if code >> 8 in (0x7F, 0xFB)}
+    assert len(theirs) >= 15
+    assert {code: version_name(code) for code in theirs} == theirs
+    assert all(constants.is_tls13(code) for code in theirs) and constants.is_tls13(TLS13)
+    assert not constants.is_tls13(TLS12) and constants.tls13_draft(TLS13) is None
+    assert (constants.tls13_draft(0x7F12), constants.tls13_draft(0xFB1A)) == (18, 26)
+
+
+def test_null_cipher_macs_are_the_suites_hmacs():
+    """Every TLS_*_WITH_NULL_* suite of the registry has the MAC dpkt's table gives it; no other suite is NULL."""
+    import dpkt.ssl_ciphersuites
+    for code, suite in dpkt.ssl_ciphersuites.BY_CODE.items():
+        expected = suite.mac_size if "_WITH_NULL_" in suite.name else None
+        assert constants.null_cipher_mac_length(code) == expected, suite.name
+    assert constants.null_cipher_mac_length(0x003B) == 32 and constants.null_cipher_mac_length(0xC010) == 20
+    assert constants.null_cipher_mac_length(0x1301) is None and constants.null_cipher_mac_length(0xFEFE) is None
 
 
 def test_cipher_suites_carry_their_iana_names():

@@ -14,7 +14,7 @@ import dpkt
 import pytest
 
 from labctl.tls.constants import (CLIENT_HELLO, EXT_KEY_SHARE, EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS,
-                                  EXT_SUPPORTED_VERSIONS, HANDSHAKE, SERVER_HELLO, TLS12, TLS13)
+                                  EXT_SUPPORTED_VERSIONS, HANDSHAKE, HELLO_RETRY_REQUEST, SERVER_HELLO, TLS12, TLS13)
 from labctl.tls.records import (HEADER_LEN, alpn_protocols, hello_extensions, key_shares, named_groups, parse_hello,
                                 server_name, split_handshake, supported_versions, walk_records)
 from tests import synth, tshark
@@ -202,3 +202,39 @@ def test_extension_bodies_by_hand():
     assert server_name(b"\x00\x05\x01\x00\x02ab") is None           # name type 1 is not host_name
     assert supported_versions(b"\x04\x03\x04\x03\x03", CLIENT_HELLO) == [TLS13, TLS12]
     assert supported_versions(b"\x03\x04\x03", SERVER_HELLO) == []  # a ServerHello selects exactly one
+
+
+def _draft_server_hello(version: int, tls12_layout: bool) -> bytes:
+    """A ServerHello of a TLS 1.3 draft: TLS 1.2's layout from draft 22 on, the drafts' own before."""
+    random = bytes(range(32))
+    exts = b"\x00\x33\x00\x24\x00\x1d\x00\x20" + bytes(32)            # key_share: x25519 and its public key
+    if tls12_layout:
+        exts += b"\x00\x2b\x00\x02" + version.to_bytes(2, "big")         # supported_versions
+        body = b"\x03\x03" + random + b"\x01\xee" + b"\x13\x01\x00"      # session id echo (1 byte), suite, null
+    else:
+        body = version.to_bytes(2, "big") + random + b"\x13\x01"         # version, random, suite: no more
+    body += len(exts).to_bytes(2, "big") + exts
+    return bytes([SERVER_HELLO]) + len(body).to_bytes(3, "big") + body
+
+
+@pytest.mark.parametrize("version, tls12_layout", [(0x7F12, False), (0x7F15, False), (0x7F16, True), (0x7F1C, True),
+                                                    (0xFB17, True)])
+def test_a_draft_server_hello_is_read_with_its_drafts_layout(version, tls12_layout):
+    """Drafts up to 21 (draft-ietf-tls-tls13-21 section 4.1.3) had no session id echo and no compression
+    method; read with TLS 1.2's layout the suite's first byte would be taken for a session id length."""
+    sh = parse_hello(_draft_server_hello(version, tls12_layout))
+    assert sh.random == bytes(range(32)) and sh.cipher_suites == (0x1301,)
+    assert (sh.session_id, sh.compression_methods) == ((b"\xee", (0,)) if tls12_layout else (b"", ()))
+    assert key_shares(sh.extensions[EXT_KEY_SHARE], SERVER_HELLO) == [(0x001D, bytes(32))]
+    chosen = supported_versions(sh.extensions.get(EXT_SUPPORTED_VERSIONS, b""), SERVER_HELLO)
+    assert (chosen[0] if chosen else sh.legacy_version) == version
+
+
+def test_a_drafts_hello_retry_request_is_read_with_its_drafts_layout():
+    """Type 6, drafts before 22 (section 4.1.4): version, a cipher suite from draft 19 on, extensions."""
+    ask = b"\x00\x33\x00\x02\x00\x1d"                                     # key_share: the group it asks for
+    for version, suite in ((0x7F12, b""), (0x7F13, b"\x13\x02")):
+        body = version.to_bytes(2, "big") + suite + len(ask).to_bytes(2, "big") + ask
+        hrr = parse_hello(bytes([HELLO_RETRY_REQUEST]) + len(body).to_bytes(3, "big") + body)
+        assert (hrr.legacy_version, hrr.random, hrr.cipher_suites) == (version, b"", (0x1302,) if suite else ())
+        assert key_shares(hrr.extensions[EXT_KEY_SHARE], SERVER_HELLO) == [(0x001D, b"")]
