@@ -32,6 +32,8 @@ from .home import find_home
 from .lab import DEFAULT_PROJECT, DEFAULT_TIMEOUT, SERVICES, TIMEOUT_SETTING, Lab, check_service, check_timeout
 
 if TYPE_CHECKING:
+    from .tls import decrypt
+    from .tls.analyzer import TlsConnection
     from .verdict import Result
 
 EPILOG = """\
@@ -371,15 +373,36 @@ def _output_path(value: str | None, many: bool, what: str, names: list[str]) -> 
 
 
 def cmd_analyze(args: argparse.Namespace, io: Output) -> int:
+    from .tls import decrypt
     from .tls.analyzer import analyze_file
 
+    # The key log is read first: a bad one is one line and exit 2 before a large capture is read.
+    keylog = decrypt.read_keylog(args.keylog) if args.keylog is not None else None
     observation = analyze_file(args.pcap)      # the name as typed: '' is refused as such, not read as '.'
+    results = None
+    if keylog is not None:
+        results = [decrypt.decrypt_records(decryptable(conn), keylog) for conn in observation.tls]
     if args.json:
-        io.result(json.dumps({"schema": "tlslab.observation/1", "file": args.pcap, **observation.to_dict()},
-                             indent=2))
+        doc = {"schema": "tlslab.observation/1", "file": args.pcap, **observation.to_dict()}
+        if keylog is not None and results is not None:
+            doc["keylog"] = {"sources": [args.keylog], "entries": keylog.entries,
+                             "skipped": [s.to_dict() for s in keylog.skipped]}
+            doc["decryption"] = [{"flow": conn.flow.label, **result.to_dict()}
+                                 for conn, result in zip(observation.tls, results)]
+        io.result(json.dumps(doc, indent=2))
     else:
-        io.result(render.observation_text(args.pcap, observation))
+        text = render.observation_text(args.pcap, observation)
+        if keylog is not None and results is not None:
+            text += "\n\n" + render.decryption_text([args.keylog], keylog, observation.tls, results)
+        io.result(text)
     return ExitStatus.OK
+
+
+def decryptable(connection: TlsConnection) -> list[decrypt.Record]:
+    """A connection's records as the decryptor takes them (both directions, in capture order)."""
+    from .tls import decrypt
+
+    return [decrypt.Record(r.direction, r.content_type, r.version, r.fragment) for r in connection.records]
 
 
 def cmd_stolen_key(args: argparse.Namespace, io: Output) -> int:
@@ -663,6 +686,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("analyze", cmd_analyze, "dissect any pcap (from the lab or elsewhere): flows, DNS, TLS handshakes, "
                                     "records, certificates in clear", json_flag=True)
     p.add_argument("pcap", help="a pcap or pcapng file")
+    p.add_argument("--keylog", metavar="KEYS",
+                   help="an NSS key log (SSLKEYLOGFILE): decrypt every TLS connection it has keys for and show "
+                        "the application data each way; lines it cannot use are skipped and listed, as Wireshark "
+                        "does")
 
     p = add("stolen-key", cmd_stolen_key, "decrypt a recorded capture with a stolen server RSA key (no key log): "
                                           "works on RSA key exchange, not on ECDHE or TLS 1.3", json_flag=True)
