@@ -33,7 +33,9 @@ record's sequence number unknown: it is searched for (TLS 1.2 AES-GCM's
 explicit nonce first, which most stacks set to the sequence number) and
 the records skipped are counted.
 
-Only AEAD suites are supported; 0-RTT early data is not. This module imports
+TLS 1.3 0-RTT early data (RFC 8446 section 4.2.10) is decrypted with the
+CLIENT_EARLY_TRAFFIC_SECRET once the ServerHello names the suite, up to the
+client's EndOfEarlyData. Only AEAD suites are supported. This module imports
 only the standard library, `cryptography`, labctl.errors and labctl.files (for
 the key log file) and the protocol's constants and message splitting
 (labctl.tls.constants, .records).
@@ -54,8 +56,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from ..errors import UsageError
 from ..files import PathLike, read_input, shown
 from .constants import (ALERT, APPLICATION_DATA, CHANGE_CIPHER_SPEC, CLIENT_HELLO, CLIENT_KEY_EXCHANGE,
-                        EXT_EXTENDED_MASTER_SECRET, EXT_SUPPORTED_VERSIONS, FINISHED, HANDSHAKE, HELLO_REQUEST,
-                        KEY_UPDATE, SERVER_HELLO, TLS12, TLS13, VERSIONS, cipher_suite_name)
+                        END_OF_EARLY_DATA, EXT_EARLY_DATA, EXT_EXTENDED_MASTER_SECRET, EXT_SUPPORTED_VERSIONS,
+                        FINISHED, HANDSHAKE, HELLO_REQUEST, KEY_UPDATE, SERVER_HELLO, TLS12, TLS13, VERSIONS,
+                        cipher_suite_name)
 from .records import parse_hello, split_handshake, supported_versions
 
 DIRECTIONS = ("c2s", "s2c")
@@ -527,6 +530,10 @@ class _TooShort(DecryptError):
     """A record too short for its cipher: no sequence number would open it."""
 
 
+class _ThisRecord(DecryptError):
+    """This record cannot be decrypted, but the ones after it may be."""
+
+
 def _decrypt_tls13(keys: _Keys, record: Record, index: int, seq: int) -> tuple[int, bytes]:
     """TLSCiphertext -> (real content type, content), RFC 8446 sections 5.2-5.4."""
     if len(record.fragment) < TAG_LEN + 1:
@@ -594,6 +601,8 @@ class _Handshake:
     session_hash_input: bytes | None = None                    # the transcript up to ClientKeyExchange
     client_hello: bool = False
     server_hello: bool = False
+    offered_tls13: bool = False             # the ClientHello's supported_versions lists TLS 1.3
+    early_data: bool = False                # the ClientHello announced 0-RTT early data
     retry: bool = False                     # a HelloRetryRequest came (TLS 1.3)
     fixed: bool = False                     # randoms, version and suite were given by the caller
     keys: dict[str, _Keys] | None = None    # TLS 1.2: the key block, once derived
@@ -609,6 +618,10 @@ class _Side:
     dead: str | None = None          # why the rest of this direction cannot be decrypted
     failures_in_row: int = 0
     lost: bool = False               # records may be missing before the next one: its sequence number is unknown
+    early: _Keys | None = None       # TLS 1.3 client: 0-RTT keys, until EndOfEarlyData
+    pending: list[tuple[int, Record]] = field(default_factory=list)   # early data seen before the ServerHello
+    sent_early_data: bool = False
+    early_failure: str = ""          # why the early keys are missing
 
 
 def _no_handshake(index: int, record: Record, why: str) -> DecryptError:
@@ -641,12 +654,18 @@ class _Walk:
                 continue
             try:
                 self._record(index, record, side)
+            except _ThisRecord as exc:
+                if self.strict:
+                    raise
+                self.out.failures.append(Failure(record.direction, index, str(exc)))
             except DecryptError as exc:
                 if self.strict:
                     raise
                 if side.keys is not None or record.content_type != CHANGE_CIPHER_SPEC:
                     self.out.failures.append(Failure(record.direction, index, str(exc)))
                 side.dead = str(exc)
+        self.out.plaintexts.sort(key=lambda p: p.index)      # early data is opened after the ServerHello
+        self.out.failures.sort(key=lambda f: f.index)
         if not self.out.plaintexts and self.out.failures:
             self.out.error = self.out.failures[0].reason
         return self.out
@@ -689,11 +708,10 @@ class _Walk:
         try:
             opened = self._open_lost(side, index, record, lambda seq: _decrypt_tls13(keys, record, index, seq))
         except DecryptError:
-            if (record.direction == "c2s" and keys.phase == "handshake"
-                    and ("CLIENT_EARLY_TRAFFIC_SECRET", self.hs.client_random) in self.keylog.secrets):
-                raise DecryptError(f"record {index} (c2s) does not open with the client handshake "
-                                   "keys; this connection sent 0-RTT early data, which is not "
-                                   "supported") from None
+            if record.direction == "c2s" and keys.phase == "handshake" and side.sent_early_data:
+                # Still 0-RTT early data (or its EndOfEarlyData), with no early keys to open it.
+                raise _ThisRecord(f"record {index} (c2s) is 0-RTT early data that cannot be decrypted: "
+                                  f"{side.early_failure}") from None
             raise
         if opened is None:
             return
@@ -711,9 +729,9 @@ class _Walk:
             return False
         version = self.hs.version
         if record.content_type == CHANGE_CIPHER_SPEC:
-            if version == TLS13 or (version is None and self.hs.retry):
-                # TLS 1.3 middlebox compatibility (RFC 8446 appendix D.4); after a HelloRetryRequest the
-                # client sends it before its second ClientHello, ahead of the real ServerHello.
+            if version == TLS13 or (version is None and (self.hs.retry or self.hs.offered_tls13)):
+                # TLS 1.3 middlebox compatibility (RFC 8446 appendix D.4); a client sends it ahead of the
+                # ServerHello after a HelloRetryRequest, or before its 0-RTT early data.
                 return False
             if version is None:
                 raise DecryptError(f"record {index} ({record.direction}) is a ChangeCipherSpec before any "
@@ -726,6 +744,16 @@ class _Walk:
         if record.content_type != APPLICATION_DATA:
             raise DecryptError(f"record {index} ({record.direction}) has unknown content type "
                                f"{record.content_type}")
+        if record.direction == "c2s" and side.hello and self.hs.early_data and version in (None, TLS13):
+            if version is None:
+                side.pending.append((index, record))     # 0-RTT: opened when the ServerHello names the suite
+                side.sent_early_data = True
+                return False
+            if side.early is not None and self._early_record(index, record, side):
+                return False
+        if version is None and record.direction == "c2s" and side.hello:
+            raise _ThisRecord(f"record {index} (c2s) is encrypted before any ServerHello, and the ClientHello "
+                              "announced no early data")
         if version is not None and version not in (TLS12, TLS13) and side.hello:
             _check_version(version)          # says which version is not supported
         if version != TLS13 or not side.hello:
@@ -735,6 +763,46 @@ class _Walk:
         label = _TLS13_LABELS[(record.direction, "handshake")]
         side.keys = _tls13_keys(suite, self.keylog.secret(label, self.hs.client_random), "handshake")
         self.out.handshakes = max(self.out.handshakes, 1)
+        return True
+
+    def _early_data(self) -> None:
+        """The ServerHello came: open the client's 0-RTT records sent before it (RFC 8446 section 4.2.10:
+        early data uses the suite the server then confirms), with the CLIENT_EARLY_TRAFFIC_SECRET."""
+        side = self.sides["c2s"]
+        pending, side.pending = side.pending, []
+        try:
+            if self.hs.version != TLS13:
+                raise DecryptError(f"the server chose {_version_name(self.hs.version or 0)}, not TLS 1.3")
+            secret = self.keylog.secret("CLIENT_EARLY_TRAFFIC_SECRET", self.hs.client_random)
+            side.early = _tls13_keys(suite_for(self._suite_code(), TLS13), secret, "early")
+        except DecryptError as exc:
+            if self.strict:
+                raise
+            side.early_failure = str(exc)
+            self.out.failures += [Failure("c2s", i, f"record {i} (c2s) is 0-RTT early data that cannot be "
+                                                    f"decrypted: {exc}") for i, _ in pending]
+            return
+        for index, record in pending:
+            if not self._early_record(index, record, side):
+                if self.strict:
+                    raise DecryptError(f"record {index} (c2s) does not open with the 0-RTT early keys")
+                self.out.failures.append(Failure("c2s", index, f"record {index} (c2s) does not open with the "
+                                                               "0-RTT early keys"))
+
+    def _early_record(self, index: int, record: Record, side: _Side) -> bool:
+        """Open one record with the client's early keys; False if it does not open (early data is over:
+        rejected by the server, or the record is the client's first under its handshake keys)."""
+        keys = side.early
+        assert keys is not None
+        try:
+            content_type, data = _decrypt_tls13(keys, record, index, keys.seq)
+        except DecryptError:
+            side.early = None
+            return False
+        keys.seq += 1
+        self.out.plaintexts.append(Plaintext(record.direction, index, content_type, data))
+        if content_type == HANDSHAKE and data[:1] == bytes([END_OF_EARLY_DATA]):
+            side.early = None        # the client's next record is under its handshake keys
         return True
 
     def _suite_code(self) -> int:
@@ -826,6 +894,9 @@ class _Walk:
             hs.client_hello = True
             if not hs.fixed:
                 hs.client_random = hello.random
+            offered = supported_versions(hello.extensions.get(EXT_SUPPORTED_VERSIONS, b""), CLIENT_HELLO)
+            hs.offered_tls13 = TLS13 in offered
+            hs.early_data = EXT_EARLY_DATA in hello.extensions
             self.sides["c2s"].hello = True
         elif kind == SERVER_HELLO and direction == "s2c":
             try:
@@ -846,6 +917,8 @@ class _Walk:
             hs.session_id = hello.session_id
             hs.extended_master_secret = EXT_EXTENDED_MASTER_SECRET in hello.extensions
             self.sides["s2c"].hello = True
+            if self.sides["c2s"].pending:
+                self._early_data()
         elif kind == CLIENT_KEY_EXCHANGE and direction == "c2s" and hs.session_hash_input is None:
             # RSA: EncryptedPreMasterSecret encrypted_pre_master_secret<0..2^16-1> (RFC 5246 section 7.4.7.1)
             body = message[4:]

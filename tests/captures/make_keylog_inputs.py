@@ -4,7 +4,7 @@ OpenSSL 3.0 s_server (and s_client, or Python's ssl as the client where OpenSSL'
 extended_master_secret off) on loopback, recorded with dumpcap; throwaway keys and certificate, made first:
 
     openssl req -x509 -newkey rsa:2048 -nodes -keyout server.key -out server.crt -days 3650 -subj /CN=keys.lab.test
-    python3 make_keylog_inputs.py rsa renego gap session && python3 make_keylog_inputs.py post
+    python3 make_keylog_inputs.py rsa renego gap session early && python3 make_keylog_inputs.py post
 
 Needs root (dumpcap on lo), tshark, editcap and mergecap. Writes into ./out.
 """
@@ -157,6 +157,35 @@ if __name__ == "__main__":
         www_fetch("gen_tls13_for_quirks", 14507, ["-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"], [], "hello.txt")
 
 
+def early_data() -> None:
+    """TLS 1.3 0-RTT: a first connection gets a session ticket, the second resumes with it and sends early data."""
+    port = 14508
+    for name in ("gen_tls13_early_data.keylog", "sess.pem"):
+        (OUT / name).unlink(missing_ok=True)
+    (OUT / "early.txt").write_bytes(b"early: sent before the ServerHello (0-RTT)\n")
+    cap = Dumpcap("gen_tls13_early_data.pcap", port)
+    server = s_server(port, "-early_data", "-naccept", "2", stdin=subprocess.PIPE)
+    wait_accept(server)
+    base = ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-keylogfile",
+            str(OUT / "gen_tls13_early_data.keylog")]
+    first = subprocess.Popen(base + ["-sess_out", str(OUT / "sess.pem")], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    time.sleep(1)
+    say(first, "first connection: gets a session ticket\n")
+    say(first, "Q\n")
+    first.wait(timeout=10)
+    time.sleep(0.5)
+    second = subprocess.Popen(base + ["-sess_in", str(OUT / "sess.pem"), "-early_data", str(OUT / "early.txt")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    time.sleep(1)
+    say(second, "second connection: after the handshake\n")
+    say(server, "server: hello\n")
+    say(second, "Q\n")
+    second.wait(timeout=10)
+    server.kill()
+    cap.stop()
+
+
 def tshark_field(pcap: Path, name: str, display_filter: str) -> str:
     out = subprocess.run(["tshark", "-r", str(pcap), "-Y", display_filter, "-T", "fields", "-e", name],
                          capture_output=True, text=True, check=True).stdout.split()
@@ -222,6 +251,9 @@ def quirks() -> None:
     (OUT / "keylog_quirks_clean.txt").write_text((OUT / "gen_session_id.keylog").read_text()
                                                  + (OUT / "gen_tls13_for_quirks.keylog").read_text())
 
+
+if __name__ == "__main__" and "early" in sys.argv[1:]:
+    early_data()
 
 if __name__ == "__main__" and "post" in sys.argv[1:]:
     pre_master_lines()

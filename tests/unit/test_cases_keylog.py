@@ -8,8 +8,6 @@ file, live, where tshark is installed (tests/tshark.py).
 
 from __future__ import annotations
 
-import base64
-import json
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -26,7 +24,6 @@ from labctl.tls.decrypt import (SESSION_ID, Decryption, DecryptError, KeyLog, Ke
 from labctl.tls.pcapfile import reader
 from labctl.tls.records import walk_records
 from tests import tshark
-from tests.unit.test_cli import run_cli
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 KEYLOGS = CAPTURES / "keylogs"
@@ -373,6 +370,33 @@ def test_renegotiation_without_the_second_key_keeps_what_came_before():
     assert both(result) == {d: data[:13] for d, data in before.items()}
 
 
+# --- the cases: TLS 1.3 0-RTT early data -----------------------------------------------------
+
+EARLY = CAPTURES / "gen_tls13_early_data.pcap"
+EARLY_KEYS = CAPTURES / "gen_tls13_early_data.keylog"
+EARLY_DATA = b"early: sent before the ServerHello (0-RTT)\n"
+
+
+def test_early_data_is_decrypted_with_the_early_traffic_secret():
+    """The second connection resumes and sends 0-RTT data with its ClientHello, before the ServerHello
+    names the suite: tshark decrypts 40 / 0 bytes on the first connection, 82 / 14 on the second."""
+    first, second = decrypted(EARLY, EARLY_KEYS)
+    assert sizes(first) == {"c2s": 40, "s2c": 0} and sizes(second) == {"c2s": 82, "s2c": 14}
+    assert second.failures == [] and second.application_data("c2s").startswith(EARLY_DATA)
+    for stream, result in enumerate((first, second)):
+        assert both(result) == tshark.decrypted_streams(EARLY, EARLY_KEYS, stream, 14508)
+
+
+def test_early_data_without_its_secret_is_said_and_the_rest_decrypts():
+    text = "\n".join(line for line in EARLY_KEYS.read_text().splitlines() if "CLIENT_EARLY" not in line)
+    _first, second = [decrypt_records(records_of(c), KeyLog.parse(text)) for c in analyze_file(EARLY).tls]
+    theirs = tshark.decrypted_streams(EARLY, EARLY_KEYS, 1, 14508)
+    assert both(second) == {"c2s": theirs["c2s"][len(EARLY_DATA):], "s2c": theirs["s2c"]}
+    assert len(second.failures) == 2           # the early data and the EndOfEarlyData after it
+    assert all("0-RTT early data that cannot be decrypted: the key log has no CLIENT_EARLY_TRAFFIC_SECRET"
+               in f.reason for f in second.failures)
+
+
 # --- the cases: records lost in a gap of the capture ----------------------------------------
 
 HEISE_KEYS = CAPTURES / "zeek_tls-1.2-stream-keylog.keylog.txt"
@@ -478,82 +502,6 @@ def test_a_record_that_fits_no_nearby_sequence_number_is_said_and_the_rest_goes_
     [failure] = result.failures
     assert failure.index == target and "authentication failed with every sequence number" in failure.reason
     assert len(result.application_data("s2c")) == 5545 - 512 and result.lost == []
-
-
-# --- the command: labctl analyze FILE --keylog KEYS -------------------------------------------
-
-def test_analyze_keylog_shows_each_connections_data():
-    pcap, keys = CAPTURES / "gen_tls12_renego.pcap", CAPTURES / "gen_tls12_renego.keylog"
-    status, out, err = run_cli("analyze", str(pcap), "--keylog", str(keys))
-    assert status == 0 and err == ""
-    assert f"key log {keys}: 2 entries read, no line skipped" in out
-    assert "decrypted with the key log: 1 of 1 TLS connection" in out
-    assert "↑ client → server: 39 bytes of application data in 2 records" in out
-    assert "↓ server → client: 39 bytes of application data in 2 records" in out
-    assert "keys of 2 handshakes used" in out
-
-
-def test_analyze_keylog_says_which_lines_were_skipped():
-    status, out, _ = run_cli("analyze", str(CAPTURES / "gen_keylog_quirks.pcap"), "--keylog", str(KEYLOGS / "quirks.txt"))
-    assert status == 0
-    assert "6 entries read, 4 lines skipped (as Wireshark skips what it cannot use):" in out
-    assert "  line 8: the client random is 31 bytes, not 32 — \"CLIENT_RANDOM 622b63db" in out
-    assert "decrypted with the key log: 2 of 2 TLS connections" in out
-
-
-def test_analyze_keylog_json_has_every_byte_and_the_documented_schema():
-    pcap, keys = CAPTURES / "gen_keylog_quirks.pcap", KEYLOGS / "quirks.txt"
-    status, out, _ = run_cli("analyze", "--json", str(pcap), "--keylog", str(keys))
-    doc = json.loads(out)
-    assert status == 0 and doc["schema"] == "tlslab.observation/1"
-    assert doc["keylog"]["sources"] == [str(keys)] and doc["keylog"]["entries"] == 6
-    assert [s["line"] for s in doc["keylog"]["skipped"]] == [7, 8, 9, 10]
-    assert set(doc["keylog"]["skipped"][0]) == {"source", "line", "reason", "text"}
-    assert len(doc["decryption"]) == len(doc["tls"]) == 2
-    for stream, (entry, port) in enumerate(zip(doc["decryption"], (14506, 14507))):
-        assert set(entry) == {"flow", "decrypted", "reason", "handshakes", "c2s", "s2c", "not_decrypted", "lost"}
-        assert entry["flow"] == doc["tls"][stream]["flow"] and entry["decrypted"] is True
-        theirs = tshark.decrypted_streams(pcap, KEYLOGS / "quirks_clean.txt", stream, port)
-        for direction in ("c2s", "s2c"):
-            assert base64.b64decode(entry[direction]["base64"]) == theirs[direction]
-            assert entry[direction]["bytes"] == QUIRKS_EACH[direction] and entry[direction]["records"] == 1
-
-
-def test_analyze_keylog_json_lists_lost_and_undecrypted_records():
-    status, out, _ = run_cli("analyze", "--json", str(CAPTURES / "gen_tls12_chacha_gap.pcap"), "--keylog",
-                             str(CAPTURES / "gen_tls12_chacha_gap.keylog"))
-    [entry] = json.loads(out)["decryption"]
-    assert status == 0 and entry["lost"] == [{"direction": "s2c", "before_record": 17, "records": 2}]
-    assert entry["s2c"]["bytes"] == 5545 - 1024 and entry["not_decrypted"] == []
-
-
-def test_a_connection_that_cannot_be_decrypted_says_why():
-    pcap = CAPTURES / "gen_tls12_renego.pcap"
-    status, out, _ = run_cli("analyze", str(pcap), "--keylog", str(KEYLOGS / "quirks_clean.txt"))
-    assert status == 0 and "decrypted with the key log: 0 of 1 TLS connection" in out
-    assert "  not decrypted: the key log has no secrets for this connection's client random" in out
-    status, out, _ = run_cli("analyze", "--json", str(pcap), "--keylog", str(KEYLOGS / "quirks_clean.txt"))
-    [entry] = json.loads(out)["decryption"]
-    assert entry["decrypted"] is False and "no secrets for this connection's client random" in entry["reason"]
-    assert entry["c2s"] == {"bytes": 0, "records": 0, "base64": ""}
-
-
-def test_an_unsupported_cipher_suite_is_named():
-    status, out, _ = run_cli("analyze", str(CAPTURES / "wsnotes_tls_tls-null.pcapng"), "--keylog",
-                             str(KEYLOGS / "quirks_clean.txt"))
-    assert status == 0
-    assert "not decrypted: cipher suite 0x003B is not supported (TLS_RSA_WITH_NULL_SHA256)" in out
-
-
-@pytest.mark.parametrize("keys, message", [
-    ("/nonexistent/keys.txt", "--keylog: cannot read /nonexistent/keys.txt: No such file or directory"),
-    (str(CAPTURES / "gen_tls12_renego.pcap"), "holds no usable key log entry"),
-    (str(CAPTURES), "is a folder, not a file"),
-])
-def test_a_bad_key_log_is_one_line_and_exit_2(keys: str, message: str):
-    status, out, err = run_cli("analyze", str(CAPTURES / "gen_tls12_renego.pcap"), "--keylog", keys)
-    assert status == 2 and out == ""
-    assert err.startswith("labctl: error: ") and err.count("\n") == 1 and message in err
 
 
 # --- never a crash -----------------------------------------------------------------------
