@@ -619,6 +619,7 @@ class _Side:
     failures_in_row: int = 0
     lost: bool = False               # records may be missing before the next one: its sequence number is unknown
     early: _Keys | None = None       # TLS 1.3 client: 0-RTT keys, until EndOfEarlyData
+    early_over: bool = False         # EndOfEarlyData went by, or a record no longer opened with the early keys
     pending: list[tuple[int, Record]] = field(default_factory=list)   # early data seen before the ServerHello
     sent_early_data: bool = False
     early_failure: str = ""          # why the early keys are missing
@@ -708,7 +709,8 @@ class _Walk:
         try:
             opened = self._open_lost(side, index, record, lambda seq: _decrypt_tls13(keys, record, index, seq))
         except DecryptError:
-            if record.direction == "c2s" and keys.phase == "handshake" and side.sent_early_data:
+            if (record.direction == "c2s" and keys.phase == "handshake"
+                    and (side.sent_early_data or (self.hs.early_data and side.early_failure))):
                 # Still 0-RTT early data (or its EndOfEarlyData), with no early keys to open it.
                 raise _ThisRecord(f"record {index} (c2s) is 0-RTT early data that cannot be decrypted: "
                                   f"{side.early_failure}") from None
@@ -749,7 +751,7 @@ class _Walk:
                 side.pending.append((index, record))     # 0-RTT: opened when the ServerHello names the suite
                 side.sent_early_data = True
                 return False
-            if side.early is not None and self._early_record(index, record, side):
+            if not side.early_over and self._early_keys(side) and self._early_record(index, record, side):
                 return False
         if version is None and record.direction == "c2s" and side.hello:
             raise _ThisRecord(f"record {index} (c2s) is encrypted before any ServerHello, and the ClientHello "
@@ -770,17 +772,9 @@ class _Walk:
         early data uses the suite the server then confirms), with the CLIENT_EARLY_TRAFFIC_SECRET."""
         side = self.sides["c2s"]
         pending, side.pending = side.pending, []
-        try:
-            if self.hs.version != TLS13:
-                raise DecryptError(f"the server chose {_version_name(self.hs.version or 0)}, not TLS 1.3")
-            secret = self.keylog.secret("CLIENT_EARLY_TRAFFIC_SECRET", self.hs.client_random)
-            side.early = _tls13_keys(suite_for(self._suite_code(), TLS13), secret, "early")
-        except DecryptError as exc:
-            if self.strict:
-                raise
-            side.early_failure = str(exc)
+        if not self._early_keys(side):
             self.out.failures += [Failure("c2s", i, f"record {i} (c2s) is 0-RTT early data that cannot be "
-                                                    f"decrypted: {exc}") for i, _ in pending]
+                                                    f"decrypted: {side.early_failure}") for i, _ in pending]
             return
         for index, record in pending:
             if not self._early_record(index, record, side):
@@ -788,6 +782,20 @@ class _Walk:
                     raise DecryptError(f"record {index} (c2s) does not open with the 0-RTT early keys")
                 self.out.failures.append(Failure("c2s", index, f"record {index} (c2s) does not open with the "
                                                                "0-RTT early keys"))
+
+    def _early_keys(self, side: _Side) -> bool:
+        """Derive the client's early keys (once): True if there are some to use."""
+        if side.early is None and not side.early_failure and not side.early_over:
+            try:
+                if self.hs.version != TLS13:
+                    raise DecryptError(f"the server chose {_version_name(self.hs.version or 0)}, not TLS 1.3")
+                secret = self.keylog.secret("CLIENT_EARLY_TRAFFIC_SECRET", self.hs.client_random)
+                side.early = _tls13_keys(suite_for(self._suite_code(), TLS13), secret, "early")
+            except DecryptError as exc:
+                if self.strict:
+                    raise
+                side.early_failure = str(exc)
+        return side.early is not None
 
     def _early_record(self, index: int, record: Record, side: _Side) -> bool:
         """Open one record with the client's early keys; False if it does not open (early data is over:
@@ -797,12 +805,13 @@ class _Walk:
         try:
             content_type, data = _decrypt_tls13(keys, record, index, keys.seq)
         except DecryptError:
-            side.early = None
+            side.early, side.early_over = None, True
             return False
         keys.seq += 1
+        side.sent_early_data = True
         self.out.plaintexts.append(Plaintext(record.direction, index, content_type, data))
         if content_type == HANDSHAKE and data[:1] == bytes([END_OF_EARLY_DATA]):
-            side.early = None        # the client's next record is under its handshake keys
+            side.early, side.early_over = None, True     # the client's next record is under its handshake keys
         return True
 
     def _suite_code(self) -> int:
