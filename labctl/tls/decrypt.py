@@ -328,6 +328,7 @@ class Record:
     version: int         # legacy_record_version from the header
     fragment: bytes      # the bytes after the 5-byte header
     after_gap: bool = False   # bytes the capture did not see came before it (a TCP hole): records may be lost
+    missing: int = 0          # bytes of the fragment the capture does not hold (a hole, a frame cut short)
 
     @property
     def header(self) -> bytes:
@@ -677,6 +678,14 @@ class _Walk:
         if record.after_gap:
             side.lost = True
             side.messages = b""          # a handshake message cut by the hole cannot be completed
+        if record.missing:
+            side.messages = b""
+            if side.keys is not None:
+                side.keys.seq += 1       # it was sealed with the next sequence number all the same
+            if side.keys is not None or record.content_type == APPLICATION_DATA:
+                raise _ThisRecord(f"record {index} ({record.direction}) was not captured whole: "
+                                  f"{record.missing} bytes of it are missing, and a record opens only whole")
+            return
         if side.keys is None:
             if not self._clear(index, record, side):
                 return

@@ -84,7 +84,8 @@ def ethernet_copy(cooked: Path, out: Path) -> Path:
 def records_across_holes(pcap: Path, server_port: int) -> list[Record]:
     """Both directions' records in the order the frames completing them came, each direction reassembled
     with its holes kept apart: after a hole the records resume at the first offset from which whole
-    records follow one another (three at least), and the first of them is marked after_gap. (The
+    records follow one another (three at least), and the first of them is marked after_gap; a record a
+    hole cuts is kept with what was captured of it and how many bytes are missing. (The
     analyzer's own reassembly does this in #13's TCP part; this stands in for it here, so that the
     decryptor is tested on the records a hole leaves.)"""
     segments: dict[str, dict[int, tuple[int, bytes]]] = {"c2s": {}, "s2c": {}}
@@ -114,10 +115,18 @@ def records_across_holes(pcap: Path, server_port: int) -> list[Record]:
         for n, (data, pieces) in enumerate(runs):
             run = bytes(data)
             start = 0 if n == 0 else next(o for o in range(len(run)) if len(walk_records(run, o)) >= 3)
-            for i, header in enumerate(walk_records(run, start)):
+            headers = walk_records(run, start)
+            for i, header in enumerate(headers):
                 frame = max(number for at, number in pieces if at < header.end)
                 found.append((frame, len(found), Record(direction, header.content_type, header.version,
                                                         run[header.start:header.end], after_gap=n > 0 and i == 0)))
+            end_of_run = headers[-1].end if headers else start
+            if n + 1 < len(runs) and len(run) - end_of_run >= 5:         # the record the next hole cuts
+                length = int.from_bytes(run[end_of_run + 3:end_of_run + 5], "big")
+                fragment = run[end_of_run + 5:]
+                found.append((pieces[-1][1], len(found), Record(
+                    direction, run[end_of_run], int.from_bytes(run[end_of_run + 1:end_of_run + 3], "big"),
+                    fragment, missing=length - len(fragment))))
     return [record for _frame, _order, record in sorted(found, key=lambda f: (f[0], f[1]))]
 
 
@@ -419,15 +428,21 @@ def test_heise_gap_decrypts_up_to_the_hole_as_tshark_does():
 
 
 def test_heise_gap_decryption_resumes_after_the_hole():
-    """Records after the hole (found again where whole records follow one another): the sequence number
-    is recovered from the AES-GCM explicit nonce, one record is counted lost, and everything else the
-    server sent decrypts: the whole stream tshark decrypts from the capture without the hole, but the
-    record the hole fell in."""
+    """Records after the hole (found again where whole records follow one another): the record the hole
+    cuts is said not captured whole, and everything else the server sent decrypts: the whole stream
+    tshark decrypts from the capture without the hole, but that record. Without the cut record in the
+    list, the sequence number is recovered from the AES-GCM explicit nonce and one record counted lost."""
     pcap = CAPTURES / "heise_drop_frame80.pcap"
-    result = decrypt_records(records_across_holes(pcap, 443), read_keylog(HEISE_KEYS))
+    records = records_across_holes(pcap, 443)
+    [cut] = [i for i, r in enumerate(records) if r.missing]
+    result = decrypt_records(records, read_keylog(HEISE_KEYS))
     theirs = tshark.decrypted_streams(pcap, HEISE_KEYS)
-    assert result.failures == []
-    assert [(lost.direction, lost.records) for lost in result.lost] == [("s2c", 1)]
+    [failure] = result.failures
+    assert failure.index == cut and f"record {cut} (s2c) was not captured whole: " in failure.reason
+    assert result.lost == []
+    without = decrypt_records(records[:cut] + records[cut + 1:], read_keylog(HEISE_KEYS))
+    assert without.failures == [] and [(x.direction, x.records) for x in without.lost] == [("s2c", 1)]
+    assert both(without) == both(result)
     assert sizes(result) == {"c2s": HEISE_C2S, "s2c": HEISE_S2C_ALL - HEISE_LOST_RECORD}
     assert result.application_data("c2s") == theirs["c2s"]
     assert result.application_data("s2c")[:HEISE_S2C_BEFORE_HOLE] == theirs["s2c"]
@@ -481,7 +496,7 @@ def test_records_removed_from_the_list_are_recovered(name: str, keys: str, port:
     kept = [replace(r, after_gap=r.after_gap or (marked and i == cut[-1] + 1))
             for i, r in enumerate(records) if i not in cut]
     result = decrypt_records(kept, keylog)
-    assert result.failures == []
+    assert [f for f in result.failures if not kept[f.index].missing] == []       # heise: the record its hole cuts
     assert result.application_data("s2c") == b"".join(
         p.data for p in whole.plaintexts if p.direction == "s2c" and p.content_type == 23 and p.index not in cut)
     assert [x.records for x in result.lost][:1] == [2]
