@@ -21,7 +21,6 @@ from labctl.tls import decrypt
 from labctl.tls.analyzer import TlsConnection, analyze_file
 from labctl.tls.decrypt import (SESSION_ID, Decryption, DecryptError, KeyLog, KeyLogError, Record, decrypt_connection,
                                 decrypt_records, read_keylog)
-from labctl.tls.pcapfile import reader
 from labctl.tls.records import walk_records
 from tests import tshark
 
@@ -81,6 +80,15 @@ def ethernet_copy(cooked: Path, out: Path) -> Path:
     return out
 
 
+def frames_of(pcap: Path) -> list[bytes]:
+    """Every frame of a pcap or pcapng file, as dpkt reads it."""
+    with open(pcap, "rb") as handle:
+        pcapng = handle.read(4) == b"\n\r\r\n"
+        handle.seek(0)
+        capture = dpkt.pcapng.Reader(handle) if pcapng else dpkt.pcap.Reader(handle)
+        return [frame for _ts, frame in capture]
+
+
 def records_across_holes(pcap: Path, server_port: int) -> list[Record]:
     """Both directions' records in the order the frames completing them came, each direction reassembled
     with its holes kept apart: after a hole the records resume at the first offset from which whole
@@ -90,7 +98,7 @@ def records_across_holes(pcap: Path, server_port: int) -> list[Record]:
     decryptor is tested on the records a hole leaves.)"""
     segments: dict[str, dict[int, tuple[int, bytes]]] = {"c2s": {}, "s2c": {}}
     isn: dict[str, int] = {}
-    for number, (_ts, frame) in enumerate(reader(pcap.read_bytes(), str(pcap)), 1):
+    for number, frame in enumerate(frames_of(pcap), 1):
         tcp = dpkt.ethernet.Ethernet(frame).data.data
         if not isinstance(tcp, dpkt.tcp.TCP):
             continue
