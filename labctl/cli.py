@@ -402,15 +402,49 @@ def _pcap_format(args: argparse.Namespace, many: bool) -> str:
     return given or suffix or "pcap"
 
 
-def cmd_analyze(args: argparse.Namespace, io: Output) -> int:
-    from .tls.analyzer import analyze_file
+# A capture bigger than this is read in bounded memory (analyze with keep=False): its application
+# data is previewed, not kept. With a key log (given, or embedded) every byte is kept for decryption.
+LEAN_ABOVE = 64 << 20
 
-    observation = analyze_file(args.pcap)      # the name as typed: '' is refused as such, not read as '.'
+
+def cmd_analyze(args: argparse.Namespace, io: Output) -> int:
+    from .tls import decrypt
+    from .tls.analyzer import analyze_file
+    from .tls.pcapng import keylog_text
+
+    # The key log is read first: a bad one is one line and exit 2 before a large capture is read.
+    keylog = decrypt.read_keylog(args.keylog) if args.keylog is not None else None
+    sources = [args.keylog] if args.keylog is not None else []
+    try:
+        big = os.stat(args.pcap).st_size > LEAN_ABOVE
+    except (OSError, ValueError):
+        big = False                              # analyze_file says what is wrong with it, in one line
+    keep = keylog is not None or not big
+    observation = analyze_file(args.pcap, keep=keep)      # the name as typed: '' is refused as such, not read as '.'
+    embedded = keylog_text(observation.secrets)
+    if embedded:
+        if not keep:
+            observation = analyze_file(args.pcap, keep=True)    # keys inside: read again, keeping every byte
+        source = "the capture's Decryption Secrets Block"
+        inside = decrypt.KeyLog.parse(embedded, source)
+        keylog = keylog.merged(inside) if keylog is not None else inside
+        sources.append(source)
+    results = None
+    if keylog is not None:
+        results = [decrypt.decrypt_records(decrypt.captured(conn.records), keylog) for conn in observation.tls]
     if args.json:
-        io.result(json.dumps({"schema": "tlslab.observation/1", "file": args.pcap, **observation.to_dict()},
-                             indent=2))
+        doc = {"schema": "tlslab.observation/1", "file": args.pcap, **observation.to_dict()}
+        if keylog is not None and results is not None:
+            doc["keylog"] = {"sources": sources, "entries": keylog.entries,
+                             "skipped": [s.to_dict() for s in keylog.skipped]}
+            doc["decryption"] = [{"flow": conn.flow.label, **result.to_dict()}
+                                 for conn, result in zip(observation.tls, results)]
+        io.result(json.dumps(doc, indent=2))
     else:
-        io.result(render.observation_text(args.pcap, observation))
+        text = render.observation_text(args.pcap, observation)
+        if keylog is not None and results is not None:
+            text += "\n\n" + render.decryption_text(sources, keylog, observation.tls, results)
+        io.result(text)
     return ExitStatus.OK
 
 
@@ -701,6 +735,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("analyze", cmd_analyze, "dissect any pcap (from the lab or elsewhere): flows, DNS, TLS handshakes, "
                                     "records, certificates in clear", json_flag=True)
     p.add_argument("pcap", help="a pcap or pcapng file")
+    p.add_argument("--keylog", metavar="KEYS",
+                   help="an NSS key log (SSLKEYLOGFILE): decrypt every TLS connection it has keys for and show "
+                        "the application data each way; lines it cannot use are skipped and listed, as Wireshark "
+                        "does")
 
     p = add("stolen-key", cmd_stolen_key, "decrypt a recorded capture with a stolen server RSA key (no key log): "
                                           "works on RSA key exchange, not on ECDHE or TLS 1.3", json_flag=True)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Sequence
 from .capture import CaptureStats
 from .bringup import UpReport
 from .lab import DEFAULT_PROJECT, ServiceState
-from .tls.analyzer import C2S, S2C, Certificate, Observation, TlsConnection, endpoint
+from .tls.analyzer import C2S, PREVIEW, S2C, Certificate, Observation, TlsConnection, endpoint
 from .tls.constants import APPLICATION_DATA, explicit_nonce_length, group_name, version_name
 from .verdict import Check, Result
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from .certs import CertFile
+    from .tls.decrypt import Decryption, KeyLog
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -429,6 +430,9 @@ def observation_text(name: str, obs: Observation) -> str:
         lines.append(f"{counted(obs.truncated, 'frame')} cut short by the capture (snaplen): the bytes it did not "
                      "keep are holes, never filled in")
     lines += [f"{counted(n, 'packet')} {what}: not dissected" for what, n in obs.not_dissected.items()]
+    if not obs.kept:
+        lines.append(f"a big capture, read in bounded memory: the first {PREVIEW} bytes of each application_data "
+                     "record are kept (give --keylog to keep and decrypt them all)")
     if not obs.frames:
         return "\n".join(lines + ["", "a valid capture that holds no packets"])
     lines += [""] + leak_lines(obs)
@@ -444,4 +448,100 @@ def observation_text(name: str, obs: Observation) -> str:
         lines += ["", "no TLS in what was dissected; the packets not dissected were not looked at"]
     else:
         lines += ["", "no TLS in this capture: nothing in it was encrypted by TLS"]
+    return "\n".join(lines)
+
+
+# -- `analyze --keylog`: the decrypted application data ---------------------------------------
+
+SHOWN_LINES = 8           # lines of decrypted text shown per direction
+SHOWN_WIDTH = 100         # characters of each
+SHOWN_HEX_ROWS = 4        # rows of 16 bytes when the data is not text
+SHOWN_SKIPPED = 10        # key log lines listed as skipped
+
+
+def _looks_like_text(data: bytes) -> bool:
+    """Mostly printable ASCII (with tabs and line ends) in its first 512 bytes: shown as lines, else as hex."""
+    head = data[:512]
+    printable = sum(1 for b in head if 32 <= b < 127 or b in (9, 10, 13))
+    return printable >= 0.9 * len(head)
+
+
+def _escaped(line: bytes) -> str:
+    """One line of decrypted bytes for the terminal: control and non-ASCII bytes escaped (\\r, \\x00)."""
+    return "".join(chr(b) if 32 <= b < 127 else {9: "\\t", 10: "\\n", 13: "\\r"}.get(b, f"\\x{b:02x}")
+                   for b in line)
+
+
+def shown_data(data: bytes, indent: str = "    ") -> list[str]:
+    """A bounded view of DATA: its first SHOWN_LINES lines as text (each cut to SHOWN_WIDTH), or, for
+    binary data, its first SHOWN_HEX_ROWS rows of 16 bytes in hex and ASCII; then what was left out."""
+    if _looks_like_text(data):
+        lines = data.splitlines(keepends=True)
+        out = [indent + fit(_escaped(line), SHOWN_WIDTH) for line in lines[:SHOWN_LINES]]
+        rest = sum(len(line) for line in lines[SHOWN_LINES:])
+        if rest:
+            out.append(f"{indent}… {counted(len(lines) - SHOWN_LINES, 'more line')}, {rest} more bytes "
+                       "(--json has every byte)")
+        return out
+    rows = [data[i:i + 16] for i in range(0, min(len(data), 16 * SHOWN_HEX_ROWS), 16)]
+    out = [f"{indent}{16 * n:04x}  {' '.join(f'{b:02x}' for b in row):<47}  "
+           f"{''.join(chr(b) if 32 <= b < 127 else '.' for b in row)}" for n, row in enumerate(rows)]
+    if len(data) > 16 * SHOWN_HEX_ROWS:
+        out.append(f"{indent}… {len(data) - 16 * SHOWN_HEX_ROWS} more bytes (--json has every byte)")
+    return out
+
+
+def keylog_lines(names: list[str], keylog: KeyLog) -> list[str]:
+    """What was read of the key log(s) NAMES: entries used, and each line skipped with why."""
+    skipped = keylog.skipped
+    head = f"key log {listed(names)}: {counted(keylog.entries, 'entry', 'entries')} read"
+    if not skipped:
+        return [head + ", no line skipped"]
+    lines = [head + f", {counted(len({(s.source, s.line) for s in skipped}), 'line')} skipped "
+                    "(as Wireshark skips what it cannot use):"]
+    for s in skipped[:SHOWN_SKIPPED]:
+        where = f"line {s.line}" if len(names) < 2 else f"{s.source} line {s.line}"
+        lines.append(f"  {where}: {s.reason} — {quoted(s.text)}")
+    if len(skipped) > SHOWN_SKIPPED:
+        lines.append(f"  … {len(skipped) - SHOWN_SKIPPED} more (--json lists them all)")
+    return lines
+
+
+def decryption_lines(connection: TlsConnection, result: Decryption) -> list[str]:
+    """One connection's decrypted application data per direction, bounded, with what could not be decrypted."""
+    sh = connection.server_hello
+    negotiated = f" — {version_name(sh.version)} {sh.cipher_name}" if sh is not None else ""
+    lines = [f"TLS {connection.flow.label}{negotiated}"]
+    if result.error is not None:
+        return lines + [f"  not decrypted: {result.error}"]
+    if result.handshakes > 1:
+        lines.append(f"  keys of {result.handshakes} handshakes used (renegotiated: the later hellos "
+                     "travelled encrypted)")
+    for direction, arrow, who in ((C2S, "↑", "client → server"), (S2C, "↓", "server → client")):
+        data = result.application_data(direction)
+        records = result.application_records(direction)
+        lines.append(f"  {arrow} {who}: {counted(len(data), 'byte')} of application data in "
+                     f"{counted(records, 'record')}")
+        if data:
+            lines += shown_data(data)
+        for lost in (x for x in result.lost if x.direction == direction):
+            lines.append(f"    {counted(lost.records, 'record')} lost before record {lost.index} (not in the "
+                         f"capture: the sequence number jumped by {lost.records})")
+        for d, reason, indexes in result.not_decrypted():
+            if d == direction:
+                which = ", ".join(map(str, indexes[:5])) + (" …" if len(indexes) > 5 else "")
+                lines.append(f"    {counted(len(indexes), 'record')} not decrypted ({which}): {reason}")
+    return lines
+
+
+def decryption_text(names: list[str], keylog: KeyLog, connections: list[TlsConnection],
+                    results: list[Decryption]) -> str:
+    """`labctl analyze FILE --keylog KEYS`: the key log as read, then each TLS connection decrypted."""
+    lines = keylog_lines(names, keylog) + [""]
+    if not connections:
+        return "\n".join(lines + ["no TLS connection to decrypt"])
+    decrypted = sum(1 for r in results if r.error is None)
+    lines.append(f"decrypted with the key log: {decrypted} of {counted(len(connections), 'TLS connection')}")
+    for connection, result in zip(connections, results):
+        lines += decryption_lines(connection, result)
     return "\n".join(lines)

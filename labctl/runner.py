@@ -148,7 +148,7 @@ def check_decryption(conn: TlsConnection | None, keylog: str, report: dict, secr
         return Check(name, False, "no complete handshake to decrypt"), None, {}
     try:
         plain = decrypt.decrypt_connection(
-            [decrypt.Record(r.direction, r.content_type, r.version, r.fragment) for r in conn.records],
+            decrypt.captured(conn.records),
             decrypt.KeyLog.parse(keylog), version=conn.server_hello.version,
             cipher_suite=conn.server_hello.cipher_suite, client_random=conn.client_hello.random,
             server_random=conn.server_hello.random)

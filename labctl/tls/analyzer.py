@@ -507,6 +507,7 @@ class Observation:
     # Decryption Secrets Blocks of a pcapng: (secrets type, bytes); 0x544c534b is an NSS key log.
     secrets: list[tuple[int, bytes]] = field(repr=False, default_factory=list)
     undissected: list[Undissected] = field(default_factory=list)     # QUIC, DTLS, SSLv2: named, not dissected
+    kept: bool = True           # every byte kept; False: read in bounded memory, payloads previewed (dissect)
 
     @property
     def payloads(self) -> list[bytes]:
@@ -531,6 +532,7 @@ class Observation:
                 "link_types": [{"link_type": linktype, "name": LINK_TYPE_NAMES.get(linktype), "packets": n}
                                for linktype, n in self.link_types.items()],
                 "truncated_frames": self.truncated,
+                "application_data_kept": "whole" if self.kept else f"first {PREVIEW} bytes of each record",
                 "not_dissected": [{"packets": n, "what": what} for what, n in self.not_dissected.items()],
                 "flows": [f.to_dict() for f in self.flows], "dns": [d.to_dict() for d in self.dns],
                 "tls": [t.to_dict() for t in self.tls], "undissected": [u.to_dict() for u in self.undissected]}
@@ -685,7 +687,7 @@ def dissect(capture: Capture, keep: bool = True) -> Observation:
     duration = last - start if start is not None else 0.0
     return Observation(count, total, duration, flow_list, dns, tls, packets, streams, truncated,
                        dict(not_dissected), dict(link_types), list(capture.secrets),
-                       _undissected(flow_list, packets, sslv2))
+                       _undissected(flow_list, packets, sslv2), keep)
 
 
 def _dns_over_tcp(flow: Flow, per_dir: dict[str, Assembled]) -> list[DnsMessage]:

@@ -226,7 +226,13 @@ def decryption_secrets(data: bytes, name: str = "the capture") -> str:
         if length > end - start - 20:
             raise CaptureFormatError(f"{name}: the Decryption Secrets Block at offset {start} claims {length} "
                                      f"bytes of secrets in a block of {end - start}")
-        if secrets_type == TLS_KEY_LOG and length:
-            text = data[start + 16:start + 16 + length].decode("utf-8", "replace")
-            texts.append(text if text.endswith("\n") else text + "\n")
+        texts.append(keylog_text([(secrets_type, data[start + 16:start + 16 + length])]))
     return "".join(texts)
+
+
+def keylog_text(secrets: list[tuple[int, bytes]]) -> str:
+    """The NSS key log text of the TLSK ones among SECRETS ((Secrets Type, bytes) of each DSB, as
+    pcapfile.Capture.secrets holds them): UTF-8 (bytes that are not become U+FFFD), each DSB's text
+    ending in a newline so that two never run together on one line."""
+    texts = [raw.decode("utf-8", "replace") for kind, raw in secrets if kind == TLS_KEY_LOG and raw]
+    return "".join(text if text.endswith("\n") else text + "\n" for text in texts)

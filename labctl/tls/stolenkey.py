@@ -40,7 +40,7 @@ from .constants import (APPLICATION_DATA, CERTIFICATE, CERTIFICATE_VERIFY, CLIEN
                         EXT_EXTENDED_MASTER_SECRET, EXT_KEY_SHARE, FFDHE_GROUPS, FINISHED, GROUPS, HANDSHAKE,
                         HELLO_REQUEST, SERVER_HELLO, SERVER_HELLO_DONE, SERVER_KEY_EXCHANGE, TLS12, TLS13,
                         version_name)
-from .decrypt import (SUITES, DecryptError, KeyLog, Plaintext, Record, application_data, decrypt_connection, prf,
+from .decrypt import (SUITES, DecryptError, KeyLog, Plaintext, application_data, captured, decrypt_connection, prf,
                       suite_for)
 from .records import hello_extensions, key_shares
 
@@ -446,7 +446,7 @@ def _rsa(attempt: Attempt, connection: analyzer.TlsConnection, handshake: _Hands
                 else "nonce mask, RFC 7905 section 2" if name.endswith("IV") else f"{suite.aead} key")
         steps.append(Step(name, value.hex(), f"{len(value)} bytes of the key block ({what})"))
 
-    records = [Record(r.direction, r.content_type, r.version, r.fragment) for r in connection.records]
+    records = captured(connection.records)
     try:
         plaintexts = decrypt_connection(records, KeyLog({("CLIENT_RANDOM", client_random): master}),
                                         version=TLS12, cipher_suite=suite.code, client_random=client_random,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
+from pathlib import Path
 
 import pytest
 
 from labctl.cli import Output, build_parser, main
+from tests import tshark
 
 
 def test_help_explains_what_the_lab_shows(capsys):
@@ -172,3 +176,114 @@ def test_an_engine_that_goes_away_mid_command_is_one_line_not_a_bug(monkeypatch)
     assert main(["scenarios"], Output(io.StringIO(), err)) == 3
     assert err.getvalue().startswith("labctl: error: the Docker engine stopped answering (Connection aborted.)")
     assert "a bug in labctl" not in err.getvalue() and err.getvalue().count("\n") == 1
+
+
+# --- labctl analyze FILE --keylog KEYS (the cases: tests/unit/test_cases_keylog.py) ---------------------
+
+CAPTURES = Path(__file__).resolve().parent.parent / "captures"
+KEYLOGS = CAPTURES / "keylogs"
+QUIRKS_EACH = {"c2s": 27, "s2c": 171}        # tshark, with keylogs/quirks_clean.txt, on each connection
+
+
+def test_analyze_keylog_shows_each_connections_data():
+    pcap, keys = CAPTURES / "gen_tls12_renego.pcap", CAPTURES / "gen_tls12_renego.keylog"
+    status, out, err = run_cli("analyze", str(pcap), "--keylog", str(keys))
+    assert status == 0 and err == ""
+    assert f"key log {keys}: 2 entries read, no line skipped" in out
+    assert "decrypted with the key log: 1 of 1 TLS connection" in out
+    assert "↑ client → server: 39 bytes of application data in 2 records" in out
+    assert "↓ server → client: 39 bytes of application data in 2 records" in out
+    assert "keys of 2 handshakes used" in out
+
+
+def test_analyze_keylog_says_which_lines_were_skipped():
+    status, out, _ = run_cli("analyze", str(CAPTURES / "gen_keylog_quirks.pcap"), "--keylog", str(KEYLOGS / "quirks.txt"))
+    assert status == 0
+    assert "6 entries read, 4 lines skipped (as Wireshark skips what it cannot use):" in out
+    assert "  line 8: the client random is 31 bytes, not 32 — \"CLIENT_RANDOM 622b63db" in out
+    assert "decrypted with the key log: 2 of 2 TLS connections" in out
+
+
+def test_analyze_keylog_json_has_every_byte_and_the_documented_schema():
+    pcap, keys = CAPTURES / "gen_keylog_quirks.pcap", KEYLOGS / "quirks.txt"
+    status, out, _ = run_cli("analyze", "--json", str(pcap), "--keylog", str(keys))
+    doc = json.loads(out)
+    assert status == 0 and doc["schema"] == "tlslab.observation/1"
+    assert doc["keylog"]["sources"] == [str(keys)] and doc["keylog"]["entries"] == 6
+    assert [s["line"] for s in doc["keylog"]["skipped"]] == [7, 8, 9, 10]
+    assert set(doc["keylog"]["skipped"][0]) == {"source", "line", "reason", "text"}
+    assert len(doc["decryption"]) == len(doc["tls"]) == 2
+    for stream, (entry, port) in enumerate(zip(doc["decryption"], (14506, 14507))):
+        assert set(entry) == {"flow", "decrypted", "reason", "handshakes", "c2s", "s2c", "not_decrypted", "lost"}
+        assert entry["flow"] == doc["tls"][stream]["flow"] and entry["decrypted"] is True
+        theirs = tshark.decrypted_streams(pcap, KEYLOGS / "quirks_clean.txt", stream, port)
+        for direction in ("c2s", "s2c"):
+            assert base64.b64decode(entry[direction]["base64"]) == theirs[direction]
+            assert entry[direction]["bytes"] == QUIRKS_EACH[direction] and entry[direction]["records"] == 1
+
+
+def test_analyze_keylog_json_lists_lost_and_undecrypted_records():
+    status, out, _ = run_cli("analyze", "--json", str(CAPTURES / "gen_tls12_chacha_gap.pcap"), "--keylog",
+                             str(CAPTURES / "gen_tls12_chacha_gap.keylog"))
+    [entry] = json.loads(out)["decryption"]
+    assert status == 0 and entry["lost"] == [{"direction": "s2c", "before_record": 17, "records": 2}]
+    assert entry["s2c"]["bytes"] == 5545 - 1024 and entry["not_decrypted"] == []
+
+
+def test_a_connection_that_cannot_be_decrypted_says_why():
+    pcap = CAPTURES / "gen_tls12_renego.pcap"
+    status, out, _ = run_cli("analyze", str(pcap), "--keylog", str(KEYLOGS / "quirks_clean.txt"))
+    assert status == 0 and "decrypted with the key log: 0 of 1 TLS connection" in out
+    assert "  not decrypted: the key log has no secrets for this connection's client random" in out
+    status, out, _ = run_cli("analyze", "--json", str(pcap), "--keylog", str(KEYLOGS / "quirks_clean.txt"))
+    [entry] = json.loads(out)["decryption"]
+    assert entry["decrypted"] is False and "no secrets for this connection's client random" in entry["reason"]
+    assert entry["c2s"] == {"bytes": 0, "records": 0, "base64": ""}
+
+
+def test_an_unsupported_cipher_suite_is_named():
+    status, out, _ = run_cli("analyze", str(CAPTURES / "wsnotes_tls_tls-null.pcapng"), "--keylog",
+                             str(KEYLOGS / "quirks_clean.txt"))
+    assert status == 0
+    assert "not decrypted: cipher suite 0x003B is not supported (TLS_RSA_WITH_NULL_SHA256)" in out
+
+
+@pytest.mark.parametrize("keys, message", [
+    ("/nonexistent/keys.txt", "--keylog: cannot read /nonexistent/keys.txt: No such file or directory"),
+    (str(CAPTURES / "gen_tls12_renego.pcap"), "holds no usable key log entry"),
+    (str(CAPTURES), "is a folder, not a file"),
+])
+def test_a_bad_key_log_is_one_line_and_exit_2(keys: str, message: str):
+    status, out, err = run_cli("analyze", str(CAPTURES / "gen_tls12_renego.pcap"), "--keylog", keys)
+    assert status == 2 and out == ""
+    assert err.startswith("labctl: error: ") and err.count("\n") == 1 and message in err
+
+
+def test_analyze_uses_the_keys_a_pcapng_carries_and_agrees_with_tshark():
+    """No --keylog: the Decryption Secrets Block is the key log, as tshark reads it with no options."""
+    pcap = CAPTURES / "pcapng_dsb_editcap_tls13.pcapng"
+    status, out, err = run_cli("analyze", str(pcap), "--json")
+    assert status == 0, err
+    doc = json.loads(out)
+    assert doc["keylog"]["sources"] == ["the capture's Decryption Secrets Block"]
+    [result] = doc["decryption"]
+    ours = {d: base64.b64decode(result[d]["base64"]) for d in ("c2s", "s2c")}
+    assert (len(ours["c2s"]), len(ours["s2c"])) == (83, 160)          # tshark -z follow,tls,raw,0 (no options)
+    theirs = tshark.decrypted_streams(pcap, None)
+    assert ours == theirs
+
+
+def test_a_big_capture_is_read_in_bounded_memory_and_says_so(tmp_path, monkeypatch):
+    """Above LEAN_ABOVE, analyze keeps previews of application data and says so; records are the same."""
+    from labctl import cli
+    pcap = CAPTURES / "heise_drop_frame80.pcap"
+    _, whole, _ = run_cli("analyze", str(pcap), "--json")
+    monkeypatch.setattr(cli, "LEAN_ABOVE", 0)
+    status, lean, err = run_cli("analyze", str(pcap), "--json")
+    assert status == 0, err
+    a, b = json.loads(whole), json.loads(lean)
+    assert a["application_data_kept"] == "whole" and b["application_data_kept"].startswith("first 256 bytes")
+    assert [c["records"] for c in a["tls"]] == [c["records"] for c in b["tls"]]
+    assert a["flows"] == b["flows"]
+    _, text, _ = run_cli("analyze", str(pcap))
+    assert "read in bounded memory" in text
