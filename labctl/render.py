@@ -225,7 +225,8 @@ def wire_lines(obs: Observation, notes: dict[tuple[str, int], str] | None = None
         clear = {id(r): data for t in obs.tls if t.null_cipher_mac is not None
                  for r, data in zip(t.records, t.readable_records()) if data is not None}
         for n in sorted({n for n in skip.values() if n}):
-            lines.append(f"(TLS 1.2: each record opens with a {n}-byte explicit nonce or IV, sent in clear; "
+            article = "an" if n in (8, 11, 18) else "a"
+            lines.append(f"(TLS 1.2: each record opens with {article} {n}-byte explicit nonce or IV, sent in clear; "
                          "the bytes after it are shown)")
         for t in obs.tls:
             if t.null_cipher_mac is not None and t.server_hello is not None:
