@@ -171,9 +171,15 @@ def attacks(session_lab, tmp_path_factory):
 
 
 def _frames(pcap: Path) -> dict[int, dict[str, str]]:
-    """tshark's view of every IPv4 frame: its MACs, addresses, IP id and TLS records."""
+    """tshark's view of every IPv4 frame: its MACs, addresses, IP id and TLS records.
+
+    With out-of-order segments reassembled, as the analyzer does: a segment
+    that arrives after a later one (seen once in traffic-analysis, after the
+    server's FIN) completes its record where it arrives.
+    """
     rows = tshark.fields(pcap, "ip", "frame.number", "eth.src", "eth.dst", "ip.src", "ip.dst", "ip.id",
-                         "tls.record.length", "tls.record.content_type", "tls.record.opaque_type")
+                         "tls.record.length", "tls.record.content_type", "tls.record.opaque_type",
+                         options=("-o", "tcp.reassemble_out_of_order:TRUE"))
     return {int(r[0]): {"eth.src": r[1], "eth.dst": r[2], "ip.src": r[3], "ip.dst": r[4], "ip.id": r[5],
                         "lengths": r[6], "types": ",".join(t for t in (r[7], r[8]) if t)} for r in rows}
 
