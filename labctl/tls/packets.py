@@ -116,6 +116,21 @@ def _address(raw: bytes) -> str:
     return text
 
 
+_macs: dict[bytes, str] = {}
+
+
+def _mac(raw: memoryview) -> str:
+    """A MAC address as tshark shows it ("02:42:0a:4d:00:0a"), cached like _address: one string per
+    address, not one per packet (memory held by Packet objects, and time)."""
+    key = bytes(raw)
+    text = _macs.get(key)
+    if text is None:
+        text = key.hex(":")
+        if len(_macs) < 65536:
+            _macs[key] = text
+    return text
+
+
 def _family(value: int) -> int:
     """The ethertype for a NULL/LOOP header's value: an address family, or (old captures) an ethertype."""
     if value == 2:
@@ -139,19 +154,19 @@ def decode(linktype: int, frame: memoryview) -> Segment | str | None:
         if size < 14:
             return None
         kind, offset = _U16(frame, 12)[0], 14
-        dst_mac, src_mac = frame[0:6].hex(":"), frame[6:12].hex(":")
+        dst_mac, src_mac = _mac(frame[0:6]), _mac(frame[6:12])
     elif linktype == LINUX_SLL:                 # packet type, ARPHRD type, address length, address (8), protocol
         if size < 16:
             return None
         kind, offset = _U16(frame, 14)[0], 16
         if _U16(frame, 4)[0] == 6:
-            src_mac = frame[6:12].hex(":")
+            src_mac = _mac(frame[6:12])
     elif linktype == LINUX_SLL2:                # protocol, reserved, ifindex, ARPHRD, packet type, length, address
         if size < 20:
             return None
         kind, offset = _SLL2(frame, 0)[0], 20
         if frame[11] == 6:
-            src_mac = frame[12:18].hex(":")
+            src_mac = _mac(frame[12:18])
     elif linktype in (RAW, RAW_BSD, RAW_OPENBSD, IPV4, IPV6):
         if size < 1:
             return None
