@@ -44,7 +44,7 @@ from .constants import (ALERT, APPLICATION_DATA, CERTIFICATE, CERTIFICATE_REQUES
                         cipher_suite_name, content_type_name, group_name, is_tls13, null_cipher_mac_length,
                         version_name)
 from .dns import DnsMessage, parse_dns, tcp_messages
-from .packets import ACK, LINK_TYPE_NAMES, SYN, TCP, Segment, decode
+from .packets import ACK, FIN, LINK_TYPE_NAMES, RST, SYN, TCP, Segment, decode
 from .pcapfile import Capture, open_capture, reader as capture_reader
 from .pcapfile import CaptureFormatError as CaptureFormatError, read_capture as read_capture
 from .records import (HEADER_LEN, MAX_RECORD, Hello, alpn_protocols, key_shares, named_groups, parse_hello,
@@ -558,7 +558,9 @@ def analyze_stream(handle: io.RawIOBase | io.BufferedIOBase, name: str = "the ca
     return dissect(Capture(handle, name), keep)
 
 
-_FlowKey = tuple[str, tuple[str, int], tuple[str, int]]      # proto, then both ends in sorted order
+# proto, then both ends in sorted order, then which connection on that 4-tuple (a port reused after a
+# connection closed starts the next: RFC 9293 section 3.4, as tshark's tcp.stream counts them)
+_FlowKey = tuple[str, tuple[str, int], tuple[str, int], int]
 
 
 # With keep=False a TCP direction holding more captured bytes than SETTLE_AT has
@@ -590,6 +592,9 @@ def dissect(capture: Capture, keep: bool = True) -> Observation:
     settled: dict[tuple[_FlowKey, str], _Settled] = {}
     flows: dict[_FlowKey, Flow] = {}
     tcp_dirs: dict[_FlowKey, dict[str, Direction]] = {}
+    generation: dict[tuple[str, tuple[str, int], tuple[str, int]], int] = {}
+    opened: dict[_FlowKey, int] = {}           # the sequence number of the client's SYN
+    closed: set[_FlowKey] = set()              # a FIN or RST was seen
     dns: list[DnsMessage] = []
     packets: list[Packet] = []
     not_dissected: Counter[str] = Counter()
@@ -622,11 +627,22 @@ def dissect(capture: Capture, keep: bool = True) -> Observation:
         packets.append(Packet(count, t, segment.src_mac, segment.dst_mac, src, dst, proto, sport, dport, flags,
                               segment.seq, len(frame), kept, segment.missing, wire_length, len(payload) - len(kept)))
         a, b = (src, sport), (dst, dport)
-        key = (proto, a, b) if a <= b else (proto, b, a)
+        ends = (proto, a, b) if a <= b else (proto, b, a)
+        key = (ends[0], ends[1], ends[2], generation.get(ends, 0))
         flow = flows.get(key)
+        syn = tcp and flags & (SYN | ACK) == SYN
+        if flow is not None and syn and (key in closed or opened.get(key, segment.seq) != segment.seq
+                                         or key not in opened and sum(flow.payload_bytes.values())):
+            # A new connection on a 4-tuple already used (not a retransmitted SYN): its own flow.
+            generation[ends] = key[3] + 1
+            key, flow = (ends[0], ends[1], ends[2], key[3] + 1), None
         if flow is None:
             client, server = _orient(proto, a, b, flags)
             flow = flows[key] = Flow(proto, client[0], client[1], server[0], server[1], t, t)
+        if syn:
+            opened.setdefault(key, segment.seq)
+        if tcp and flags & (FIN | RST):
+            closed.add(key)
         flow.last_seen = t
         direction = C2S if a == (flow.client, flow.client_port) else S2C
         flow.packets[direction] += 1

@@ -381,3 +381,45 @@ def test_sslv2_client_hello_is_named_and_the_server_side_read():
         assert (record, int(version, 16)) == ("0x0002", 0x0303)
         [(suite,)] = tshark.fields(pcap, "tls.handshake.type == 2", "tls.handshake.ciphersuite")
         assert int(suite, 16) == 0x009C
+
+
+def _twice(src: Path, dest: Path, shift: int) -> None:
+    """SRC's connection, then the same again 30 s later on the same four-tuple with sequence numbers
+    moved by SHIFT: a port reused after the first connection closed."""
+    import dpkt
+    with open(src, "rb") as handle:
+        reader = dpkt.pcap.Reader(handle)
+        linktype, packets = reader.datalink(), list(reader)
+    with open(dest, "wb") as out:
+        writer = dpkt.pcap.Writer(out, linktype=linktype, snaplen=262144)
+        for ts, frame in packets:
+            writer.writepkt(frame, ts)
+        for ts, frame in packets:
+            eth = dpkt.ethernet.Ethernet(frame)
+            segment = eth.data.data
+            segment.seq = (segment.seq + shift) % (1 << 32)
+            if segment.flags & dpkt.tcp.TH_ACK:
+                segment.ack = (segment.ack + shift) % (1 << 32)
+            segment.sum = eth.data.sum = 0
+            writer.writepkt(bytes(eth), ts + 30)
+
+
+@pytest.mark.parametrize("shift", [123456789, 777])
+def test_a_port_reused_after_a_connection_closed_is_a_new_connection(tmp_path, shift):
+    """tshark counts two tcp.streams with 15 records each; so do we (once: one connection, a made-up
+    renegotiation and a hole of 123 MB)."""
+    session = synth.tls_session(tmp_path, max_version="1.2", name="once")
+    pcap = tmp_path / "twice.pcap"
+    _twice(session.pcap, pcap, shift)
+    observation = analyze_file(pcap)
+    assert len(observation.flows) == 2 and len(observation.tls) == 2
+    first, second = observation.tls
+    assert [(r.direction, r.content_type, r.length) for r in first.records] == \
+        [(r.direction, r.content_type, r.length) for r in second.records]
+    assert first.renegotiation() is None and second.renegotiation() is None
+    assert not any(f.holes["c2s"] or f.holes["s2c"] for f in observation.flows)
+    streams = tshark.fields(pcap, "tls.record", "tcp.stream", "tls.record.length")
+    per_stream: dict[str, int] = {}
+    for stream, lengths in streams:
+        per_stream[stream] = per_stream.get(stream, 0) + len(lengths.split(","))
+    assert per_stream == {"0": len(first.records), "1": len(second.records)}
