@@ -632,7 +632,7 @@ def dissect(capture: Capture, keep: bool = True) -> Observation:
         flow = flows.get(key)
         syn = tcp and flags & (SYN | ACK) == SYN
         if flow is not None and syn and (key in closed or opened.get(key, segment.seq) != segment.seq
-                                         or key not in opened and sum(flow.payload_bytes.values())):
+                                         or key not in opened and flow.payload_bytes[C2S] + flow.payload_bytes[S2C] > 0):
             # A new connection on a 4-tuple already used (not a retransmitted SYN): its own flow.
             generation[ends] = key[3] + 1
             key, flow = (ends[0], ends[1], ends[2], key[3] + 1), None
