@@ -336,7 +336,7 @@ def leak_lines(obs: Observation) -> list[str]:
         down = [r.length for r in t.records if r.direction == S2C and r.content_type == APPLICATION_DATA]
         lines.append(f"sizes ↑ {' '.join(map(str, up[:6])) or '(no application_data)'}{' …' if len(up) > 6 else ''}")
         lines.append(f"      ↓ {' '.join(map(str, down[:6])) or '(no application_data)'}{' …' if len(down) > 6 else ''}")
-        if t.records:
+        if t.records and t.client_hello is not None:       # a capture begun mid-connection has none
             hello = t.records[0].time
             app = [r.time for r in t.records if r.content_type == APPLICATION_DATA and r.direction == C2S]
             if app:

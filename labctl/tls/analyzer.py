@@ -723,12 +723,19 @@ def _dns_over_tcp(flow: Flow, per_dir: dict[str, Assembled]) -> list[DnsMessage]
 
 
 def _orient(proto: str, a: tuple[str, int], b: tuple[str, int], flags: int) -> tuple[tuple[str, int], tuple[str, int]]:
-    """Which end is the client: the SYN sender; else the one talking to a well-known port."""
+    """Which end is the client: the SYN sender; else the one talking to a well-known port; else the one
+    whose port is in the ephemeral range; else the sender of the first packet seen."""
     src = a
     if proto == "tcp" and flags & SYN:
         return (a, b) if not flags & ACK else (b, a)
     other = b
     if src[1] < 1024 <= other[1]:
+        return other, src
+    if other[1] < 1024 <= src[1]:
+        return src, other
+    # Neither well known (a capture begun mid-connection): the end in the ephemeral range (IANA's
+    # 49152-65535, Linux's from 32768) is the client.
+    if src[1] < 32768 <= other[1]:
         return other, src
     return src, other
 
@@ -1249,8 +1256,12 @@ def _read_handshake(connection: TlsConnection, records: list[TlsRecord]) -> None
     for record, how, data in connection._protections():
         if record.direction != direction or record.content_type != ALERT:
             continue
-        # An alert is 2 bytes, level then description (RFC 8446 section 6); a clear record may hold several.
-        if how == ENCRYPTED or not data or len(data) % 2:
+        # An alert is 2 bytes, level then description (RFC 8446 section 6); a clear record may hold several,
+        # but only where the handshake was seen: a capture begun mid-connection cannot tell a longer
+        # record from an encrypted alert (26 bytes under AES-GCM), as tshark cannot ("Encrypted Alert").
+        seen = connection.client_hello is not None or connection.server_hello is not None
+        if how == ENCRYPTED or not data or len(data) % 2 or len(data) > 2 and not (
+                seen and all(level in (1, 2) for level in data[0::2])):
             connection.alerts.append(Alert(record.direction, record.time, "?", "(encrypted)", True))
             continue
         for i in range(0, len(data), 2):

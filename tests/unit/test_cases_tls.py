@@ -19,7 +19,7 @@ from labctl import render
 from labctl.tls.analyzer import C2S, S2C, CaptureFormatError, TlsConnection, _certificate, analyze, analyze_file
 from labctl.tls.constants import (ALERT, APPLICATION_DATA, CHANGE_CIPHER_SPEC, HANDSHAKE, TLS12, TLS13,
                                   version_name)
-from tests import tshark
+from tests import synth, tshark
 
 CAPTURES = Path(__file__).resolve().parent.parent / "captures"
 
@@ -356,3 +356,34 @@ def test_a_damaged_handshake_is_shown_never_raised(name, flips):
     for conn in obs.tls:
         conn.renegotiation()
         conn.readable_records()
+
+
+def test_a_capture_begun_after_the_handshake_invents_no_alert_and_no_hello(tmp_path):
+    """Cut before the first application_data: the closing alerts are encrypted (26 bytes under AES-GCM),
+    as tshark says ("Encrypted Alert"), not 13 clear alerts; and no time is measured from a ClientHello
+    the file does not hold (new-user tryout: `editcap -r` of a TLS 1.2 session)."""
+    import dpkt
+
+    from labctl.tls.analyzer import _orient
+    session = synth.tls_session(tmp_path, max_version="1.2", name="whole")
+    whole = analyze_file(session.pcap)
+    first = min(r.frame for r in whole.tls[0].records if r.content_type == 23)
+    cut = tmp_path / "mid.pcap"
+    with open(session.pcap, "rb") as handle:
+        reader = dpkt.pcap.Reader(handle)
+        packets = list(reader)
+        with open(cut, "wb") as out:
+            writer = dpkt.pcap.Writer(out, linktype=reader.datalink(), snaplen=262144)
+            for number, (ts, frame) in enumerate(packets, 1):
+                if number >= first:
+                    writer.writepkt(frame, ts)
+    observation = analyze_file(cut)
+    [connection] = observation.tls
+    assert connection.client_hello is None and connection.server_hello is None
+    assert connection.alerts and all(a.encrypted for a in connection.alerts)
+    theirs = tshark.fields(cut, "tls.alert_message", "_ws.col.info")
+    assert all("Encrypted Alert" in info for _, info in theirs)
+    assert "after ClientHello" not in render.observation_text("mid.pcap", observation)
+    # Neither port well known: the one in the ephemeral range is the client's.
+    assert _orient("tcp", ("127.0.0.1", 14456), ("127.0.0.1", 39554), 0)[0] == ("127.0.0.1", 39554)
+    assert _orient("tcp", ("127.0.0.1", 39554), ("127.0.0.1", 14456), 0)[0] == ("127.0.0.1", 39554)
