@@ -19,7 +19,7 @@ from .capture import CaptureStats
 from .bringup import UpReport
 from .lab import DEFAULT_PROJECT, ServiceState
 from .tls.analyzer import C2S, PREVIEW, S2C, Certificate, Observation, TlsConnection, endpoint
-from .tls.constants import APPLICATION_DATA, explicit_nonce_length, group_name, version_name
+from .tls.constants import APPLICATION_DATA, explicit_nonce_length, group_name, is_tls13, version_name
 from .verdict import Check, Result
 
 if TYPE_CHECKING:
@@ -292,6 +292,8 @@ def _tls_lines(t: TlsConnection) -> list[str]:
                          f"({t.null_cipher_mac}-byte MAC)")
     if t.certificates_encrypted:
         lines.append(f"cert  encrypted ({version_name(sh.version) if sh else 'TLS 1.3'} sends it after ServerHello)")
+    elif sh is not None and sh.psk and t.version is not None and is_tls13(t.version):
+        lines.append("cert  none sent: resumed with a pre-shared key (a ticket from an earlier connection)")
     lines += _certificate_lines(t.certificates, "")
     if t.client_certificates:
         lines += _certificate_lines(t.client_certificates, "the client's: ")

@@ -38,10 +38,10 @@ from cryptography import x509
 from ..files import PathLike
 from . import der as der_walk
 from .constants import (ALERT, APPLICATION_DATA, CERTIFICATE, CERTIFICATE_REQUEST, CHANGE_CIPHER_SPEC, CLIENT_HELLO,
-                        CONTENT_TYPES, EXT_ALPN, EXT_COOKIE, EXT_KEY_SHARE, EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS,
-                        EXT_SUPPORTED_VERSIONS, FINISHED, HANDSHAKE, HELLO_RETRY_REQUEST, HELLO_RETRY_REQUEST_RANDOM,
-                        SERVER_HELLO, SSL30, TLS10, TLS11, TLS12, TLS13, alert_level_name, alert_name,
-                        cipher_suite_name, content_type_name, group_name, is_tls13, null_cipher_mac_length,
+                        CONTENT_TYPES, EXT_ALPN, EXT_COOKIE, EXT_KEY_SHARE, EXT_PRE_SHARED_KEY, EXT_SERVER_NAME,
+                        EXT_SUPPORTED_GROUPS, EXT_SUPPORTED_VERSIONS, FINISHED, HANDSHAKE, HELLO_RETRY_REQUEST,
+                        HELLO_RETRY_REQUEST_RANDOM, SERVER_HELLO, SSL30, TLS10, TLS11, TLS12, TLS13, alert_level_name,
+                        alert_name, cipher_suite_name, content_type_name, group_name, is_tls13, null_cipher_mac_length,
                         version_name)
 from .dns import DnsMessage, parse_dns, tcp_messages
 from .packets import ACK, FIN, LINK_TYPE_NAMES, RST, SYN, TCP, Segment, decode
@@ -204,12 +204,14 @@ class ServerHello:
     version: int                 # negotiated: supported_versions if present (TLS 1.3), else legacy_version
     compression_method: int | None    # None in a TLS 1.3 draft <= 21 ServerHello, which has no such field
     group: int | None = None     # the key_share it answered with (TLS 1.3, RFC 8446 4.2.8), None without one
+    psk: bool = False            # it accepted a pre-shared key (TLS 1.3 resumption, RFC 8446 4.2.11)
 
     def to_dict(self) -> dict[str, object]:
         return {"legacy_version": f"0x{self.legacy_version:04x}", "random": self.random.hex(),
                 "cipher_suite": f"0x{self.cipher_suite:04x}", "cipher": self.cipher_name,
                 "version": version_name(self.version), "compression_method": self.compression_method,
-                "key_share_group": None if self.group is None else group_name(self.group)}
+                "key_share_group": None if self.group is None else group_name(self.group),
+                "pre_shared_key": self.psk}
 
 
 @dataclass(frozen=True)
@@ -326,8 +328,9 @@ class TlsConnection:
 
     @property
     def certificates_encrypted(self) -> bool:
-        """TLS 1.3 (and its drafts) sends every Certificate after the ServerHello, encrypted (RFC 8446 4.4.2)."""
-        return self.version is not None and is_tls13(self.version)
+        """TLS 1.3 (and its drafts) sends every Certificate after the ServerHello, encrypted (RFC 8446 4.4.2);
+        a handshake resumed with a pre-shared key sends none (4.2.11)."""
+        return self.version is not None and is_tls13(self.version) and not (self.server_hello and self.server_hello.psk)
 
     @property
     def null_cipher_mac(self) -> int | None:
@@ -1328,7 +1331,8 @@ def _selected_group(hello: Hello) -> int | None:
 def _server_hello(hello: Hello) -> ServerHello:
     [code] = hello.cipher_suites
     return ServerHello(hello.legacy_version, hello.random, code, cipher_suite_name(code), _chosen_version(hello),
-                       hello.compression_methods[0] if hello.compression_methods else None, _selected_group(hello))
+                       hello.compression_methods[0] if hello.compression_methods else None, _selected_group(hello),
+                       EXT_PRE_SHARED_KEY in hello.extensions)
 
 
 def _hello_retry_request(hello: Hello) -> HelloRetryRequest:

@@ -387,3 +387,16 @@ def test_a_capture_begun_after_the_handshake_invents_no_alert_and_no_hello(tmp_p
     # Neither port well known: the one in the ephemeral range is the client's.
     assert _orient("tcp", ("127.0.0.1", 14456), ("127.0.0.1", 39554), 0)[0] == ("127.0.0.1", 39554)
     assert _orient("tcp", ("127.0.0.1", 39554), ("127.0.0.1", 14456), 0)[0] == ("127.0.0.1", 39554)
+
+
+def test_a_tls13_connection_resumed_with_a_psk_sent_no_certificate():
+    """tshark with the key log sees a Certificate message in streams 0 and 2 only: the resumed TLS 1.3
+    connection (stream 1) sent none, so it is not said to be encrypted."""
+    pcap, keys = CAPTURES / "gen_resumption.pcap", CAPTURES / "gen_resumption.keylog"
+    connections = analyze_file(pcap).tls
+    assert [c.certificates_encrypted for c in connections] == [True, False, False, False]
+    assert [c.server_hello.psk for c in connections if c.server_hello] == [False, True, False, False]
+    streams = tshark.fields(pcap, "tls.handshake.type == 11", "tcp.stream",
+                            options=("-o", f"tls.keylog_file:{keys}"))
+    assert sorted({int(s) for [s] in streams}) == [0, 2]
+    assert "none sent: resumed with a pre-shared key" in render.observation_text("x", analyze_file(pcap))
