@@ -734,7 +734,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("analyze", cmd_analyze, "dissect any pcap (from the lab or elsewhere): flows, DNS, TLS handshakes, "
                                     "records, certificates in clear", json_flag=True)
-    p.add_argument("pcap", help="a pcap or pcapng file")
+    p.add_argument("pcap", help="a pcap or pcapng file: any link type tcpdump or Wireshark writes, IPv4 or IPv6; "
+                                "lost segments and snaplen cuts are said, never filled in; QUIC, DTLS and SSLv2 "
+                                "flows are named, not dissected. A pcapng that carries its key log (a Decryption "
+                                "Secrets Block, e.g. from `labctl run tls --pcap X.pcapng`) is decrypted with no "
+                                "--keylog. Over 64 MiB and with no key log, it is read in bounded memory: "
+                                "application data is previewed (256 bytes a record)")
     p.add_argument("--keylog", metavar="KEYS",
                    help="an NSS key log (SSLKEYLOGFILE): decrypt every TLS connection it has keys for and show "
                         "the application data each way; lines it cannot use are skipped and listed, as Wireshark "
@@ -751,7 +756,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("report", cmd_report, "run scenarios and write one self-contained HTML page (sequence diagrams, "
                                   "what leaks, verdicts) with each pcap and key log beside it")
     p.add_argument("scenario", nargs="*", help="scenario names (see `labctl scenarios`; default: all)")
-    p.add_argument("--out", "-o", required=True, help="folder for index.html, NAME.pcap and NAME.keylog")
+    p.add_argument("--out", "-o", required=True, help="folder for index.html, index.json, NAME.pcap, NAME.keylog and "
+                                                       "NAME.pcapng (the capture with its key log embedded)")
 
     p = add("capture", cmd_capture, "record packets on the wire: start NAME, stop NAME [--out FILE], "
                                     "get NAME --out FILE, list", json_flag=True)

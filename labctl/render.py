@@ -318,6 +318,9 @@ def _tls_lines(t: TlsConnection) -> list[str]:
     return lines
 
 
+RCODES = {1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN (no such name)", 4: "NOTIMP", 5: "REFUSED"}
+
+
 def leak_lines(obs: Observation) -> list[str]:
     """The right panel: the metadata an observer reads without any key."""
     lines = []
@@ -327,7 +330,9 @@ def leak_lines(obs: Observation) -> list[str]:
         lines.append(f"flow  {flow.label}{cut}")
     for d in obs.dns:
         if d.response:
-            lines.append(f"DNS   {d.qtype} {d.name} → {listed(d.answers, 'no answer')}")
+            # RFC 1035 4.1.1 (and 6895): a response that is not NOERROR says why, not "no answer".
+            why = RCODES.get(d.rcode, f"rcode {d.rcode}") if d.rcode else "no answer"
+            lines.append(f"DNS   {d.qtype} {d.name} → {listed(d.answers, why)}")
         else:
             lines.append(f"DNS   query {d.qtype} {d.name} from {d.src}")
     for t in obs.tls:

@@ -566,6 +566,8 @@ def analyze_stream(handle: io.RawIOBase | io.BufferedIOBase, name: str = "the ca
 _FlowKey = tuple[str, tuple[str, int], tuple[str, int], int]
 
 
+DNS_PORTS = (53, 5353, 5355)    # DNS (RFC 1035), multicast DNS (RFC 6762), LLMNR (RFC 4795): one message format
+
 # With keep=False a TCP direction holding more captured bytes than SETTLE_AT has
 # its records read so far (_settle) and those bytes let go: memory is bounded by
 # what one direction holds between two settles (plus out-of-order segments
@@ -667,7 +669,7 @@ def dissect(capture: Capture, keep: bool = True) -> Observation:
                     read = _settle(half, direction, settled.get((key, direction)))
                     if read is not None:
                         settled[(key, direction)] = read
-        elif (sport == 53 or dport == 53) and payload and not segment.missing:
+        elif (sport in DNS_PORTS or dport in DNS_PORTS) and payload and not segment.missing:
             message = parse_dns(payload, t, src, dst, count)
             if message is not None:
                 dns.append(message)

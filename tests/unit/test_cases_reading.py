@@ -594,3 +594,30 @@ def test_analyze_reads_in_place_and_from_a_stream():
     data = (CAPTURES / "nss_ipv6.pcap").read_bytes()
     from_bytes, from_stream = analyze(data), analyzer.analyze_stream(io.BytesIO(data))
     assert flows(from_bytes) == flows(from_stream) and from_bytes.frames == from_stream.frames == 37
+
+
+def test_dns_rcodes_are_said_and_mdns_is_read(tmp_path):
+    """Every message tshark reads, with its rcode; an NXDOMAIN is not "no answer" (new-user tryout).
+    Multicast DNS (RFC 6762, port 5353) is the same format: read too, as tshark's mdns."""
+    import dpkt
+
+    pcap = CAPTURES / "read_dns_rcodes.pcap"
+    observation = analyze_file(pcap)
+    theirs = tshark.fields(pcap, "dns || mdns", "frame.number", "dns.qry.name", "dns.flags.rcode")
+    assert [(m.frame, m.name, m.rcode) for m in observation.dns] == \
+        [(int(f), name, int(rcode or 0)) for f, name, rcode in theirs]
+    assert "nope.example.net → NXDOMAIN (no such name)" in render.observation_text("x", observation)
+    answer = dpkt.dns.DNS(id=0, qr=dpkt.dns.DNS_R, op=dpkt.dns.DNS_AA, rcode=0)
+    answer.qd = [dpkt.dns.DNS.Q(name="printer.local", type=dpkt.dns.DNS_A)]
+    answer.an = [dpkt.dns.DNS.RR(name="printer.local", type=dpkt.dns.DNS_A, ip=bytes([192, 168, 1, 9]), ttl=120)]
+    udp = dpkt.udp.UDP(sport=5353, dport=5353, data=bytes(answer))
+    udp.ulen = len(udp)
+    ip = dpkt.ip.IP(src=bytes([192, 168, 1, 9]), dst=bytes([224, 0, 0, 251]), p=dpkt.ip.IP_PROTO_UDP, data=udp)
+    ip.len = len(ip)
+    eth = dpkt.ethernet.Ethernet(src=b"\x02" * 6, dst=b"\x01\x00\x5e\x00\x00\xfb", data=ip)
+    mdns = tmp_path / "mdns.pcap"
+    with open(mdns, "wb") as out:
+        dpkt.pcap.Writer(out).writepkt(bytes(eth), 1.0)
+    [message] = analyze_file(mdns).dns
+    assert (message.name, message.answers) == ("printer.local", ("192.168.1.9",))
+    assert tshark.fields(mdns, "mdns", "dns.a") == [["192.168.1.9"]]
