@@ -261,5 +261,48 @@ def _transport(frame: memoryview, pos: int, end: int, proto: int, src: bytes, ds
             end = pos + length                          # udp.length bounds it, within the IP datagram
     start = pos + header
     kept = max(start, min(end, size))                   # Ethernet padding after END is not payload
+    if proto != TCP and kept == end:
+        inner = _tunnelled(frame, start, end, sport, dport)
+        if inner is not None:
+            return inner
     return Segment(src_mac, dst_mac, _address(src), _address(dst), proto, sport, dport, flags, seq, start, kept,
                    max(0, end - kept))
+
+
+VXLAN, GENEVE, GTP_U = 4789, 6081, 2152     # IANA's UDP ports (RFC 7348, RFC 8926, 3GPP TS 29.281)
+
+
+def _tunnelled(frame: memoryview, start: int, end: int, sport: int, dport: int) -> Segment | str | None:
+    """The segment inside a UDP tunnel's payload frame[start:end], offsets in FRAME; None if it is not one.
+
+    VXLAN (RFC 7348 section 5: 8 bytes, flag I set, then an Ethernet frame), Geneve (RFC 8926 section 3:
+    8 bytes and options, protocol 0x6558 for Ethernet or an ethertype for IP) and GTP-U (TS 29.281: flags,
+    type 255 G-PDU, length, TEID, optional fields, then an IP packet), as tshark reads them on their ports.
+    """
+    size = end - start
+    if dport == VXLAN and size >= 8 + 14 and frame[start] & 0x08:
+        link, at = ETHERNET, start + 8
+    elif dport == GENEVE and size >= 8 and frame[start] >> 6 == 0:
+        at = start + 8 + (frame[start] & 0x3F) * 4
+        protocol = _U16(frame, start + 2)[0]
+        link = ETHERNET if protocol == 0x6558 else RAW if protocol in (ETH_IPV4, ETH_IPV6) else -1
+        if link < 0 or at >= end:
+            return None
+    elif GTP_U in (sport, dport) and size >= 8 and frame[start] >> 5 == 1 and frame[start + 1] == 255:
+        at, link = start + 8, RAW
+        if frame[start] & 0x07:
+            at += 4                 # sequence number (2), N-PDU number (1), next extension header type (1)
+            kind = frame[at - 1] if frame[start] & 0x04 else 0
+            while kind:             # each extension: its length in 4-byte units, ..., the next one's type
+                if at >= end or not frame[at] or at + frame[at] * 4 > end:
+                    return None
+                at += frame[at] * 4
+                kind = frame[at - 1]
+        if at >= end:
+            return None
+    else:
+        return None
+    inner = decode(link, frame[at:end])
+    if isinstance(inner, Segment):
+        return inner._replace(start=inner.start + at, end=inner.end + at)
+    return inner

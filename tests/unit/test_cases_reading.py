@@ -621,3 +621,17 @@ def test_dns_rcodes_are_said_and_mdns_is_read(tmp_path):
     [message] = analyze_file(mdns).dns
     assert (message.name, message.answers) == ("printer.local", ("192.168.1.9",))
     assert tshark.fields(mdns, "mdns", "dns.a") == [["192.168.1.9"]]
+
+
+@pytest.mark.parametrize("tunnel", ["vxlan", "geneve", "gtpu"])
+def test_tls_inside_a_udp_tunnel_is_read_as_tshark_reads_it(tunnel):
+    """VXLAN, Geneve and GTP-U carry whole frames or IP packets in UDP: the TLS inside is read (new-user
+    tryout: each said "no TLS in this capture")."""
+    pcap = CAPTURES / f"read_tunnel_{tunnel}.pcap"
+    observation = analyze_file(pcap)
+    [connection] = observation.tls
+    theirs = [int(n) for [lengths] in tshark.fields(pcap, "tls.record", "tls.record.length")
+              for n in lengths.split(",")]
+    assert sorted(r.length for r in connection.records) == sorted(theirs) and len(theirs) == 15
+    inner = tshark.fields(pcap, "tcp", "ip.src", "tcp.srcport")[0]
+    assert (connection.flow.client, str(connection.flow.client_port)) in {(inner[0].split(",")[-1], inner[1])}
