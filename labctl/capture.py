@@ -187,11 +187,17 @@ class Saved:
     path: Path
     format: str            # "pcap" or "pcapng"
     keys_embedded: bool    # a pcapng whose Decryption Secrets Block holds an NSS key log
+    tls_connections: int = 0       # with keys embedded: the TLS connections in the capture with a ClientHello
+    connections_with_keys: int = 0     # and those the key log has secrets for (by client random)
 
     def note(self, why_no_keys: str) -> str:
         """What the file is, for the line that names it; WHY_NO_KEYS says why a pcapng holds no key log."""
         if self.format != "pcapng":
             return str(self.path)
+        if self.keys_embedded and self.tls_connections and self.connections_with_keys < self.tls_connections:
+            return (f"{self.path} (NSS key log embedded, but it has secrets for {self.connections_with_keys} of "
+                    f"its {self.tls_connections} TLS connections: the others will not open decrypted — "
+                    "a key log from another session?)")
         if self.keys_embedded:
             return (f"{self.path} (NSS key log embedded: Wireshark and tshark open it decrypted, "
                     "no key log option needed)")
@@ -215,7 +221,17 @@ def save_capture(pcap: bytes, dest: Path, keylog: str = "", fmt: str | None = No
             raise CaptureError(f"cannot write {shown(dest)} as pcapng: {exc}") from None
     else:
         data = pcap
-    return Saved(save(data, dest), fmt, fmt == "pcapng" and keylog.strip() != "")
+    embedded = fmt == "pcapng" and keylog.strip() != ""
+    total = matched = 0
+    if embedded:
+        # Which of the capture's TLS connections the key log opens: a key log from another session
+        # embeds fine and decrypts nothing, and the user is told so.
+        from .tls.analyzer import analyze
+        from .tls.decrypt import KeyLog
+        keys = KeyLog.parse(keylog)
+        randoms = [c.client_hello.random for c in analyze(pcap, "the wire's capture").tls if c.client_hello]
+        total, matched = len(randoms), sum(1 for r in randoms if keys.labels(r))
+    return Saved(save(data, dest), fmt, embedded, total, matched)
 
 
 KEYLOG_LIMIT = 64 << 20          # bytes: a key log holds a few hundred bytes per connection

@@ -350,7 +350,10 @@ def cmd_capture(args: argparse.Namespace, io: Output) -> int:
             io.result(json.dumps({"schema": "tlslab.capture/1", **stats.__dict__,
                                   "saved_to": str(saved.path) if saved else None,
                                   "format": saved.format if saved else None,
-                                  "keys_embedded": saved.keys_embedded if saved else False}, indent=2))
+                                  "keys_embedded": saved.keys_embedded if saved else False,
+                                  "tls_connections": saved.tls_connections if saved else 0,
+                                  "connections_with_keys": saved.connections_with_keys if saved else 0},
+                                 indent=2))
         else:
             io.result(render.capture_text(stats, saved.note(no_keys) if saved else None))
         return ExitStatus.OK if stats.complete else ExitStatus.ERROR

@@ -583,3 +583,17 @@ def test_a_sigint_at_any_line_of_saving_a_pcapng_leaves_no_partial_file(sessions
     for folder in tmp_path.glob("at-*"):
         written = folder / "tls.pcapng"
         assert not written.exists() or pcapng.decryption_secrets(written.read_bytes()) == keys
+
+
+def test_a_key_log_from_another_session_is_embedded_and_said_to_open_nothing(sessions, tmp_path):
+    """New-user tryout: `capture stop --out X.pcapng --keylog K` with K from another session said the
+    file opens decrypted; tshark decrypted nothing. Now the line says how many connections it opens."""
+    other = sessions["tls12"].keylog.read_text()
+    saved = capture.save_capture(sessions["tls13"].pcap.read_bytes(), tmp_path / "x.pcapng", other)
+    assert saved.keys_embedded and (saved.tls_connections, saved.connections_with_keys) == (1, 0)
+    assert "secrets for 0 of its 1 TLS connections" in saved.note("")
+    assert tshark.decrypted_streams(tmp_path / "x.pcapng", None) == {"c2s": b"", "s2c": b""}
+    right = capture.save_capture(sessions["tls13"].pcap.read_bytes(), tmp_path / "y.pcapng",
+                                 sessions["tls13"].keylog.read_text())
+    assert (right.tls_connections, right.connections_with_keys) == (1, 1)
+    assert "open it decrypted" in right.note("")
