@@ -626,7 +626,6 @@ def dissect(capture: Capture, keep: bool = True) -> Observation:
         payload = bytes(frame[segment.start:segment.end])
         tcp = segment.proto == TCP
         src, dst, sport, dport, flags = segment.src, segment.dst, segment.sport, segment.dport, segment.flags
-        tcp = segment.proto == TCP
         proto = "tcp" if tcp else "udp"
         kept = payload if keep else payload[:PREVIEW] if not tcp else b""
         packets.append(Packet(count, t, segment.src_mac, segment.dst_mac, src, dst, proto, sport, dport, flags,
