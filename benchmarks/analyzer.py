@@ -28,16 +28,14 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, labctl  # noqa: E402
+from common import ROOT, labctl, time_it  # noqa: E402
 
 from labctl import capture  # noqa: E402
 from labctl.lab import Lab  # noqa: E402
@@ -79,15 +77,6 @@ def bulk_capture(lab: Lab, megabytes: int, dest: Path) -> None:
         raise SystemExit(f"bulk capture failed: client {report.get('error')}, capture {stats}")
     dest.write_bytes(capture.read(lab, name))
     capture.remove(lab, name)
-
-
-def time_it(func, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def peak_mb(path: Path) -> tuple[float, str]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -19,3 +21,13 @@ def labctl(project: str, env: dict[str, str], *args: str) -> float:
     subprocess.run([sys.executable, "-m", "labctl", "-q", "--project", project, *args], cwd=ROOT,
                    env={**os.environ, **env}, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
+
+
+def time_it(func: Callable[[], object], repeat: int) -> float:
+    """The median wall time of REPEAT calls of FUNC, in seconds."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)

@@ -25,7 +25,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -33,15 +32,6 @@ from common import labctl  # noqa: E402  (benchmarks/common.py puts the reposito
 
 from labctl.lab import Lab  # noqa: E402
 from labctl.scenarios import NAMES, traffic_analysis  # noqa: E402
-
-
-def time_it(func, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main() -> int:

@@ -38,9 +38,9 @@ def records(pcap: Path, server_port: int = 443) -> dict[str, list[tuple[int, int
     return out
 
 
-def decrypted_streams(pcap: Path, keylog: Path | None, stream: int = 0, server_port: int = 443,
-                      rsa_key: Path | None = None, options: tuple[str, ...] = ()) -> dict[str, bytes]:
-    """What tshark decrypts with the key log: `-z follow,tls,raw` per direction.
+def follow_records(pcap: Path, keylog: Path | None, stream: int = 0, server_port: int = 443,
+                      rsa_key: Path | None = None, options: tuple[str, ...] = ()) -> dict[str, list[bytes]]:
+    """What tshark decrypts with the key log, one entry per record: `-z follow,tls,raw` per direction.
 
     Lines of "Node 0" are flush left, the other node's start with a tab. Which
     node is the server varies (tshark 4.0 names the server first for TLS 1.3),
@@ -54,7 +54,7 @@ def decrypted_streams(pcap: Path, keylog: Path | None, stream: int = 0, server_p
         secrets += ["-o", option]
     argv = [require(), "-r", str(pcap), "-n", *secrets, "-q", "-z", f"follow,tls,raw,{stream}"]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout
-    data = {"c2s": b"", "s2c": b""}
+    data: dict[str, list[bytes]] = {"c2s": [], "s2c": []}
     node0_is_server = False
     for line in out.splitlines():
         if line.startswith("Node 0:"):
@@ -65,5 +65,12 @@ def decrypted_streams(pcap: Path, keylog: Path | None, stream: int = 0, server_p
             continue
         node0 = not line.startswith("\t")
         direction = "s2c" if node0 == node0_is_server else "c2s"
-        data[direction] += bytes.fromhex(text)
+        data[direction].append(bytes.fromhex(text))
     return data
+
+
+def decrypted_streams(pcap: Path, keylog: Path | None, stream: int = 0, server_port: int = 443,
+                      rsa_key: Path | None = None, options: tuple[str, ...] = ()) -> dict[str, bytes]:
+    """What tshark decrypts with the key log, each direction's records joined (see follow_records)."""
+    return {d: b"".join(records) for d, records in follow_records(pcap, keylog, stream, server_port, rsa_key,
+                                                                 options).items()}

@@ -8,7 +8,6 @@ file, live, where tshark is installed (tests/tshark.py).
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -49,22 +48,8 @@ def sizes(result: Decryption) -> dict[str, int]:
 
 
 def tshark_records(pcap: Path, keys: Path, stream: int, server_port: int) -> dict[str, list[bytes]]:
-    """What tshark decrypts, one entry per record: `-z follow,tls,raw` prints a hex line per record
-    (Node 0's flush left, the other's after a tab; the "Node 0:" line says which node is the server)."""
-    argv = [tshark.require(), "-r", str(pcap), "-n", "-o", f"tls.keylog_file:{keys}", "-q",
-            "-z", f"follow,tls,raw,{stream}"]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120).stdout
-    records: dict[str, list[bytes]] = {"c2s": [], "s2c": []}
-    node0_is_server = False
-    for line in out.splitlines():
-        if line.startswith("Node 0:"):
-            node0_is_server = line.rsplit(":", 1)[1].strip() == str(server_port)
-            continue
-        text = line.strip()
-        if not text or set(text) == {"="} or ":" in text:
-            continue
-        records["s2c" if (not line.startswith("\t")) == node0_is_server else "c2s"].append(bytes.fromhex(text))
-    return records
+    """What tshark decrypts, one entry per record (tests/tshark.py follow_records)."""
+    return tshark.follow_records(pcap, keys, stream, server_port)
 
 
 def ethernet_copy(cooked: Path, out: Path) -> Path:
