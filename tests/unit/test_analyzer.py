@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -389,3 +390,32 @@ def test_a_shorter_retransmission_does_not_take_the_originals_bytes(tmp_path):
     [conn] = analyze_file(path).tls
     assert [r.frame for r in conn.records] == [2, 2]
     assert {int(f) for (f,) in tshark.fields(path, "tls.record", "frame.number")} == {2}
+
+
+@pytest.mark.parametrize("settle_at", [300, 2000])
+def test_reading_in_bounded_memory_finds_what_keeping_everything_finds(monkeypatch, settle_at):
+    """analyze(keep=False) reads a TCP direction's records as it goes and lets its bytes go (dissect,
+    SETTLE_AT): with the threshold forced down to a few hundred bytes, every committed capture gives the
+    same flows, holes, records (with frames, offsets, what is missing and lost) and DNS as keep=True."""
+    from labctl.tls import analyzer
+    monkeypatch.setattr(analyzer, "SETTLE_AT", settle_at)
+    monkeypatch.setattr(analyzer, "PATIENCE", 4 * settle_at)
+
+    def facts(o):
+        return ([(f.label, f.gaps, f.to_dict()["holes"], f.truncated, f.packets, f.payload_bytes) for f in o.flows],
+                [(c.flow.label, [(r.direction, r.content_type, r.length, r.offset, r.frame, r.missing, r.after_gap)
+                                 for r in c.records], c.client_hello, c.server_hello, len(c.certificates))
+                 for c in o.tls],
+                [d.to_dict() for d in o.dns], [p.payload_len for p in o.packets])
+
+    folder = Path(__file__).resolve().parent.parent / "captures"
+    captures = sorted(p for p in folder.iterdir() if p.suffix in (".pcap", ".pcapng"))
+    compared = 0
+    for pcap in captures:
+        try:
+            whole = analyze_file(pcap)
+        except CaptureFormatError:
+            continue                                # the damaged inputs: refused either way
+        assert facts(analyze_file(pcap, keep=False)) == facts(whole), pcap.name
+        compared += 1
+    assert compared > 50
