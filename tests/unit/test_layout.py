@@ -112,3 +112,32 @@ def test_signal_plumbing_imports_nothing_of_labctl():
     (it imported entry's handler once, and entry -> cli -> entry made a cycle)."""
     tree = modules()["interrupts.py"]
     assert [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level] == []
+
+
+# -- captures and key logs in git ----------------------------------------------------------------
+
+CAPTURE_NAMES = (".pcap", ".pcapng", ".keylog", ".keys", ".keys.txt", ".keylog.txt", ".key", ".pem")
+
+
+def test_the_only_committed_captures_and_key_logs_are_the_listed_test_inputs():
+    """What the lab makes (captures, key logs, keys) is never committed (.gitignore, files.py's 0600
+    folders). The one exception is tests/captures: public test inputs and sessions made on loopback with
+    throwaway keys (its README says whose), each listed with its SHA-256 in MANIFEST.sha256. A capture
+    or key log tracked anywhere else, or one in that folder that the manifest does not name as it is,
+    fails here."""
+    import hashlib
+    import subprocess
+    root = PACKAGE.parent
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True).stdout
+    names = [n for n in tracked.decode().split("\0") if n]
+    if not names:
+        return                                        # not a git checkout (an sdist): nothing to hold
+    suspects = [n for n in names if n.endswith(CAPTURE_NAMES) or "/keylogs/" in n]
+    assert [n for n in suspects if not n.startswith("tests/captures/")] == []
+    manifest = {}
+    for line in (root / "tests" / "captures" / "MANIFEST.sha256").read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        manifest["tests/captures/" + name] = digest
+    assert sorted(suspects) == sorted(manifest), "tests/captures/MANIFEST.sha256 must list each input"
+    for name, digest in manifest.items():
+        assert hashlib.sha256((root / name).read_bytes()).hexdigest() == digest, name
