@@ -12,11 +12,14 @@ gitignored; `labctl certs --force` makes it all anew):
     client/client-good.{crt,key}       a client certificate from the lab CA (mutual TLS)
     client/client-untrusted.{crt,key}  one from a CA the server does not trust
     attacker/                    the attacker's CA and its forged server.lab.test (the wire, in attacks)
+    dns/dns.lab.test.{crt,key}   the encrypted resolver's (DNS over TLS and over HTTPS)
+    proxy/www.lab.test.{crt,key} the reverse proxy's: www, www-tls and www-local .lab.test
+    proxy/ca.crt                 the CA, for checking the backend's certificate
 
 No container sees this folder. `labctl up` copies each subfolder but ca/
 into a named volume of the lab (labctl/volumes.py), and each container mounts
 only its own, read-only: the server gets server/, the client client/, the wire
-attacker/. On the host, private keys are mode 0600 and their folders 0700.
+attacker/, the resolver dns/, the proxy proxy/. On the host, private keys are mode 0600 and their folders 0700.
 """
 
 from __future__ import annotations
@@ -35,13 +38,19 @@ if TYPE_CHECKING:
     import trustme      # imported where it is used: it pulls in cryptography, slow for `labctl status`
 
 SERVER_NAME = "server.lab.test"
+RESOLVER_NAME = "dns.lab.test"
+# The reverse proxy's names (services/proxy/nginx.conf): TLS ends at the proxy
+# and the request goes on to the application in clear, over TLS, or over the
+# proxy's own loopback.
+PROXY_NAMES = ("www.lab.test", "www-tls.lab.test", "www-local.lab.test")
 KEY_TYPES = ("rsa", "ecdsa")
 
 
 # Host subfolder -> the lab's named volume that carries it into a container
 # (compose.yaml mounts each in one service only). ca/ has none: the CA key
 # never leaves the host.
-VOLUMES = {"server": "server-certs", "client": "client-certs", "attacker": "attacker-certs"}
+VOLUMES = {"server": "server-certs", "client": "client-certs", "attacker": "attacker-certs",
+           "dns": "dns-certs", "proxy": "proxy-certs"}
 # The unprivileged user the client runs as (services/base: useradd --uid 10001 lab).
 LAB_UID = 10001
 
@@ -100,6 +109,11 @@ def layout(certs_dir: Path) -> list[CertFile]:
     files.append(CertFile(certs_dir / "attacker" / "ca.crt", "wire (attacker)", False))
     files.append(CertFile(certs_dir / "attacker" / "server.lab.test.crt", "wire (attacker)", False))
     files.append(CertFile(certs_dir / "attacker" / "server.lab.test.key", "wire (attacker)", True))
+    files.append(CertFile(certs_dir / "dns" / f"{RESOLVER_NAME}.crt", "dns", False))
+    files.append(CertFile(certs_dir / "dns" / f"{RESOLVER_NAME}.key", "dns", True))
+    files.append(CertFile(certs_dir / "proxy" / f"{PROXY_NAMES[0]}.crt", "proxy", False))
+    files.append(CertFile(certs_dir / "proxy" / f"{PROXY_NAMES[0]}.key", "proxy", True))
+    files.append(CertFile(certs_dir / "proxy" / "ca.crt", "proxy", False))
     return files
 
 
@@ -183,6 +197,14 @@ def _generate_cases(certs_dir: Path, ca: trustme.CA) -> None:
     _write(certs_dir / "attacker" / "server.lab.test.crt", b"".join(b.bytes() for b in forged.cert_chain_pems), False)
     _write(certs_dir / "attacker" / "server.lab.test.key", forged.private_key_pem.bytes(), True)
     os.chmod(certs_dir / "attacker", 0o700)
+    # The encrypted resolver and the reverse proxy, signed by the lab CA like the server.
+    for folder, names in (("dns", (RESOLVER_NAME,)), ("proxy", PROXY_NAMES)):
+        leaf = ca.issue_cert(*names, common_name=names[0], organization_name="tlslab",
+                             organization_unit_name=f"lab {folder}")
+        _write(certs_dir / folder / f"{names[0]}.crt", b"".join(b.bytes() for b in leaf.cert_chain_pems), False)
+        _write(certs_dir / folder / f"{names[0]}.key", leaf.private_key_pem.bytes(), True)
+        os.chmod(certs_dir / folder, 0o700)
+    _write(certs_dir / "proxy" / "ca.crt", ca.cert_pem.bytes(), False)
     for who, issuer in (("good", ca), ("untrusted", stranger)):
         leaf = issuer.issue_cert(f"{who}-client@lab.test", common_name=f"{who} client")
         _write(certs_dir / "client" / f"client-{who}.crt", leaf.cert_chain_pems[0].bytes(), False)
@@ -322,7 +344,7 @@ def ensure(certs_dir: Path) -> str:
 def _ensure_present(certs_dir: Path) -> str:
     missing_cases = not all(f.path.is_file() for f in layout(certs_dir)
                             if "cases" in f.path.parts or "attacker" in f.path.parts
-                            or f.path.name.startswith("client-"))
+                            or f.path.name.startswith("client-") or f.path.parts[-2] in ("dns", "proxy"))
     if missing_cases and (certs_dir / "ca" / "ca.key").is_file():
         import trustme
 

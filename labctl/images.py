@@ -42,9 +42,13 @@ PULL_BASE = "debian:bookworm-slim"
 # What every lab container needs: Python's ssl and http.server, tcpdump and
 # iptables for the wire, iproute2 for routes, dnsmasq for the resolver.
 # curl and openssl are there for `labctl run verify --client-cmd`: real
-# third-party TLS clients graded against the same cases.
+# third-party TLS clients graded against the same cases (curl also speaks
+# HTTP/2 for the client's DNS-over-HTTPS queries). nginx is the reverse proxy
+# that terminates TLS (services/proxy); unbound serves DNS over TLS and over
+# HTTPS beside dnsmasq (services/dns). One base for all: a package is stored
+# once however many services use it.
 PACKAGES = ("python3-minimal", "libpython3.11-stdlib", "tcpdump", "iproute2", "iptables",
-            "dnsmasq-base", "ca-certificates", "curl", "openssl")
+            "dnsmasq-base", "ca-certificates", "curl", "openssl", "nginx", "unbound")
 # Documentation and translations are a third of the image and never read here.
 EXCLUDES = ("/usr/share/man/*", "/usr/share/doc/*", "/usr/share/locale/*", "/usr/share/info/*")
 # Run as root inside the new root filesystem, in both ways of making the base.
@@ -73,15 +77,35 @@ def base_image_name(prefix: str) -> str:
     return f"{prefix}-base:{SUITE}-{recipe_hash()}"
 
 
+def copied_sources(dockerfile: Path) -> list[str]:
+    """The build-context paths a Dockerfile's COPY lines name (relative to services/), in order.
+
+    A service may copy another's file (the proxy runs server/server.py on its
+    loopback): a change there must rebuild it too.
+    """
+    sources: list[str] = []
+    for line in dockerfile.read_text().splitlines():
+        words = line.split()
+        if words[:1] == ["COPY"]:
+            sources += [w for w in words[1:-1] if not w.startswith("--")]
+    return sources
+
+
 def context_hash(services_dir: Path, service: str, base_id: str) -> str:
-    """Hash of what goes into one service image: its folder, the shared base/ folder, the base."""
+    """Hash of what goes into one service image: its folder, the shared base/ folder, any other
+    file its Dockerfile copies (copied_sources), the base."""
     digest = hashlib.sha256(base_id.encode())
+    paths: set[Path] = set()
     for folder in (services_dir / "base", services_dir / service):
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts:
-                digest.update(str(path.relative_to(services_dir)).encode())
-                digest.update(b"\0%o\0" % (path.stat().st_mode & 0o777))
-                digest.update(path.read_bytes())
+        paths |= {path for path in folder.rglob("*") if path.is_file() and "__pycache__" not in path.parts}
+    dockerfile = services_dir / service / "Dockerfile"
+    if dockerfile.is_file():
+        paths |= {services_dir / source for source in copied_sources(dockerfile)
+                  if (services_dir / source).is_file()}
+    for path in sorted(paths):
+        digest.update(str(path.relative_to(services_dir)).encode())
+        digest.update(b"\0%o\0" % (path.stat().st_mode & 0o777))
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 

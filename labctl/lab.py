@@ -35,8 +35,8 @@ DEFAULT_PROJECT = "tlslab"
 PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 LAB_RANGE = ipaddress.IPv4Network("10.77.0.0/16")
 # Host part of each service's address; the wire sits at .254, the resolver at .53.
-HOSTS = {"client": 10, "server": 20, "dns": 53, "wire": 254}
-SERVICES = ("wire", "server", "dns", "client")
+HOSTS = {"client": 10, "server": 20, "proxy": 30, "dns": 53, "wire": 254}
+SERVICES = ("wire", "server", "dns", "proxy", "client")
 # The one timeout setting (--timeout, LAB_TIMEOUT): how long any one step on
 # the lab may take (a client exchange, a wire command, the services' health,
 # a --client-cmd in verify). A loaded machine makes runs slow; it must not

@@ -3,12 +3,14 @@
 No container mounts a folder of the host: on a remote engine (DOCKER_HOST,
 a docker context) a bind mount names a path on the engine's machine, where
 the engine makes an empty folder and the server exits for want of its key.
-Instead each lab (compose project) has three named volumes, declared in
+Instead each lab (compose project) has five named volumes, declared in
 compose.yaml and each mounted read-only by one service:
 
     <project>_server-certs    -> server:/certs     (root-owned; read before dropping to "lab")
     <project>_client-certs    -> client:/certs     (keys owned by "lab", uid 10001, mode 0600)
     <project>_attacker-certs  -> wire:/attacker    (root-owned)
+    <project>_dns-certs       -> dns:/certs        (root-owned; unbound reads its key before dropping)
+    <project>_proxy-certs     -> proxy:/certs      (root-owned; nginx's master reads the key)
 
 labctl fills them through the Docker API: a short-lived helper container
 from the lab's base image, with no network, receives one tar (put_archive)
@@ -37,7 +39,8 @@ from .errors import LabError
 FINGERPRINT = ".tlslab-certs"
 # Where each volume is mounted in the lab: (service, path), as in compose.yaml.
 MOUNTS = {"server-certs": ("server", "/certs"), "client-certs": ("client", "/certs"),
-          "attacker-certs": ("wire", "/attacker")}
+          "attacker-certs": ("wire", "/attacker"), "dns-certs": ("dns", "/certs"),
+          "proxy-certs": ("proxy", "/certs")}
 FILL_TIMEOUT = 60
 ROLE = "fills the certificate volumes"
 # Empty each volume, then unpack as root keeping the tar's numeric owners and modes.

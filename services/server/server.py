@@ -8,13 +8,16 @@ It grows from the textbook pattern
 
 and serves the same small site twice: over TLS on --tls-port and over plain
 TCP on --plain-port, so a scenario can show the same request with and without
-TLS on the wire.
+TLS on the wire. With --tls-port 0 it serves plain HTTP only: the application
+behind a reverse proxy that does TLS for it (services/proxy).
 
 The site:
 
     GET  /               a short HTML page
     GET  /bytes/N        N bytes of body (0 <= N <= 1 GiB), for size and bulk tests
-    POST /login          a form with a password field; the reply says welcome
+    GET  /login          the login page: a form whose action is https://HOST/login,
+                         as a site that takes passwords only over TLS writes it
+    POST /login          the form's target (a password field); the reply says welcome
     GET  /whoami         echoes the client certificate's subject (mutual TLS)
 
 With --cases, each folder NAME/ holding cert.pem and key.pem is served for
@@ -35,6 +38,7 @@ import argparse
 import http.server
 import os
 import pwd
+import re
 import socket
 import ssl
 import sys
@@ -53,6 +57,7 @@ MAX_BODY = 1 << 30
 DOC_SIZES = (1200, 2900, 4700, 7300, 9800, 13100, 17600, 23900)
 PAD_BUCKET = 32768
 CHUNK = 1 << 16
+HOST = re.compile(r"[a-z0-9.-]{1,253}")
 
 
 class LabHandler(http.server.BaseHTTPRequestHandler):
@@ -67,6 +72,17 @@ class LabHandler(http.server.BaseHTTPRequestHandler):
             self._send_bytes(self.path[len("/bytes/"):])
         elif self.path.startswith("/doc/") or self.path.startswith("/padded/doc/"):
             self._send_doc(self.path)
+        elif self.path == "/login":
+            # An absolute https:// action, as real login pages have: the one
+            # link sslstrip rewrites (labctl's sslstrip scenario).
+            host = self.headers.get("Host", "").split(":")[0]
+            if not HOST.fullmatch(host):
+                self._reply(400, b"bad Host header\n")
+                return
+            self._reply(200, (f'<!doctype html><title>log in</title><form method="post" '
+                              f'action="https://{host}/login"><input name="user"><input name="password" '
+                              f'type="password"><button>log in</button></form>\n').encode(),
+                        "text/html; charset=utf-8")
         elif self.path == "/whoami":
             self._reply(200, _peer_subject(self.connection).encode() + b"\n")
         elif self.path == "/health":
@@ -243,9 +259,12 @@ def drop_privileges(user: str) -> None:
 
 
 def server(args: argparse.Namespace) -> None:
-    context = make_context(args)
-    names = add_cases(context, args)
-    servers: list[http.server.HTTPServer] = [TLSServer((args.host, args.tls_port), context)]
+    servers: list[http.server.HTTPServer] = []
+    names: list[str] = []
+    if args.tls_port:
+        context = make_context(args)
+        names = add_cases(context, args)
+        servers.append(TLSServer((args.host, args.tls_port), context))
     plain = http.server.ThreadingHTTPServer((args.host, args.plain_port), LabHandler)
     plain.daemon_threads = True
     servers.append(plain)
@@ -272,9 +291,12 @@ def server(args: argparse.Namespace) -> None:
             args, str(cases / "tls12-only" / "cert.pem"), str(cases / "tls12-only" / "key.pem"), max_version="1.2")))
         extra.append(f"TLS 1.2 only on :{args.tls12_port}")
     drop_privileges(args.user)
-    print(f"Serving TLS on :{args.tls_port} and plain HTTP on :{args.plain_port} "
-          f"as uid {os.getuid()}; TLS {args.min_version}..{args.max_version}; "
-          f"{len(names)} names by SNI" + "".join(f"; {e}" for e in extra), flush=True)
+    if args.tls_port:
+        print(f"Serving TLS on :{args.tls_port} and plain HTTP on :{args.plain_port} "
+              f"as uid {os.getuid()}; TLS {args.min_version}..{args.max_version}; "
+              f"{len(names)} names by SNI" + "".join(f"; {e}" for e in extra), flush=True)
+    else:
+        print(f"Serving plain HTTP only on {args.host}:{args.plain_port} as uid {os.getuid()}", flush=True)
     for srv in servers[1:]:
         threading.Thread(target=srv.serve_forever, daemon=True).start()
     servers[0].serve_forever()
@@ -283,7 +305,7 @@ def server(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="The lab's safe TLS server (HTTP/1.1 over TLS and over plain TCP).")
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on")
-    parser.add_argument("--tls-port", type=int, default=443, help="port for HTTPS")
+    parser.add_argument("--tls-port", type=int, default=443, help="port for HTTPS (0: none, plain HTTP only)")
     parser.add_argument("--plain-port", type=int, default=80, help="port for the same site without TLS")
     parser.add_argument("--key-type", choices=("rsa", "ecdsa"), default="rsa",
                         help="which of the lab's certificates to serve: RSA (allows RSA key exchange) or ECDSA")
