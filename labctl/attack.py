@@ -20,13 +20,17 @@ from .lab import TIMEOUT_SETTING, Lab
 from .verdict import Json, Result, verdict_line
 
 
-def start(lab: Lab, spoof_dns: str | None = None) -> None:
+def start(lab: Lab, spoof_dns: str | None = None, strip: bool = False) -> None:
+    """Seat the attacker on the wire: TLS interception (and DNS spoofing with SPOOF_DNS, "NAME=ADDR"),
+    or with STRIP sslstrip of the client's plain HTTP instead. LabError if the wire cannot."""
     if not lab.turn_token:
         raise LabError("the attacker takes its seat only within a run's turn (labctl.turn.taken)")
     argv = ["python3", "/app/attacker.py", "start", "--client", lab.address("client"),
             "--server", lab.address("server"), "--turn", lab.turn_token]
     if spoof_dns:
         argv += ["--spoof-dns", spoof_dns]
+    if strip:
+        argv.append("--strip")
     status, out, err = lab.exec("wire", argv)
     if status != 0:
         stop(lab)

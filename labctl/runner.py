@@ -232,7 +232,7 @@ class Batch:
 
 def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
           spoof_dns: str | None = None, buffer_mib: int | None = None, parallel: int = 1,
-          during: Callable[[], None] | None = None, keylog: bool = False) -> Batch:
+          during: Callable[[], None] | None = None, keylog: bool = False, strip: bool = False) -> Batch:
     """Many client runs (`client.py --batch`) in one capture, optionally with the wire attacking.
 
     Each client connection may take the lab's timeout (``lab.timeout``
@@ -244,12 +244,13 @@ def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
     Interrupted at any instant (Ctrl-C, SIGTERM), it leaves nothing running:
     starting and stopping are shielded from the signal (see interrupts), and
     on the way out the run's client processes, the attacker and the capture
-    are stopped before the interrupt goes on up.
+    are stopped before the interrupt goes on up. STRIP makes the attacker
+    sslstrip the client's plain HTTP instead of intercepting its TLS.
     """
     if lab.turn_token is None:
         # Called on its own (a test, a benchmark): the run takes the lab's turn itself.
         with turn.taken(lab, f"run {label}", lambda _: None):
-            return batch(lab, label, runs, attacker, spoof_dns, buffer_mib, parallel, during, keylog)
+            return batch(lab, label, runs, attacker, spoof_dns, buffer_mib, parallel, during, keylog, strip)
     name = f"{RUN_PREFIX}{label}-{uuid.uuid4().hex[:8]}"
     keylog_path = f"/tmp/{name}.keylog"
     runs = [[*run, "--timeout", f"{lab.timeout:g}"] for run in runs]
@@ -273,7 +274,7 @@ def batch(lab: Lab, label: str, runs: list[list[str]], attacker: bool = False,
             captured = True
             if attacker:
                 attacking = True        # set first: a half-done start is undone by stop
-                attack.start(lab, spoof_dns)
+                attack.start(lab, spoof_dns, strip)
             lab.run_tag = name
             with interruptible():
                 status, out, err = lab.exec("client", argv, user="lab", timeout=limit)

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from ..verdict import Result
 
 # In the order `labctl run all` runs them: the story goes from clear to protected.
-NAMES = ("plaintext", "tls", "tls12", "verify", "mitm", "dns-spoof", "downgrade", "traffic-analysis", "forward-secrecy")
+NAMES = ("plaintext", "tls", "tls12", "verify", "mitm", "dns-spoof", "sslstrip", "downgrade", "traffic-analysis",
+         "forward-secrecy", "encrypted-dns", "offload")
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from .constants import (ALERT, APPLICATION_DATA, CERTIFICATE, CERTIFICATE_REQUES
                         CONTENT_TYPES, EXT_ALPN, EXT_COOKIE, EXT_KEY_SHARE, EXT_PRE_SHARED_KEY, EXT_SERVER_NAME,
                         EXT_SUPPORTED_GROUPS, EXT_SUPPORTED_VERSIONS, FINISHED, HANDSHAKE, HELLO_RETRY_REQUEST,
                         HELLO_RETRY_REQUEST_RANDOM, SERVER_HELLO, SSL30, TLS10, TLS11, TLS12, TLS13, alert_level_name,
-                        alert_name, cipher_suite_name, content_type_name, group_name, is_tls13, null_cipher_mac_length,
+                        alert_name, cipher_suite_name, content_type_name, extension_name, group_name, is_tls13, null_cipher_mac_length,
                         version_name)
 from .dns import DnsMessage, parse_dns, tcp_messages
 from .packets import ACK, FIN, LINK_TYPE_NAMES, RST, SYN, TCP, Segment, decode
@@ -186,9 +186,11 @@ class ClientHello:
     key_share_groups: tuple[str, ...]
     supported_groups: tuple[str, ...]
     compression_methods: tuple[int, ...]
+    extensions: tuple[int, ...] = ()       # the extension types, in the order sent (a repeated one once)
 
     def to_dict(self) -> dict[str, object]:
         return {"legacy_version": f"0x{self.legacy_version:04x}", "random": self.random.hex(), "sni": self.sni,
+                "extensions": [extension_name(code) for code in self.extensions],
                 "alpn": list(self.alpn), "supported_versions": [version_name(v) for v in self.supported_versions],
                 "cipher_suites": list(self.cipher_suites), "key_share_groups": list(self.key_share_groups),
                 "supported_groups": list(self.supported_groups),
@@ -1313,7 +1315,7 @@ def _client_hello(hello: Hello) -> ClientHello:
         cipher_suites=tuple(cipher_suite_name(code) for code in hello.cipher_suites),
         key_share_groups=tuple(group_name(g) for g in shares),
         supported_groups=tuple(group_name(g) for g in groups),
-        compression_methods=hello.compression_methods)
+        compression_methods=hello.compression_methods, extensions=tuple(exts))
 
 
 def _chosen_version(hello: Hello) -> int:

