@@ -53,6 +53,8 @@ VOLUMES = {"server": "server-certs", "client": "client-certs", "attacker": "atta
            "dns": "dns-certs", "proxy": "proxy-certs"}
 # The unprivileged user the client runs as (services/base: useradd --uid 10001 lab).
 LAB_UID = 10001
+# Debian's www-data (base-passwd): the proxy's nginx runs as it, never as root (services/proxy).
+WWW_DATA_UID = 33
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,15 @@ class CertFile:
     def owner(self, certs_dir: Path) -> int:
         """Its uid inside the container: a private key belongs to the user that reads it.
 
-        The server and the wire read their keys as root (the server before it
-        drops to "lab"); the client runs as "lab" throughout.
+        The server, the wire and the resolver read their keys as root (before
+        they drop privileges); the client runs as "lab" throughout, the proxy's
+        nginx as www-data.
         """
-        return LAB_UID if self.private and self.volume(certs_dir) == "client-certs" else 0
+        if self.private and self.volume(certs_dir) == "client-certs":
+            return LAB_UID
+        if self.private and self.volume(certs_dir) == "proxy-certs":
+            return WWW_DATA_UID
+        return 0
 
     def mode(self) -> int | None:
         """Its permission bits as they are on disk now (None when it is missing): never assumed."""
@@ -198,12 +205,12 @@ def _generate_cases(certs_dir: Path, ca: trustme.CA) -> None:
     _write(certs_dir / "attacker" / "server.lab.test.key", forged.private_key_pem.bytes(), True)
     os.chmod(certs_dir / "attacker", 0o700)
     # The encrypted resolver and the reverse proxy, signed by the lab CA like the server.
-    for folder, names in (("dns", (RESOLVER_NAME,)), ("proxy", PROXY_NAMES)):
+    for service, names in (("dns", (RESOLVER_NAME,)), ("proxy", PROXY_NAMES)):
         leaf = ca.issue_cert(*names, common_name=names[0], organization_name="tlslab",
-                             organization_unit_name=f"lab {folder}")
-        _write(certs_dir / folder / f"{names[0]}.crt", b"".join(b.bytes() for b in leaf.cert_chain_pems), False)
-        _write(certs_dir / folder / f"{names[0]}.key", leaf.private_key_pem.bytes(), True)
-        os.chmod(certs_dir / folder, 0o700)
+                             organization_unit_name=f"lab {service}")
+        _write(certs_dir / service / f"{names[0]}.crt", b"".join(b.bytes() for b in leaf.cert_chain_pems), False)
+        _write(certs_dir / service / f"{names[0]}.key", leaf.private_key_pem.bytes(), True)
+        os.chmod(certs_dir / service, 0o700)
     _write(certs_dir / "proxy" / "ca.crt", ca.cert_pem.bytes(), False)
     for who, issuer in (("good", ca), ("untrusted", stranger)):
         leaf = issuer.issue_cert(f"{who}-client@lab.test", common_name=f"{who} client")

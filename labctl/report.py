@@ -28,7 +28,7 @@ from . import __version__, capture
 from .errors import LabError
 from .files import PRIVATE, install, shown, write_partial
 from .interrupts import shielded
-from .sequence import LANES, WIRE, Event, Lanes, events, infer_lanes
+from .sequence import WIRE, Event, Lanes, events, infer_lanes
 from .tls.pcapfile import CaptureFormatError
 from .tls.pcapng import to_pcapng
 
@@ -48,7 +48,7 @@ def e(value: object) -> str:
 
 
 def lanes_of(result: Result, lanes: Lanes | None = None) -> Lanes:
-    """The lanes to draw RESULT on: the lab's as the run recorded them, else LANES, else read off the capture."""
+    """The lanes to draw RESULT on: the lab's as the run recorded them (Lanes.of), else read off the capture."""
     return result.lanes or lanes or infer_lanes(result.observation)
 
 
@@ -60,8 +60,17 @@ def sequence(result: Result, lanes: Lanes | None = None) -> list[Event]:
 # -- SVG: the sequence diagram ------------------------------------------------------------
 
 LANE_X = {"client": 150, "wire": 470, "server": 790, "dns": 1010}
+# With the proxy's lane (drawn only where a packet went to or from it): between the wire and the server.
+PROXY_LANE_X = {"client": 150, "wire": 470, "proxy": 700, "server": 920, "dns": 1110}
 SEQ_WIDTH = 1090
 ROW = 30
+
+
+def lane_positions(evs: list[Event]) -> tuple[dict[str, int], int]:
+    """Each drawn lane's x, and the diagram's width: the proxy's lane only when an event touches it."""
+    if any("proxy" in (ev.from_lane, ev.to_lane) for ev in evs):
+        return PROXY_LANE_X, PROXY_LANE_X["dns"] + 80
+    return LANE_X, SEQ_WIDTH
 TOP = 96
 
 
@@ -96,14 +105,15 @@ def sequence_svg(name: str, evs: list[Event], lanes: Lanes, limit: int = MAX_EVE
     uid = re.sub(r"[^A-Za-z0-9_-]", "-", f"{name}-{uid}")
     addresses = lanes.addresses
     shown = evs[:limit]
+    lane_x, width = lane_positions(evs)
     height = TOP + ROW * (len(shown) + 1) + (28 if len(evs) > limit else 8)
     what = f"{name}{': ' + caption if caption else ''}"
-    parts = [f'<svg class="seq" viewBox="0 0 {SEQ_WIDTH} {height}" '
-             f'width="{SEQ_WIDTH}" height="{height}" role="img" '
+    parts = [f'<svg class="seq" viewBox="0 0 {width} {height}" '
+             f'width="{width}" height="{height}" role="img" '
              f'aria-label="sequence diagram of {e(what)}: {len(evs)} events">', _defs(uid),
              f'<title>{e(what)}: the exchange as the wire saw it</title>']
-    for lane in LANES:
-        x = LANE_X[lane]
+    for lane in lane_x:
+        x = lane_x[lane]
         addr = addresses.get(lane, "?")
         wire = lane == WIRE
         parts.append(f'<g class="lane" data-lane="{lane}">'
@@ -119,11 +129,15 @@ def sequence_svg(name: str, evs: list[Event], lanes: Lanes, limit: int = MAX_EVE
     parts.append(f'<text x="8" y="{TOP - 14}" class="small">time (ms)</text>')
     for i, ev in enumerate(shown):
         y = TOP + ROW * i + 12
-        a, b = LANE_X[ev.from_lane], LANE_X[ev.to_lane]
+        a, b = lane_x[ev.from_lane], lane_x[ev.to_lane]
+        w = lane_x[WIRE]
         if a == b:                       # e.g. the wire talking to itself: a short stub
             b = a + 60
+        # Forwarded between two lanes on the same side of the wire (the proxy and the server): the
+        # packet went through the wire all the same, so its arrow turns there.
+        turns = ev.forwarded and WIRE not in (ev.from_lane, ev.to_lane) and (a - w) * (b - w) > 0
         dash = {"enc": "none", "clear": "7 4", "control": "2 3"}[ev.kind]
-        width = {"enc": 2.6, "clear": 2, "control": 1.3}[ev.kind]
+        stroke = {"enc": 2.6, "clear": 2, "control": 1.3}[ev.kind]
         colour = {"enc": "#1d3f73", "clear": "#b03a00", "control": "#666"}[ev.kind]
         label = f"{ev.label} · {ev.size} B" + (f" → {ev.note}" if ev.note else "")
         mid = (a + b) / 2
@@ -131,9 +145,12 @@ def sequence_svg(name: str, evs: list[Event], lanes: Lanes, limit: int = MAX_EVE
                      f'data-frame="{ev.frame}" data-from="{ev.from_lane}" data-to="{ev.to_lane}">'
                      f'<title>frame {ev.frame}, {e(ev.src)} → {e(ev.dst)}: {e(label)} at {ev.time * 1000:.3f} ms'
                      f'</title><text x="8" y="{y + 4}" class="time">{ev.time * 1000:.1f}</text>'
-                     f'<line x1="{a}" y1="{y}" x2="{b}" y2="{y}" stroke="{colour}" stroke-width="{width}" '
-                     f'stroke-dasharray="{dash}" marker-end="url(#head-{ev.kind}-{uid})"/>')
-        parts.append(f'<circle cx="{LANE_X[WIRE]}" cy="{y}" r="3.2" fill="#000"/>')   # every packet: at the wire
+                     + (f'<path d="M{a},{y - 3} H{w} V{y + 3} H{b}" fill="none" stroke="{colour}" '
+                        f'stroke-width="{stroke}" stroke-dasharray="{dash}" marker-end="url(#head-{ev.kind}-{uid})"/>'
+                        if turns else
+                        f'<line x1="{a}" y1="{y}" x2="{b}" y2="{y}" stroke="{colour}" stroke-width="{stroke}" '
+                        f'stroke-dasharray="{dash}" marker-end="url(#head-{ev.kind}-{uid})"/>'))
+        parts.append(f'<circle cx="{w}" cy="{y}" r="3.2" fill="#000"/>')   # every packet: at the wire
         wide = abs(b - a) > 200
         text_x, anchor = (mid, "middle") if wide else (max(a, b) + 10, "start")
         if ev.kind == "enc":
@@ -143,7 +160,7 @@ def sequence_svg(name: str, evs: list[Event], lanes: Lanes, limit: int = MAX_EVE
                      f'{e(label)}</text></g>')
     if len(evs) > limit:
         y = TOP + ROW * len(shown) + 14
-        parts.append(f'<text x="{LANE_X["client"] - 70}" y="{y}" class="more">… {len(evs) - limit} more '
+        parts.append(f'<text x="{lane_x["client"] - 70}" y="{y}" class="more">… {len(evs) - limit} more '
                      f'events not drawn (first {limit} of {len(evs)}); the pcap beside this page has them all</text>')
     parts.append("</svg>")
     return "".join(parts)

@@ -32,7 +32,7 @@ from .tls.constants import ALERT, HANDSHAKE, alert_name, handshake_name
 if TYPE_CHECKING:
     from .lab import Lab
 
-LANES = ("client", "wire", "server", "dns")   # the wire in the middle: every arrow crosses it
+LANES = ("client", "wire", "proxy", "server", "dns")   # the wire in the middle: arrows cross it or turn there
 WIRE = "wire"
 SYN, FIN, RST, ACK = 0x02, 0x01, 0x04, 0x10
 

@@ -10,7 +10,7 @@ compose.yaml and each mounted read-only by one service:
     <project>_client-certs    -> client:/certs     (keys owned by "lab", uid 10001, mode 0600)
     <project>_attacker-certs  -> wire:/attacker    (root-owned)
     <project>_dns-certs       -> dns:/certs        (root-owned; unbound reads its key before dropping)
-    <project>_proxy-certs     -> proxy:/certs      (root-owned; nginx's master reads the key)
+    <project>_proxy-certs     -> proxy:/certs      (key owned by www-data, uid 33: nginx never runs as root)
 
 labctl fills them through the Docker API: a short-lived helper container
 from the lab's base image, with no network, receives one tar (put_archive)
@@ -79,8 +79,8 @@ def archive(certs_dir: Path) -> VolumeArchive:
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for key, files in members.items():
             digest = hashlib.sha256()
-            # The client's folder must be searchable by "lab"; the others only by root.
-            _add_dir(tar, key, 0o755 if key == "client-certs" else 0o700)
+            # The client's folder must be searchable by "lab", the proxy's by www-data; the others only by root.
+            _add_dir(tar, key, 0o755 if key in ("client-certs", "proxy-certs") else 0o700)
             made = {key}
             for relative, data, mode, uid in sorted(files):
                 parts = relative.split("/")

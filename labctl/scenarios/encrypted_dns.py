@@ -1,4 +1,4 @@
-"""encrypted-dns: DNS over TLS and over HTTPS hide the lookup; the resolver's address, the sizes and the SNI still name the server.
+"""encrypted-dns: DNS over TLS and HTTPS hide the lookup; the resolver's address, sizes and the SNI still leak.
 
 Encrypting the DNS lookup moves the leak, it does not end it.
 

@@ -1,4 +1,4 @@
-"""offload: a reverse proxy ends TLS; the request goes on to the application in clear unless that hop is protected too.
+"""offload: a reverse proxy ends TLS; the request goes on in clear unless the hop behind it is protected too.
 
 TLS left to a proxy protects the first hop only.
 
@@ -67,7 +67,7 @@ def run(lab: Lab, options: Options = Options(), fixes: tuple[str, str] = (TLS_BA
     client, proxy, server = lab.address("client"), lab.address("proxy"), lab.address("server")
     front = [f for f in obs.flows if f.proto == "tcp" and f.client == client and f.server == proxy]
     back = [f for f in obs.flows if f.proto == "tcp" and f.client == proxy and f.server == server]
-    hellos = [t.client_hello.sni for t in obs.tls if t.flow in front and t.client_hello]
+    hellos = [t.client_hello.sni or "" for t in obs.tls if t.flow in front and t.client_hello]
     ok = [r for r in b.reports if r.get("ok") and r.get("address") == proxy and r.get("version") == "TLSv1.3"]
     clear_back = [f for f in back if f.server_port == 80]
     tls_back = [t for t in obs.tls if t.flow in back and t.flow.server_port == 443]

@@ -1,4 +1,4 @@
-"""sslstrip: a bare name starts in clear; the wire strips the redirect to HTTPS and reads the password, unless HSTS goes first.
+"""sslstrip: a bare name starts in clear; the wire strips the redirect to HTTPS and reads the password, unless HSTS.
 
 The first request a person makes is plain HTTP, and the attacker answers it.
 
@@ -116,4 +116,5 @@ def run(lab: Lab, options: Options = Options(), hsts: bool = True) -> attack.Att
                [f"secret   {hsts_secret}", *step_lines(protected)]),
         secrets=[stripped_secret, hsts_secret],
         revealed=[stripped_secret] if attack.obtained(events, stripped_secret) else [],
-        notes=notes, data={"stripped_client": stripped, "hsts_client": protected, "attacker_log": events})
+        notes=notes, data={"stripped_client": {**stripped, "secret": stripped_secret},
+                           "hsts_client": {**protected, "secret": hsts_secret}, "attacker_log": events})

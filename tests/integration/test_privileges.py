@@ -15,6 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
+CAP_NET_BIND_SERVICE = 1 << 10
 CAP_NET_ADMIN = 1 << 12
 CAP_NET_RAW = 1 << 13
 # What each service may be given at start (lab-init needs NET_ADMIN briefly, then drops it).
@@ -23,11 +24,16 @@ ALLOWED_CAPS = {
     "server": {"NET_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP"},
     "dns": {"NET_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP"},
     "client": {"NET_ADMIN", "SETUID", "SETGID", "SETPCAP"},
+    "proxy": {"NET_ADMIN", "NET_BIND_SERVICE", "SETUID", "SETGID", "SETPCAP"},
 }
+SERVICES = tuple(ALLOWED_CAPS)
 SERVICE_USER = {"server": 10001, "client": 10001, "dns": 65534}
 # service -> (its certificate volume, where it is mounted, the host subfolder it carries)
 MOUNTED_CERTS = {"server": ("server-certs", "/certs", "server"), "client": ("client-certs", "/certs", "client"),
-                 "wire": ("attacker-certs", "/attacker", "attacker")}
+                 "wire": ("attacker-certs", "/attacker", "attacker"), "dns": ("dns-certs", "/certs", "dns"),
+                 "proxy": ("proxy-certs", "/certs", "proxy")}
+# Who reads each volume's private keys: root (before dropping privileges), "lab", or www-data (nginx).
+KEY_READER = {"client": 10001, "proxy": 33}
 
 
 def cap_names(values: list[str] | None) -> set[str]:
@@ -49,7 +55,7 @@ def main_process(session_lab, service: str) -> dict[str, int]:
     return {"uid": int(fields["Uid:"]), **{k.rstrip(":"): int(v, 16) for k, v in fields.items() if k.startswith("Cap")}}
 
 
-@pytest.mark.parametrize("service", ["wire", "server", "dns", "client"])
+@pytest.mark.parametrize("service", SERVICES)
 def test_no_privileged_no_host_network_no_docker_socket(containers, service):
     host = containers[service].attrs["HostConfig"]
     assert host["Privileged"] is False
@@ -62,7 +68,7 @@ def test_no_privileged_no_host_network_no_docker_socket(containers, service):
 
 
 def test_only_the_wire_may_capture(containers, session_lab):
-    for service in ("server", "dns", "client"):
+    for service in ("server", "dns", "client", "proxy"):
         assert "NET_RAW" not in cap_names(containers[service].attrs["HostConfig"].get("CapAdd"))
         assert not main_process(session_lab, service)["CapBnd"] & CAP_NET_RAW
     assert main_process(session_lab, "wire")["CapEff"] & CAP_NET_RAW
@@ -76,9 +82,38 @@ def test_long_running_services_are_unprivileged(session_lab, service):
     assert not proc["CapBnd"] & CAP_NET_ADMIN       # and can never get it back
 
 
-@pytest.mark.parametrize("service", ["wire", "server", "dns"])
+@pytest.mark.parametrize("service", ["wire", "server", "dns", "proxy"])
 def test_root_filesystems_are_read_only(containers, service):
     assert containers[service].attrs["HostConfig"]["ReadonlyRootfs"] is True
+
+
+def processes(session_lab, service: str) -> list[dict[str, object]]:
+    """Every process in a service's container but docker-init (PID 1) and the probe's own (lab.exec
+    runs it under `timeout`; sh, cat and awk are the script)."""
+    script = ("for p in /proc/[0-9]*; do [ \"${p#/proc/}\" = 1 ] || [ \"${p#/proc/}\" = $$ ] || "
+              "echo \"$(cat $p/comm) $(awk '/^(Uid|CapEff|CapBnd)/{printf \"%s \", $2}' $p/status)\"; done")
+    _, out, _ = session_lab.lab().exec(service, ["sh", "-c", script])
+    rows = [line.split() for line in out.strip().splitlines()]
+    return [{"comm": r[0], "uid": int(r[1]), "eff": int(r[2], 16), "bnd": int(r[3], 16)} for r in rows
+            if len(r) == 4 and r[0] not in ("timeout", "sh", "cat", "awk")]
+
+
+def test_the_proxy_never_runs_as_root_and_keeps_only_net_bind_service(session_lab):
+    procs = {p["comm"]: p for p in processes(session_lab, "proxy")}
+    assert set(procs) == {"nginx", "python3"}, procs
+    for proc in processes(session_lab, "proxy"):
+        if proc["comm"] == "nginx":          # master and worker alike
+            assert (proc["uid"], proc["eff"], proc["bnd"]) == (33, CAP_NET_BIND_SERVICE, CAP_NET_BIND_SERVICE)
+        else:                                # the loopback application (server.py)
+            assert (proc["uid"], proc["eff"]) == (10001, 0)
+            assert not proc["bnd"] & CAP_NET_ADMIN
+
+
+def test_the_encrypted_resolver_drops_to_its_own_user(session_lab):
+    procs = {p["comm"]: p for p in processes(session_lab, "dns")}
+    assert set(procs) == {"dnsmasq", "unbound"}, procs
+    assert procs["unbound"]["uid"] == 101 and procs["unbound"]["eff"] == 0
+    assert not procs["unbound"]["bnd"] & CAP_NET_ADMIN
 
 
 def test_client_rootfs_is_the_documented_exception(containers):
@@ -86,7 +121,7 @@ def test_client_rootfs_is_the_documented_exception(containers):
     assert containers["client"].attrs["HostConfig"]["ReadonlyRootfs"] is False
 
 
-@pytest.mark.parametrize("service", ["wire", "server", "dns", "client"])
+@pytest.mark.parametrize("service", SERVICES)
 def test_no_host_folder_is_mounted_and_each_sees_only_its_own_cert_volume(containers, session_lab, service):
     mounts = containers[service].attrs["Mounts"]
     assert [m for m in mounts if m["Type"] != "volume"] == [], "a host path is mounted (breaks remote engines)"
@@ -106,7 +141,7 @@ def listing(session_lab, service: str, path: str) -> dict[str, tuple[int, int]]:
         return {m.name.split("/", 1)[1]: (m.uid, m.mode) for m in tar.getmembers() if m.isfile()}
 
 
-@pytest.mark.parametrize("service", ["wire", "server", "client"])
+@pytest.mark.parametrize("service", ["wire", "server", "client", "dns", "proxy"])
 def test_cert_volumes_hold_the_host_set_with_keys_private_to_their_reader(session_lab, service):
     from labctl import certs
 
@@ -116,7 +151,7 @@ def test_cert_volumes_hold_the_host_set_with_keys_private_to_their_reader(sessio
                 if f.path.relative_to(certs_dir).parts[0] == folder}
     found = listing(session_lab, service, target)
     assert set(found) - {".tlslab-certs"} == expected
-    reader = 10001 if service == "client" else 0      # the server reads its keys as root, then drops
+    reader = KEY_READER.get(service, 0)      # the server reads its keys as root, then drops
     for name, (uid, mode) in found.items():
         if name.endswith((".key", "key.pem")):
             assert (uid, mode & 0o777) == (reader, 0o600), name

@@ -105,7 +105,7 @@ def test_up_through_a_local_registry(tmp_path, registry_ref):
         assert steps["base image"].startswith(f"{prefix}-base:"), steps
         assert steps["base image"].endswith(f"(built from {registry_ref})"), steps
         assert {s["service"]: (s["state"], s["health"]) for s in report["services"]} == {
-            s: ("running", "healthy") for s in ("wire", "server", "dns", "client")}
+            s: ("running", "healthy") for s in ("wire", "server", "dns", "proxy", "client")}
 
         # The base really sits on what was pulled from the registry: its
         # layers start with the pulled image's layer.

@@ -38,7 +38,7 @@ def test_up_from_nothing_then_idempotent_then_down(tmp_path):
         assert "built from" in steps["base image"]
         assert steps["service images"].startswith("built")
         assert {s["service"]: (s["state"], s["health"]) for s in report["services"]} == {
-            s: ("running", "healthy") for s in ("wire", "server", "dns", "client")}
+            s: ("running", "healthy") for s in ("wire", "server", "dns", "proxy", "client")}
         assert (tmp_path / "certs" / "server" / "server-rsa.key").stat().st_mode & 0o777 == 0o600
         before = started(client, handle.project)
 

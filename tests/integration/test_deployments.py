@@ -1,0 +1,126 @@
+"""The scenarios of real deployments on the real lab: offload, encrypted-dns, sslstrip.
+
+Each verdict is checked against the capture by tshark (the independent
+oracle), and each scenario is run once more with its fix switched off: the
+checks that credit the fix must then fail, or they could not have failed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import tshark
+
+pytestmark = pytest.mark.integration
+
+
+def run(session_lab, name: str, tmp_path: Path) -> tuple[dict, Path]:
+    pcap = tmp_path / f"{name}.pcap"
+    result = session_lab.run("run", name, "--json", "--pcap", str(pcap))
+    doc = json.loads(result.stdout)
+    assert result.returncode == (0 if doc["passed"] else 1)
+    assert doc["passed"], doc["checks"]
+    return doc, pcap
+
+
+def verdicts(result) -> dict[str, bool]:
+    return {c.name: c.passed for c in result.checks}
+
+
+def secret_of(report: dict) -> str:
+    return report["request"].split("session=")[1].split("\r\n")[0]
+
+
+def test_offload_the_hop_behind_the_proxy_carries_the_secret_in_clear(session_lab, tmp_path):
+    doc, pcap = run(session_lab, "offload", tmp_path)
+    net = session_lab.lab().net()
+    clear, over_tls, local = (secret_of(r) for r in doc["reports"])
+    # tshark: the first secret in an HTTP Cookie from the proxy to the server's port 80, nowhere else.
+    cookies = tshark.fields(pcap, f"http.cookie && ip.src == {net}.30 && tcp.dstport == 80", "http.cookie")
+    assert [row[0] for row in cookies] == [f"session={clear}"]
+    assert not tshark.fields(pcap, f'frame contains "{clear}" && ip.src == {net}.10', "frame.number")
+    for hidden in (over_tls, local):
+        assert hidden.encode() not in pcap.read_bytes()
+    # The fixed hop: TLS from the proxy to the server, SNI server.lab.test (nginx proxy_ssl_server_name).
+    snis = tshark.fields(pcap, f"tls.handshake.type == 1 && ip.src == {net}.30", "tls.handshake.extensions_server_name")
+    assert [row[0] for row in snis] == ["server.lab.test"]
+    # Two proxy→server connections for three requests: the loopback one never reached the wire.
+    syns = tshark.fields(pcap, f"tcp.flags.syn == 1 && tcp.flags.ack == 0 && ip.src == {net}.30", "tcp.dstport")
+    assert sorted(row[0] for row in syns) == ["443", "80"]
+
+
+def test_offload_fixes_switched_off_fail_their_checks(session_lab):
+    from labctl.scenarios import Options, offload
+
+    result = offload.run(session_lab.lab(), Options(), fixes=(offload.CLEAR, offload.CLEAR))
+    got = verdicts(result)
+    assert got["secret in clear on the proxy→application hop"]
+    assert not got["TLS to the backend: secret on neither hop"]
+    assert not got["application on the proxy's loopback: secret on neither hop, no second hop on the wire"]
+
+
+def test_encrypted_dns_hides_the_question_but_not_the_sni(session_lab, tmp_path):
+    doc, pcap = run(session_lab, "encrypted-dns", tmp_path)
+    net = session_lab.lab().net()
+    assert all(r["resolver"]["via"] in ("dot", "doh") for r in doc["reports"])
+    assert not tshark.fields(pcap, 'dns.qry.name == "server.lab.test"', "frame.number")
+    assert tshark.fields(pcap, f"ip.dst == {net}.53 && tcp.dstport == 853 && tls.handshake.type == 1", "frame.number")
+    alpn = tshark.fields(pcap, f"ip.dst == {net}.53 && tcp.dstport == 443 && tls.handshake.type == 1",
+                         "tls.handshake.extensions_alpn_str")
+    assert alpn and "h2" in alpn[0][0].split(",")
+    snis = tshark.fields(pcap, f"ip.dst == {net}.20 && tls.handshake.type == 1", "tls.handshake.extensions_server_name")
+    assert [row[0] for row in snis] == ["server.lab.test", "server.lab.test"]
+
+
+def test_encrypted_dns_switched_off_fails_its_checks(session_lab):
+    from labctl.scenarios import Options, encrypted_dns
+
+    got = verdicts(encrypted_dns.run(session_lab.lab(), Options(), ways=("system", "system")))
+    assert not got["no DNS question for the name in clear"]
+    assert not got["DNS over TLS to the resolver's port 853"]
+    assert not got["clients resolved the name over TLS and over HTTPS"]
+    assert got["SNI still names the server"]
+
+
+def test_sslstrip_reads_the_password_unless_hsts(session_lab, tmp_path):
+    doc, pcap = run(session_lab, "sslstrip", tmp_path)
+    net = session_lab.lab().net()
+    stripped, protected = doc["stripped_client"], doc["hsts_client"]
+    # tshark: the stripped client's password in a form posted to port 80; the HSTS client's nowhere.
+    posted = tshark.fields(pcap, f"urlencoded-form && ip.src == {net}.10 && tcp.dstport == 80",
+                           "urlencoded-form.value")
+    assert any(stripped["secret"] in row[0] for row in posted), posted
+    assert protected["secret"].encode() not in pcap.read_bytes()
+    assert not any(protected["secret"] in json.dumps(e) for e in doc["attacker_log"])
+    # The HSTS client's connections all went to port 443 (an attack capture holds each forwarded
+    # packet twice, in and out of the wire: a set, not a list).
+    ports = {s["local_port"] for s in protected["steps"] if s.get("local_port")}
+    assert ports
+    for port in ports:
+        assert {r[0] for r in tshark.fields(pcap, f"tcp.flags.syn == 1 && tcp.flags.ack == 0 && tcp.srcport == {port}",
+                                            "tcp.dstport")} == {"443"}
+    # The wire's own HTTPS to the site, with nothing left of the attack afterwards.
+    assert tshark.fields(pcap, f"ip.src == {net}.254 && tcp.dstport == 443 && tls.handshake.type == 1", "frame.number")
+    _, rules, _ = session_lab.lab().exec("wire", ["iptables", "-t", "nat", "-S", "PREROUTING"])
+    assert "REDIRECT" not in rules
+
+
+def test_sslstrip_without_hsts_fails_its_checks(session_lab):
+    from labctl.scenarios import Options, sslstrip
+
+    got = verdicts(sslstrip.run(session_lab.lab(), Options(), hsts=False))
+    assert got["stripped client posted its password in clear"]
+    assert not got["HSTS client never used plain HTTP"]
+    assert not got["attacker got nothing from the HSTS client"]
+
+
+def test_hsts_from_a_preload_list_works_like_an_earlier_visit(session_lab):
+    lab = session_lab.lab()
+    status, out, _ = lab.exec("client", ["python3", "/app/client.py", "www-local.lab.test", "--browse", "--path",
+                                         "/login", "--secret", "x", "--hsts-preload", "www-local.lab.test"], user="lab")
+    report = json.loads(out)
+    assert report["ok"] and report["steps"][0]["upgraded"]
+    assert all(s["url"].startswith("https://") for s in report["steps"])
