@@ -318,3 +318,21 @@ def test_a_report_removes_an_earlier_reports_captures_it_does_not_rewrite(tmp_pa
     report.write_report([tls], out, LANES, owned=report.report_files(["tls", "mitm"]))
     assert not (out / "mitm.pcap").exists() and (out / "mine.pcap").read_bytes() == b"the user's"
     assert (out / "tls.pcap").exists()
+
+
+def test_the_proxy_lane_is_drawn_only_where_a_packet_touches_it_and_its_hop_to_the_server_turns_at_the_wire(plain):
+    # The same capture, read as the proxy (offload's second hop) talking to the server: both lanes
+    # lie right of the wire, and every packet went through it, so each arrow runs to the wire and turns.
+    lanes = Lanes({**ADDRESSES, "client": "10.77.0.11", "proxy": synth.CLIENT_IP})
+    evs = report.sequence(plain, lanes)
+    svg = report.sequence_svg(plain.name, evs, lanes)
+    assert re.findall(r'<g class="lane" data-lane="(\w+)">', svg) == ["client", "wire", "proxy", "server", "dns"]
+    wire, proxy, server = (report.PROXY_LANE_X[k] for k in ("wire", "proxy", "server"))
+    arrows = re.findall(r'data-from="(\w+)" data-to="(\w+)">.*?<(path d="M(\d+),[\d.]+ H(\d+) V[\d.]+ H(\d+)"|line)',
+                        svg)
+    assert arrows and all(kind.startswith("path") for *_, kind, _, _, _ in arrows)
+    for frm, to, _, start, via, end in arrows:
+        assert int(via) == wire
+        assert (int(start), int(end)) == ((proxy, server) if (frm, to) == ("proxy", "server") else (server, proxy))
+    # Read the usual way, nothing touches the proxy: four lanes, straight arrows across the wire.
+    assert not re.search(r'<path d="M\d+,[\d.]+ H', _svg(plain)) and 'data-lane="proxy"' not in _svg(plain)
