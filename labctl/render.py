@@ -112,12 +112,21 @@ def certs_text(verb: str, certs_dir: Path, files: Sequence[CertFile], tightened:
     return "\n".join(lines) + "\n" + table(("FILE", "MOUNTED IN", "WHAT"), rows)
 
 
+RESOLVED_BY = {"dot": "DNS over TLS", "doh": "DNS over HTTPS"}
+
+
 def client_text(report: dict) -> str:
+    """client.py's report (one exchange, or with --browse each step) as dotted lines."""
+    resolver = report.get("resolver") or {}
+    lines = [dotted("resolved by", f"{RESOLVED_BY[resolver['via']]}, {resolver.get('address')}:{resolver.get('port')}")
+             ] if resolver.get("via") in RESOLVED_BY else []
+    if report.get("browse"):
+        return "\n".join(lines + _browse_lines(report))
     if not report.get("ok"):
-        lines = [dotted("server address", report["address"])] if report.get("address") else []
+        lines += [dotted("server address", report["address"])] if report.get("address") else []
         lines.append(dotted("refused", f"{report.get('error_kind')}: {report.get('error')}"))
         return "\n".join(lines)
-    lines = [dotted("connected to", f"{report['address']}:{report['port']}")]
+    lines += [dotted("connected to", f"{report['address']}:{report['port']}")]
     if report.get("tls"):
         cert = report.get("peer_certificate") or {}
         subject = ", ".join(f"{k}={v}" for rdn in cert.get("subject", ()) for k, v in rdn) or "(not checked)"
@@ -129,6 +138,22 @@ def client_text(report: dict) -> str:
         lines.append(dotted("TLS", "none: everything below crossed the wire in clear"))
     lines += [dotted("response", report["status"]), dotted("body bytes", str(report["body_bytes"]))]
     return "\n".join(lines)
+
+
+def _browse_lines(report: dict) -> list[str]:
+    """What client.py --browse did: the HSTS store, each request and where the password went."""
+    lines = [dotted("HSTS store", ", ".join(report.get("hsts") or []) or "(empty)")]
+    for step in report.get("steps", []):
+        if step.get("upgraded"):
+            lines.append(dotted("HSTS upgrade", f"{step.get('url')} (nothing sent over plain HTTP)"))
+            continue
+        where = f" → {step['location']}" if step.get("location") else ""
+        lines.append(dotted(step.get("method", "?"), f"{step.get('url')}  {step.get('status')}{where}"))
+    if report.get("ok"):
+        lines.append(dotted("password sent to", str(report.get("secret_sent_to"))))
+    else:
+        lines.append(dotted("refused", f"{report.get('error_kind')}: {report.get('error')}"))
+    return lines
 
 
 # -- scenarios --------------------------------------------------------------------------

@@ -114,3 +114,23 @@ def test_explicit_nonce_lengths_follow_the_rfcs(version, suite, length):
     from labctl.tls.constants import explicit_nonce_length
 
     assert explicit_nonce_length(version, suite) == length
+
+
+def test_client_text_says_how_the_name_was_resolved_and_where_a_browsed_password_went():
+    from labctl.render import client_text
+
+    report = {"ok": True, "tls": True, "address": "10.77.0.20", "port": 443, "version": "TLSv1.3", "cipher": "X",
+              "verify": True, "status": "HTTP/1.1 200 OK", "body_bytes": 66,
+              "resolver": {"via": "dot", "address": "10.77.0.53", "port": 853}}
+    assert "resolved by............. DNS over TLS, 10.77.0.53:853" in client_text(report)
+    assert "resolved by" not in client_text({**report, "resolver": {"via": "system"}})
+    browsed = {"ok": True, "browse": True, "hsts": [], "secret_sent_to": "http://www.lab.test/login",
+               "steps": [{"method": "GET", "url": "http://www.lab.test/login", "status": "HTTP/1.1 301 Moved",
+                          "location": "https://www.lab.test/login"},
+                         {"upgraded": True, "url": "https://www.lab.test/login", "hsts": "www.lab.test"}]}
+    text = client_text(browsed)
+    assert "HSTS store.............. (empty)" in text
+    assert "http://www.lab.test/login  HTTP/1.1 301 Moved → https://www.lab.test/login" in text
+    assert "HSTS upgrade" in text and text.endswith("password sent to........ http://www.lab.test/login")
+    assert "refused................. http: no form" in client_text({**browsed, "ok": False, "error_kind": "http",
+                                                                    "error": "no form"})
