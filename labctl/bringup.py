@@ -93,10 +93,10 @@ def _up(lab: Lab, progress: Progress) -> UpReport:
             report.net = lab.net()
             lab.compose(tags, base).run("up", "--detach", "--no-build", "--remove-orphans", timeout=300)
     step("containers", f"{lab.project} on {report.net}.0/24")
-    server = before.get("server")
-    if how == "filled" and server is not None and server.status == "running":
-        # It kept the old keys in memory (certificates made anew since it started).
-        _restart_server(lab, progress)
+    running = [s for s in KEY_READERS if before.get(s) is not None and before[s].status == "running"]
+    if how == "filled" and running:
+        # They kept the old keys in memory (certificates made anew since they started).
+        _restart_key_readers(lab, running, progress)
 
     report.services = wait_healthy(lab)
     step("health", "all services healthy")
@@ -106,22 +106,28 @@ def _up(lab: Lab, progress: Progress) -> UpReport:
 
 def refresh_certs(lab: Lab, progress: Progress) -> None:
     """Refill the lab's certificate volumes from certs_dir (after `certs --force`), then
-    restart the server, which reads its keys only at start."""
+    restart the services that read their keys only at start (KEY_READERS)."""
     base = images.base_image_name(lab.image_prefix)
     if not images.image_exists(lab.docker, base):
         base, _ = images.ensure_base(lab.docker, lab.image_prefix, lab.home.services, lab.base_source,
                                      progress=lambda m: progress(f"  {m}"), pull_from=lab.pull_from)
     volumes.fill(lab.docker, lab.project, lab.certs_dir, base, force=True)
-    if lab.service_state("server") == "running":
-        _restart_server(lab, progress)
+    running = [s for s in KEY_READERS if lab.service_state(s) == "running"]
+    if running:
+        _restart_key_readers(lab, running, progress)
         wait_healthy(lab)
 
 
-def _restart_server(lab: Lab, progress: Progress) -> None:
-    """The server reads its keys only at start: restart it after its volume was refilled."""
-    progress("  restarting the server so it loads the new keys")
+# The services that read their keys once, at start: server.py, unbound (dns) and nginx (proxy).
+# The wire's attacker reads its own at each attack, the client at each run.
+KEY_READERS = ("server", "dns", "proxy")
+
+
+def _restart_key_readers(lab: Lab, services: list[str], progress: Progress) -> None:
+    """Restart SERVICES (of KEY_READERS) after their volumes were refilled, so they load the new keys."""
+    progress(f"  restarting {', '.join(services)} so {'it loads' if len(services) == 1 else 'they load'} the new keys")
     lab.forget_containers()
-    lab.compose().run("restart", "--timeout", "1", "server", timeout=120)
+    lab.compose().run("restart", "--timeout", "1", *services, timeout=120)
 
 
 def ensure_images(lab: Lab, base: str, progress: Progress) -> tuple[dict[str, str], list[str]]:

@@ -211,16 +211,20 @@ def build_request(args: argparse.Namespace) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def read_response(sock: socket.socket) -> tuple[str, int]:
-    """Read until the server closes; return the status line and body size."""
+def read_all(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes (every request here says Connection: close)."""
     chunks = []
     while True:
         data = sock.recv(1 << 16)
         if not data:
             break
         chunks.append(data)
-    raw = b"".join(chunks)
-    head, _, body = raw.partition(b"\r\n\r\n")
+    return b"".join(chunks)
+
+
+def read_response(sock: socket.socket) -> tuple[str, int]:
+    """Read until the server closes; return the status line and body size."""
+    head, _, body = read_all(sock).partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].decode("latin-1")
     return status, len(body)
 
@@ -319,13 +323,7 @@ def fetch(args: argparse.Namespace, context: ssl.SSLContext, method: str, url: s
                + "\r\n").encode() + body
     with sock:
         sock.sendall(request)
-        chunks = []
-        while True:
-            data = sock.recv(1 << 16)
-            if not data:
-                break
-            chunks.append(data)
-    head, _, content = b"".join(chunks).partition(b"\r\n\r\n")
+        head, _, content = read_all(sock).partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split()[1]) if len(lines[0].split()) > 1 and lines[0].split()[1].isdigit() else 0
     fields = {}

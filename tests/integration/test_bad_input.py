@@ -21,7 +21,7 @@ def test_docker_daemon_not_reachable():
 def test_unknown_service_lists_the_real_ones(command):
     result = labctl(*command)
     assert result.returncode == 2
-    assert_one_line_error(result, r"unknown service 'mailserver'.*wire, server, dns, client")
+    assert_one_line_error(result, r"unknown service 'mailserver'.*wire, server, dns, proxy, client")
 
 
 def test_down_when_nothing_is_up_is_a_no_op():

@@ -46,7 +46,7 @@ def test_smoke_under_compose_v1(tmp_path):
         assert up.returncode == 0, up.stderr
         assert "docker-compose (v1)" in up.stderr
         assert {s["service"]: s["health"] for s in up.json()["services"]} == {
-            "wire": "healthy", "server": "healthy", "dns": "healthy", "client": "healthy"}
+            "wire": "healthy", "server": "healthy", "dns": "healthy", "proxy": "healthy", "client": "healthy"}
         versions = compose_versions(handle.project)
         assert versions and all(v.startswith("1.") for v in versions), versions
         run = handle.run("run", "tls", "--json")

@@ -17,7 +17,7 @@ def test_status_json_lists_every_service_healthy_at_its_address(session_lab):
     net = doc["subnet"].rsplit(".", 1)[0]
     assert {s["service"]: (s["address"], s["health"]) for s in doc["services"]} == {
         "client": (f"{net}.10", "healthy"), "server": (f"{net}.20", "healthy"),
-        "dns": (f"{net}.53", "healthy"), "wire": (f"{net}.254", "healthy")}
+        "dns": (f"{net}.53", "healthy"), "proxy": (f"{net}.30", "healthy"), "wire": (f"{net}.254", "healthy")}
 
 
 def test_status_table_names_roles(session_lab):

@@ -56,7 +56,8 @@ def test_up_from_nothing_then_idempotent_then_down(tmp_path):
         left = project_leftovers(client, handle.project)
         assert left["containers"] == [] and left["networks"] == []
         assert sorted(left["volumes"]) == [f"{handle.project}_{v}" for v in
-                                           ("attacker-certs", "captures", "client-certs", "server-certs")]
+                                           ("attacker-certs", "captures", "client-certs", "dns-certs",
+                                            "proxy-certs", "server-certs")]
         assert handle.run("up").returncode == 0
         listing = handle.run("capture", "list", "--json").json()
         assert [c["name"] for c in listing["captures"]] == ["keep"]
@@ -85,8 +86,10 @@ def test_certs_force_refills_the_running_labs_volumes(tmp_path):
         assert "refilling the certificate volumes" in forced.stderr
         after = handle.lab().exec("client", ["cat", "/certs/ca.crt"], user="lab")[1]
         assert after != before and after == (tmp_path / "certs" / "client" / "ca.crt").read_text()
-        run = handle.run("run", "tls", "--json")
-        assert run.returncode == 0, run.stdout[-1000:] + run.stderr
-        assert run.json()["passed"] is True
+        # The server, the proxy (nginx) and the resolver (unbound) all present the new certificates.
+        for scenario in ("tls", "offload", "encrypted-dns"):
+            run = handle.run("run", scenario, "--json")
+            assert run.returncode == 0, run.stdout[-1000:] + run.stderr
+            assert run.json()["passed"] is True
     finally:
         handle.run("down", "--volumes")

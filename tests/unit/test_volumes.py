@@ -45,16 +45,17 @@ def test_keys_belong_to_the_user_that_reads_them_and_nobody_else(certs_dir):
         if not m.isfile():
             continue
         if name.endswith((".key", "key.pem")):
-            reader = certs.LAB_UID if name.startswith("client-certs/") else 0
+            reader = {"client-certs": certs.LAB_UID, "proxy-certs": certs.WWW_DATA_UID}.get(name.split("/")[0], 0)
             assert (m.uid, m.gid, m.mode) == (reader, reader, 0o600), name
         else:
             assert (m.uid, m.mode) == (0, 0o644), name
 
 
-def test_only_the_clients_folder_is_searchable_by_others(certs_dir):
+def test_only_the_folders_of_unprivileged_readers_are_searchable_by_others(certs_dir):
     found = members(volumes.archive(certs_dir))
-    assert found["client-certs"].mode == 0o755
+    assert found["client-certs"].mode == 0o755 and found["proxy-certs"].mode == 0o755    # "lab", www-data
     assert found["server-certs"].mode == 0o700 and found["attacker-certs"].mode == 0o700
+    assert found["dns-certs"].mode == 0o700
     assert found["server-certs/cases/expired"].mode == 0o700
 
 
