@@ -73,6 +73,13 @@ def test_encrypted_dns_hides_the_question_but_not_the_sni(session_lab, tmp_path)
     assert alpn and "h2" in alpn[0][0].split(",")
     snis = tshark.fields(pcap, f"ip.dst == {net}.20 && tls.handshake.type == 1", "tls.handshake.extensions_server_name")
     assert [row[0] for row in snis] == ["server.lab.test", "server.lab.test"]
+    # The "no ECH" check reads each ClientHello's extension types: the same list, in order, as tshark's.
+    from labctl.tls.analyzer import analyze
+
+    ours = [list(t.client_hello.extensions) for t in analyze(pcap.read_bytes()).tls if t.client_hello]
+    theirs = [[int(x) for x in row[0].split(",")]
+              for row in tshark.fields(pcap, "tls.handshake.type == 1", "tls.handshake.extension.type")]
+    assert ours == theirs and len(ours) == 4
 
 
 def test_encrypted_dns_switched_off_fails_its_checks(session_lab):
