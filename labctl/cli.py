@@ -190,8 +190,17 @@ def cmd_certs(args: argparse.Namespace, io: Output) -> int:
         made = certs.layout(lab.certs_dir)
         verb = "present (use --force to make new ones)"
     else:
-        made = certs.generate(lab.certs_dir)
-        certs.check(lab.certs_dir)
+        up = _is_up_if_reachable(lab, io)
+        # Not under a run's feet: a run reads keys from this folder too (forward-secrecy's stolen
+        # key), so the new set is written, and the lab refilled, within the lab's turn.
+        guard = (turn.taken(lab, "certs --force", io.progress) if up and lab.service_state("wire") == "running"
+                 else contextlib.nullcontext())
+        with guard:
+            made = certs.generate(lab.certs_dir)
+            certs.check(lab.certs_dir)
+            if up:
+                io.progress(f"refilling the certificate volumes of lab '{lab.project}'")
+                bringup.refresh_certs(lab, io.progress)
         verb = "generated"
     if args.json:
         io.result(json.dumps({"schema": "tlslab.certs/1", "dir": str(lab.certs_dir), "status": verb.split()[0],
@@ -201,13 +210,6 @@ def cmd_certs(args: argparse.Namespace, io: Output) -> int:
                                         for f in made]}, indent=2))
     else:
         io.result(render.certs_text(verb, lab.certs_dir, made, tightened))
-    if verb == "generated" and _is_up_if_reachable(lab, io):
-        io.progress(f"refilling the certificate volumes of lab '{lab.project}'")
-        if lab.service_state("wire") == "running":
-            with turn.taken(lab, "certs --force", io.progress):      # not under a run's feet
-                bringup.refresh_certs(lab, io.progress)
-        else:
-            bringup.refresh_certs(lab, io.progress)
     return ExitStatus.OK
 
 
@@ -698,8 +700,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(in certs/ of the clone, LAB_HOME or ~/.local/share/tlslab; LAB_CERTS_DIR "
                                 "overrides) and say which container gets each file", json_flag=True)
     p.add_argument("--force", action="store_true",
-                   help="make a new set even if one exists; a running lab gets it at once (its certificate "
-                        "volumes are refilled and the server restarted); other labs at their next `up`")
+                   help="make a new set even if one exists; a running lab gets it at once, after a run in "
+                        "progress (its certificate volumes are refilled; the server, resolver and proxy "
+                        "restarted); other labs at their next `up`")
 
     p = add("build", cmd_build, "build the base image (pulled, or made from Debian packages) and the "
                                 "service images, without starting anything")

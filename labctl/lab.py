@@ -354,9 +354,13 @@ class Lab:
         An exec goes on inside the container when labctl stops waiting for it
         (Ctrl-C, a timeout on this side): without this, an interrupted run's
         client would still be talking while the next run captures.
+
+        It runs as "lab", the user every run's client process runs as: root in
+        the client container has no CAP_SYS_PTRACE, so it may not read another
+        user's /proc/PID/environ (nor, without CAP_KILL, signal it).
         """
         status, out, _ = self.exec("client", ["python3", "-c", _KILL_TAGGED, f"{RUN_TAG}={run}"],
-                                     tagged=False)
+                                     user="lab", tagged=False)
         return int(out.strip() or 0) if status == 0 and out.strip().isdigit() else 0
 
     def service_state(self, service: str) -> str:

@@ -35,7 +35,7 @@ from .tls.pcapng import to_pcapng
 if TYPE_CHECKING:
     from .verdict import Check, Result
 
-MAX_EVENTS = 100         # arrows per diagram; index.json has every event
+MAX_EVENTS = 150         # arrows per diagram (sslstrip's two browsers make 118); index.json has every event
 
 
 class ReportError(LabError):
@@ -154,10 +154,13 @@ def sequence_svg(name: str, evs: list[Event], lanes: Lanes, limit: int = MAX_EVE
         wide = abs(b - a) > 200
         text_x, anchor = (mid, "middle") if wide else (max(a, b) + 10, "start")
         if ev.kind == "enc":
-            # The padlock sits at the arrow's tail, clear of the head and of the (centred) label.
-            parts.append(_lock(a + 8 if a < b else a - 16, y - 14))
-        parts.append(f'<text x="{text_x:.1f}" y="{y - 5}" text-anchor="{anchor}" class="label {ev.kind}">'
-                     f'{e(label)}</text></g>')
+            # The padlock sits under the arrow's tail, clear of the head and of the label above the line
+            # (a turned arrow sets off toward the wire).
+            heading = (w - a) if turns else (b - a)
+            parts.append(_lock(a + 8 if heading > 0 else a - 16, y + 4))
+        # A turned arrow's label rides above its upper line, not on it.
+        parts.append(f'<text x="{text_x:.1f}" y="{y - (9 if turns else 5)}" text-anchor="{anchor}" '
+                     f'class="label {ev.kind}">{e(label)}</text></g>')
     if len(evs) > limit:
         y = TOP + ROW * len(shown) + 14
         parts.append(f'<text x="{lane_x["client"] - 70}" y="{y}" class="more">… {len(evs) - limit} more '

@@ -39,12 +39,15 @@ CHECKS = ("capture complete", "clients resolved the name over TLS and over HTTPS
 WAYS = ("dot", "doh")
 
 
+def sizes(conn: TlsConnection, direction: str) -> str:
+    """The application_data record lengths one way (bytes), handshake included: what an observer reads
+    of a lookup."""
+    return " ".join(str(r.length) for r in conn.records
+                    if r.direction == direction and r.content_type == APPLICATION_DATA) or "none"
+
+
 def record_sizes(conn: TlsConnection) -> str:
-    """The application_data record lengths each way (bytes): what an observer reads of a lookup."""
-    def sizes(direction: str) -> str:
-        return " ".join(str(r.length) for r in conn.records
-                        if r.direction == direction and r.content_type == APPLICATION_DATA) or "none"
-    return f"↑ {sizes(C2S)} / ↓ {sizes(S2C)}"
+    return f"↑ {sizes(conn, C2S)} / ↓ {sizes(conn, S2C)}"
 
 
 def run(lab: Lab, options: Options = Options(), ways: tuple[str, str] = WAYS) -> attack.AttackResult:
@@ -99,8 +102,11 @@ def run(lab: Lab, options: Options = Options(), ways: tuple[str, str] = WAYS) ->
         else:
             left.append("  asked the system resolver (clear DNS, port 53)")
         left.append(f"  then {report.get('status') if report.get('ok') else 'failed: ' + str(report.get('error'))}")
-    right = [f"resolver {dns}:{port}: {len(conns)} TLS connection(s), records {record_sizes(conns[0])} bytes"
-             for port, conns in to_resolver.items() if conns]
+    right = []
+    for port, conns in to_resolver.items():
+        if conns:
+            right += [f"resolver {dns}:{port}, {render.counted(len(conns), 'TLS connection')}; record sizes (bytes):",
+                      f"  ↑ {sizes(conns[0], C2S)}", f"  ↓ {sizes(conns[0], S2C)}"]
     right += [f"DNS in clear: {d.qtype} {d.name}" + (f" → {', '.join(d.answers)}" if d.response else "")
               for d in clear]
     right += [f"then TLS to {t.flow.server}:{t.flow.server_port}, SNI {t.client_hello.sni}"

@@ -111,8 +111,8 @@ def run(lab: Lab, options: Options = Options(), hsts: bool = True) -> attack.Att
                                        for e in events]
     return attack.AttackResult(
         NAME, TITLE, checks, b.stats, obs, b.pcap, seconds=time.monotonic() - started, lanes=b.lanes,
-        left=(f"typed {SITE}, no HSTS", [f"secret   {stripped_secret}", *step_lines(stripped)]),
-        right=(f"typed {SITE}, HSTS remembered" if hsts else f"typed {SITE}, HSTS off (test)",
+        left=(f"typed {SITE}{START}, no HSTS", [f"secret   {stripped_secret}", *step_lines(stripped)]),
+        right=(f"typed {SITE}{START}, HSTS remembered" if hsts else f"typed {SITE}{START}, HSTS off (test)",
                [f"secret   {hsts_secret}", *step_lines(protected)]),
         secrets=[stripped_secret, hsts_secret],
         revealed=[stripped_secret] if attack.obtained(events, stripped_secret) else [],

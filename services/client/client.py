@@ -57,6 +57,7 @@ GIVE_UP_AFTER = 3        # consecutive network failures in a batch before the re
 DNS_WAYS = ("system", "dot", "doh")
 RESOLVER_NAME = "dns.lab.test"     # the name on the resolver's certificate
 MAX_REDIRECTS = 5
+RCODES = {1: "format error", 2: "server failure", 3: "no such name", 4: "not implemented", 5: "refused"}  # RFC 1035 4.1.1
 
 
 class DnsError(Exception):
@@ -102,7 +103,8 @@ def dns_addresses(message: bytes, qid: int) -> list[str]:
     if rid != qid:
         raise DnsError(f"answer for query {rid}, not ours ({qid})")
     if flags & 0xF:
-        raise DnsError(f"the resolver answered rcode {flags & 0xF}" + (" (no such name)" if flags & 0xF == 3 else ""))
+        rcode = flags & 0xF
+        raise DnsError(f"the resolver answered rcode {rcode}" + (f" ({RCODES[rcode]})" if rcode in RCODES else ""))
     pos = 12
     for _ in range(qdcount):
         pos = _skip_name(message, pos) + 4
@@ -258,6 +260,11 @@ def client(args: argparse.Namespace) -> dict:
         with sock:
             sock.sendall(request)
             report["status"], report["body_bytes"] = read_response(sock)
+        if not report["status"].startswith("HTTP/"):
+            # e.g. an HTTP/2-only server (the resolver's DNS over HTTPS) closing on an HTTP/1.1 request
+            report.update(ok=False, error_kind="http", error="the server closed the connection without an HTTP "
+                          "response" if not report["status"] else f"not an HTTP response: {report['status'][:60]!r}")
+            return report | {"seconds": round(time.monotonic() - started, 4)}
         report["ok"] = True
     except ssl.SSLCertVerificationError as exc:
         report.update(ok=False, error=exc.verify_message or str(exc), error_kind="certificate")
@@ -347,20 +354,24 @@ def browse(args: argparse.Namespace) -> dict:
     report: dict = {"host": args.host, "browse": True, "verify": not args.insecure, "steps": [],
                     "hsts": sorted(args.hsts_preload)}
     context = make_context(args)
-    known = set(args.hsts_preload)
+    known = {host.lower().rstrip(".") for host in args.hsts_preload}     # host names match case-insensitively
     started = time.monotonic()
 
     def go(method: str, url: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
         parts = urllib.parse.urlsplit(url)
-        if parts.scheme == "http" and parts.hostname in known:
-            url = urllib.parse.urlunsplit(("https", parts.hostname, parts.path, parts.query, ""))
+        if parts.scheme == "http" and (parts.hostname or "").rstrip(".") in known:
+            # 8.3: the scheme becomes https; port 80 becomes 443, any other port is kept.
+            netloc = parts.hostname or ""
+            if parts.port not in (None, 80):
+                netloc += f":{parts.port}"
+            url = urllib.parse.urlunsplit(("https", netloc, parts.path, parts.query, ""))
             report["steps"].append({"upgraded": True, "url": url, "hsts": parts.hostname})
         status, fields, content, step = fetch(args, context, method, url, body, report)
         report["steps"].append(step)
         sts = fields.get("strict-transport-security")
         if sts is not None and url.startswith("https://"):      # ignored over plain HTTP (8.1)
             age = hsts_max_age(sts)
-            host = urllib.parse.urlsplit(url).hostname or ""
+            host = (urllib.parse.urlsplit(url).hostname or "").rstrip(".")
             if age:
                 known.add(host)
             else:
@@ -444,15 +455,20 @@ HOST_LABEL = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def _host_name(name: str) -> bool:
+    """Letters, digits and '-', dot-separated labels of at most 63, 253 in all (RFC 1123 2.1)."""
+    return 0 < len(name) <= 253 and all(HOST_LABEL.fullmatch(part) for part in name.rstrip(".").split("."))
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     """Parse and check the arguments; bad ones end here with argparse's error (exit 2)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    browse_port = args.port
     if args.port is None:
         args.port = 80 if args.plain else 443
     for name in (args.host, args.sni):
-        if name is not None and (len(name) > 253 or not all(HOST_LABEL.fullmatch(part)
-                                                             for part in name.rstrip(".").split("."))):
+        if name is not None and not _host_name(name):
             parser.error(f"{name[:60]!r}{'…' if len(name) > 60 else ''} is not a host name "
                          "(letters, digits and '-', dot-separated labels of at most 63, 253 in all)")
     if not 0 < args.port < 65536:
@@ -468,10 +484,26 @@ def parse(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--path {args.path[:40]!r} must start with '/'")
     if (args.hsts_from or args.hsts_preload) and not args.browse:
         parser.error("--hsts-from and --hsts-preload belong to --browse")
-    if args.hsts_from and not args.hsts_from.startswith("https://"):
-        parser.error(f"--hsts-from {args.hsts_from[:40]!r} must be an https:// URL (HSTS is only read over TLS)")
-    if args.browse and args.plain:
-        parser.error("--browse starts over plain HTTP by itself; --plain does not apply")
+    if args.hsts_from is not None:
+        where = urllib.parse.urlsplit(args.hsts_from) if not CONTROL.search(args.hsts_from) else None
+        if where is None or where.scheme != "https" or not where.hostname or not _host_name(where.hostname):
+            parser.error(f"--hsts-from {args.hsts_from[:40]!r} must be an https:// URL with a host name, and no "
+                         "control characters (HSTS is only read over TLS)")
+    for host in args.hsts_preload:
+        if not _host_name(host):
+            parser.error(f"--hsts-preload {host[:40]!r} is not a host name")
+    if args.browse:
+        if args.plain:
+            parser.error("--browse starts over plain HTTP by itself; --plain does not apply")
+        ignored = [flag for flag, value, default in (("--port", browse_port, None), ("--sni", args.sni, None),
+                                                      ("--secret-in", args.secret_in, "cookie"),
+                                                      ("--alpn", args.alpn, "http/1.1"))
+                   if value != default]
+        if ignored:
+            parser.error(f"{ignored[0]} does not apply to --browse (it follows the site's own URLs, and posts the "
+                         "secret as the login form's password)")
+        if not args.secret:
+            parser.error("--browse needs --secret: the password it posts to the login form")
     return args
 
 

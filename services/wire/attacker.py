@@ -19,7 +19,8 @@ Here it stops forwarding some of them and answers itself:
         the password to the attacker in clear. Port 443 is left alone: a
         client that goes to https:// by itself (HSTS) passes untouched.
     attacker.py stop
-        removes the rules and stops the proxy; prints the log as JSON lines.
+        removes the rules and stops the proxy; prints the log as JSON and removes it
+        (it holds what the attacker read in clear: no password stays on the wire).
 
 A client that checks certificates refuses the attacker's certificate, and
 the proxy's log shows the failed handshake and nothing else. A client that
@@ -53,8 +54,10 @@ CERTS = Path("/attacker")
 
 
 def log(event: dict) -> None:
+    """One line of the attacker's log: what it read in clear, secrets and all (root's alone, 0600;
+    `stop` hands it to labctl and removes it)."""
     event["time"] = round(time.time(), 6)
-    with open(LOG, "a") as handle:
+    with open(os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a") as handle:
         handle.write(json.dumps(event) + "\n")
 
 
@@ -274,7 +277,8 @@ def _start(args: argparse.Namespace) -> dict:
     if PIDFILE.exists():
         stop()
     STATE.mkdir(parents=True, exist_ok=True)
-    LOG.write_text("")
+    LOG.unlink(missing_ok=True)
+    os.close(os.open(LOG, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
     pid = os.fork()
     if pid == 0:                                   # the attacker process
         os.setsid()
@@ -320,6 +324,7 @@ def stop() -> dict:
             pass
         PIDFILE.unlink(missing_ok=True)
     events = [json.loads(line) for line in LOG.read_text().splitlines() if line.strip()] if LOG.exists() else []
+    LOG.unlink(missing_ok=True)          # the passwords it read leave the wire with this answer
     return {"running": False, "log": events}
 
 

@@ -113,6 +113,9 @@ def test_sslstrip_reads_the_password_unless_hsts(session_lab, tmp_path):
     assert tshark.fields(pcap, f"ip.src == {net}.254 && tcp.dstport == 443 && tls.handshake.type == 1", "frame.number")
     _, rules, _ = session_lab.lab().exec("wire", ["iptables", "-t", "nat", "-S", "PREROUTING"])
     assert "REDIRECT" not in rules
+    # The attacker's log (the stripped password in it) left the wire with the run.
+    status, _, _ = session_lab.lab().exec("wire", ["test", "-e", "/run/wire/attacker.log"])
+    assert status == 1
 
 
 def test_sslstrip_without_hsts_fails_its_checks(session_lab):
@@ -124,10 +127,18 @@ def test_sslstrip_without_hsts_fails_its_checks(session_lab):
     assert not got["attacker got nothing from the HSTS client"]
 
 
-def test_hsts_from_a_preload_list_works_like_an_earlier_visit(session_lab):
+@pytest.mark.parametrize("preload", ["www-local.lab.test", "WWW-Local.Lab.Test"])   # RFC 6797 8.2: any case
+def test_hsts_from_a_preload_list_works_like_an_earlier_visit(session_lab, preload):
     lab = session_lab.lab()
     status, out, _ = lab.exec("client", ["python3", "/app/client.py", "www-local.lab.test", "--browse", "--path",
-                                         "/login", "--secret", "x", "--hsts-preload", "www-local.lab.test"], user="lab")
+                                         "/login", "--secret", "x", "--hsts-preload", preload], user="lab")
     report = json.loads(out)
     assert report["ok"] and report["steps"][0]["upgraded"]
-    assert all(s["url"].startswith("https://") for s in report["steps"])
+    assert all(s["url"].startswith("https://") for s in report["steps"] if not s.get("upgraded"))
+
+
+def test_a_server_that_answers_no_http_is_a_failed_exchange(session_lab):
+    # The resolver's :443 speaks only HTTP/2 (DNS over HTTPS): the client's HTTP/1.1 gets no response.
+    result = session_lab.run("client", "dns.lab.test", "--secret", "x")
+    assert result.returncode == 1
+    assert "http: the server closed the connection without an HTTP response" in result.stdout

@@ -129,6 +129,37 @@ def test_ctrl_c_leaves_no_capture_running_and_no_half_written_file(lab, tmp_path
     assert not [c for c in listing if c["running"]]
 
 
+def client_processes(lab) -> list[str]:
+    _, out, _ = lab.lab().exec("client", ["sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '; true"])
+    return out.split()
+
+
+def test_ctrl_c_stops_the_clients_own_processes_too(lab):
+    # A download that would outlive labctl by seconds: interrupted, its client.py must go at once,
+    # or it talks on into the next run's capture.
+    run = spawn(lab, "client", "server.lab.test", "--path", "/bytes/1073741824", "--secret", "x")
+    deadline = time.monotonic() + 30
+    while "/app/client.py" not in client_processes(lab) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "/app/client.py" in client_processes(lab), "the client never started"
+    run.send_signal(signal.SIGINT)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 130, (out[-300:], err)
+    assert "/app/client.py" not in client_processes(lab)
+
+
+def test_a_tagged_run_process_of_the_lab_user_is_found_and_killed(lab):
+    from labctl.lab import RUN_TAG
+
+    container = lab.lab().container("client")
+    container.exec_run(["sleep", "300"], user="lab", detach=True, environment={RUN_TAG: "run-tagged-test"})
+    deadline = time.monotonic() + 10
+    while "300" not in client_processes(lab) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert lab.lab().kill_run_processes("run-tagged-test") == 1
+    assert "300" not in client_processes(lab)
+
+
 def test_a_server_that_cannot_load_its_key_is_named_with_the_file(lab):
     """A service that exits at start says why in its own log; labctl quotes it instead of guessing."""
     import docker

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
 import docker
 import pytest
 
@@ -91,5 +96,22 @@ def test_certs_force_refills_the_running_labs_volumes(tmp_path):
             run = handle.run("run", scenario, "--json")
             assert run.returncode == 0, run.stdout[-1000:] + run.stderr
             assert run.json()["passed"] is True
+        # Not under a run's feet: while a run holds the lab's turn, not even the host's files change
+        # (forward-secrecy reads the server's key from there mid-run).
+        from labctl import turn
+
+        key = tmp_path / "certs" / "server" / "server-rsa.key"
+        held = key.read_bytes()
+        with turn.taken(handle.lab(), "a test's run", lambda _: None):
+            waiting = subprocess.Popen([sys.executable, "-m", "labctl", "--project", handle.project, "certs", "--force"],
+                                       env={**os.environ, **handle.env}, stdout=subprocess.PIPE,
+                                       stderr=subprocess.PIPE, text=True)
+            time.sleep(3)
+            assert waiting.poll() is None and key.read_bytes() == held
+        out, err = waiting.communicate(timeout=120)
+        assert waiting.returncode == 0, err
+        assert "waiting" in err and key.read_bytes() != held
+        run = handle.run("run", "forward-secrecy", "--json")
+        assert run.returncode == 0 and run.json()["passed"] is True, run.stdout[-1000:]
     finally:
         handle.run("down", "--volumes")

@@ -35,6 +35,12 @@ def answer(qid: int, query: bytes, addresses: list[str], rcode: int = 0) -> byte
     return struct.pack("!HHHHHH", qid, 0x8180 | rcode, 1, len(addresses), 0, 0) + question + records
 
 
+def test_a_refusing_resolver_is_named():
+    qid, query = client.dns_query("example.com")
+    with pytest.raises(client.DnsError, match=r"rcode 5 \(refused\)"):
+        client.dns_addresses(answer(qid, query, [], rcode=5), qid)
+
+
 def test_a_dns_answer_gives_its_addresses_and_a_strangers_is_refused():
     qid, query = client.dns_query("server.lab.test")
     assert query[12:].startswith(b"\x06server\x03lab\x04test\x00")
@@ -68,6 +74,16 @@ def test_the_login_form_is_found_and_a_page_without_one_is_not():
     (["www.lab.test", "--browse", "--hsts-from", "http://www.lab.test/"], "must be an https:// URL"),
     (["www.lab.test", "--browse", "--plain"], "--plain does not apply"),
     (["www.lab.test", "--dns", "dnscrypt"], "invalid choice"),
+    (["www.lab.test", "--browse", "--secret", "x", "--hsts-from", "https://www.lab.test/\r\nX-Injected: yes"],
+     "no control characters"),
+    (["www.lab.test", "--browse", "--secret", "x", "--hsts-from", "https://"], "with a host name"),
+    (["www.lab.test", "--browse", "--secret", "x", "--hsts-preload", ""], "is not a host name"),
+    (["www.lab.test", "--browse", "--secret", "x", "--hsts-preload", "bad host!"], "is not a host name"),
+    (["www.lab.test", "--browse", "--secret", "x", "--port", "8443"], "--port does not apply to --browse"),
+    (["www.lab.test", "--browse", "--secret", "x", "--sni", "a.lab.test"], "--sni does not apply"),
+    (["www.lab.test", "--browse", "--secret", "x", "--secret-in", "form"], "--secret-in does not apply"),
+    (["www.lab.test", "--browse", "--secret", "x", "--alpn", "h2"], "--alpn does not apply"),
+    (["www.lab.test", "--browse"], "--browse needs --secret"),
 ])
 def test_client_refuses_options_that_do_not_go_together(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
