@@ -39,7 +39,7 @@ from common import labctl  # noqa: E402  (benchmarks/common.py puts the reposito
 
 from labctl import bringup, images, volumes  # noqa: E402
 from labctl.compose import find_tool  # noqa: E402
-from labctl.lab import Lab  # noqa: E402
+from labctl.lab import SERVICES, Lab  # noqa: E402
 
 
 def raw_compose_up(project: str, env: dict[str, str], client: docker.DockerClient) -> float:
@@ -68,7 +68,7 @@ def raw_compose_up(project: str, env: dict[str, str], client: docker.DockerClien
             argv = ["/bin/sh", "-c", test[1]] if test[0] == "CMD-SHELL" else test[1:]
             if health == "healthy" or c.exec_run(argv).exit_code == 0:
                 ready.add(c.name)
-        if len(ready) == 4:
+        if len(ready) == len(SERVICES):
             break
         if time.perf_counter() > deadline:
             raise SystemExit(f"raw compose: not healthy after 60 s: {sorted(ready)} ready")
