@@ -13,7 +13,7 @@ gitignored; `labctl certs --force` makes it all anew):
     client/client-untrusted.{crt,key}  one from a CA the server does not trust
     attacker/                    the attacker's CA and its forged server.lab.test (the wire, in attacks)
     dns/dns.lab.test.{crt,key}   the encrypted resolver's (DNS over TLS and over HTTPS)
-    proxy/www.lab.test.{crt,key} the reverse proxy's: www, www-tls and www-local .lab.test
+    proxy/www.lab.test.{crt,key} the reverse proxy's: www, www-tls, www-local and www-wrongname .lab.test
     proxy/ca.crt                 the CA, for checking the backend's certificate
 
 No container sees this folder. `labctl up` copies each subfolder but ca/
@@ -41,8 +41,9 @@ SERVER_NAME = "server.lab.test"
 RESOLVER_NAME = "dns.lab.test"
 # The reverse proxy's names (services/proxy/nginx.conf): TLS ends at the proxy
 # and the request goes on to the application in clear, over TLS, or over the
-# proxy's own loopback.
-PROXY_NAMES = ("www.lab.test", "www-tls.lab.test", "www-local.lab.test")
+# proxy's own loopback; the last expects a backend name the server's certificate
+# does not carry (nginx refuses it).
+PROXY_NAMES = ("www.lab.test", "www-tls.lab.test", "www-local.lab.test", "www-wrongname.lab.test")
 KEY_TYPES = ("rsa", "ecdsa")
 
 
@@ -348,10 +349,23 @@ def ensure(certs_dir: Path) -> str:
     return f"{how} (made owner-only: {', '.join(tightened)})" if tightened else how
 
 
+def _names_missing(cert: Path, names: tuple[str, ...]) -> bool:
+    """True when CERT (PEM) is not for every one of NAMES: a set made before a name was added."""
+    from cryptography import x509
+
+    try:
+        sans = x509.load_pem_x509_certificate(cert.read_bytes()).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return True
+    return not set(names) <= set(sans)
+
+
 def _ensure_present(certs_dir: Path) -> str:
     missing_cases = not all(f.path.is_file() for f in layout(certs_dir)
                             if "cases" in f.path.parts or "attacker" in f.path.parts
                             or f.path.name.startswith("client-") or f.path.parts[-2] in ("dns", "proxy"))
+    missing_cases = missing_cases or _names_missing(certs_dir / "proxy" / f"{PROXY_NAMES[0]}.crt", PROXY_NAMES)
     if missing_cases and (certs_dir / "ca" / "ca.key").is_file():
         import trustme
 

@@ -10,19 +10,23 @@ path of both hops: the client→proxy hop is ciphertext, the proxy→application
 hop carries the secret in clear. Then the two fixes, side by side: TLS to the
 backend as well (nginx verifies the application server's certificate against
 the lab CA and its name), or the application on the proxy's own loopback, so
-the clear hop never crosses a network.
+the clear hop never crosses a network. And the check that makes the second
+TLS hop worth having: a name whose backend should be wrong-host.lab.test,
+where the server's certificate is for other.lab.test, gets a 502 from nginx.
 
-What to look for in the capture: three TLS connections from the client to
-the proxy (SNI www, www-tls and www-local .lab.test), then the proxy's own
-connections to the server: one plain HTTP to port 80 with the first secret
-readable, one TLS to port 443 (SNI server.lab.test); for www-local none.
+What to look for in the capture: four TLS connections from the client to
+the proxy (SNI www, www-tls, www-local and www-wrongname .lab.test) and,
+while each is open, the proxy's own connections to the server: plain HTTP to
+port 80 with the first secret readable; TLS to port 443 (SNI
+server.lab.test); none for www-local; TLS to port 443 (SNI
+wrong-host.lab.test) that ends before any request.
 """
 
 from __future__ import annotations
 
 import time
 
-from .. import attack, render, runner
+from .. import attack, runner
 from ..certs import PROXY_NAMES, SERVER_NAME
 from ..lab import Lab
 from ..tls.analyzer import C2S, S2C, Flow, Observation
@@ -34,8 +38,10 @@ NAME = "offload"
 TITLE = "TLS offload: a reverse proxy ends TLS, and the hop behind it"
 CHECKS = ("capture complete", "clients reached the proxy over TLS", "secret not in clear on the client→proxy hop",
           "secret in clear on the proxy→application hop", "TLS to the backend: secret on neither hop",
+          "the proxy checks the backend's certificate (a wrong name gets 502)",
           "application on the proxy's loopback: secret on neither hop, no second hop on the wire")
-CLEAR, TLS_BACKEND, LOOPBACK = PROXY_NAMES       # www, www-tls, www-local .lab.test (services/proxy/nginx.conf)
+# www, www-tls, www-local, www-wrongname .lab.test (services/proxy/nginx.conf)
+CLEAR, TLS_BACKEND, LOOPBACK, WRONG_NAME = PROXY_NAMES
 
 
 def carrying(obs: Observation, secret: str, flows: list[Flow]) -> list[str]:
@@ -55,12 +61,20 @@ def hop_lines(obs: Observation, flow: Flow) -> list[str]:
             f"{sum(1 for r in tls.records if r.type_name == 'application_data')} application_data records"]
 
 
+def behind(front: Flow | None, back: list[Flow]) -> list[Flow]:
+    """The proxy's connections to the server made while FRONT (a client's connection to the proxy) was
+    open: the hop behind that one request (the client runs one request at a time)."""
+    if front is None:
+        return []
+    return [f for f in back if front.first_seen <= f.first_seen <= front.last_seen]
+
+
 def run(lab: Lab, options: Options = Options(), fixes: tuple[str, str] = (TLS_BACKEND, LOOPBACK)
         ) -> attack.AttackResult:
     """FIXES names the proxy's host names the two fixed runs use; a test passes (CLEAR, CLEAR) to switch
     the fixes off and holds their checks to failing."""
     started = time.monotonic()
-    names = (CLEAR, *fixes)
+    names = (CLEAR, *fixes, WRONG_NAME)
     secrets = [runner.new_secret() for _ in names]
     b = runner.batch(lab, NAME, [[name, "--secret", secret] for name, secret in zip(names, secrets)])
     obs = b.observation
@@ -68,10 +82,16 @@ def run(lab: Lab, options: Options = Options(), fixes: tuple[str, str] = (TLS_BA
     front = [f for f in obs.flows if f.proto == "tcp" and f.client == client and f.server == proxy]
     back = [f for f in obs.flows if f.proto == "tcp" and f.client == proxy and f.server == server]
     hellos = [t.client_hello.sni or "" for t in obs.tls if t.flow in front and t.client_hello]
-    ok = [r for r in b.reports if r.get("ok") and r.get("address") == proxy and r.get("version") == "TLSv1.3"]
-    clear_back = [f for f in back if f.server_port == 80]
-    tls_back = [t for t in obs.tls if t.flow in back and t.flow.server_port == 443]
-    backend_sni = tls_back[0].client_hello.sni if tls_back and tls_back[0].client_hello else None
+    answered = [r for r in b.reports if r.get("ok") and r.get("address") == proxy and r.get("version") == "TLSv1.3"]
+    # Each request's own hop behind the proxy, by the time its client's connection was open.
+    hops = [behind(next((f for f in front if f.client_port == r.get("local_port")), None), back) for r in b.reports]
+    clear_hop, tls_hop, local_hop, wrong_hop = hops
+    tls_of = {id(t.flow): t for t in obs.tls}
+
+    def tls_to_server(flows: list[Flow]) -> list[str]:
+        """The SNI of each TLS connection among FLOWS to the server's port 443."""
+        hellos = [tls_of[id(f)].client_hello for f in flows if f.server_port == 443 and id(f) in tls_of]
+        return [str(hello.sni) for hello in hellos if hello is not None]
 
     def absent(secret: str) -> tuple[bool, str]:
         places = obs.find(secret.encode())
@@ -80,23 +100,32 @@ def run(lab: Lab, options: Options = Options(), fixes: tuple[str, str] = (TLS_BA
 
     tls_gone, tls_where = absent(secrets[1])
     local_gone, local_where = absent(secrets[2])
+    wrong_gone, _ = absent(secrets[3])
+    wrong_status = str(b.reports[3].get("status", ""))
     checks = [
         runner.check_capture(b.stats),
-        Check(CHECKS[1], len(ok) == 3 and sorted(hellos) == sorted(names),
-              f"{len(ok)} of 3 clients got {', '.join(str(r.get('status')) for r in b.reports)} over TLS 1.3 from "
-              f"{proxy}; ClientHello SNI {', '.join(str(h) for h in hellos) or 'none'}"),
+        Check(CHECKS[1], len(answered) == len(names) and sorted(hellos) == sorted(names),
+              f"{len(answered)} of {len(names)} clients got an HTTP answer over TLS 1.3 from {proxy} "
+              f"({', '.join(str(r.get('status', r.get('error'))) for r in b.reports)}); "
+              f"ClientHello SNI {', '.join(hellos) or 'none'}"),
         Check(CHECKS[2], bool(front) and not carrying(obs, secrets[0], front),
               f"{len(front)} client→proxy connections searched; "
               f"{', '.join(carrying(obs, secrets[0], front)) or 'the secret is in none'}"),
-        Check(CHECKS[3], bool(carrying(obs, secrets[0], clear_back)),
-              f"readable in {', '.join(carrying(obs, secrets[0], clear_back)) or 'no proxy→application stream'}"),
-        Check(CHECKS[4], tls_gone and bool(tls_back) and backend_sni == SERVER_NAME and bool(b.reports[1].get("ok")),
-              f"{tls_where}; the proxy's hop: "
-              + (f"TLS to {tls_back[0].flow.server}:443, SNI {backend_sni}, certificate verified by nginx "
-                 f"(the client got {b.reports[1].get('status')})" if tls_back else "no TLS to the backend")),
-        Check(CHECKS[5], local_gone and len(back) == 2 and bool(b.reports[2].get("ok")),
-              f"{local_where}; the proxy made {render.counted(len(back), 'connection')} to the server "
-              f"for 3 requests ({', '.join(sorted(f':{f.server_port}' for f in back)) or 'none'})"),
+        Check(CHECKS[3], bool(carrying(obs, secrets[0], clear_hop)),
+              f"readable in {', '.join(carrying(obs, secrets[0], clear_hop)) or 'no proxy→application stream'}"),
+        Check(CHECKS[4], tls_gone and tls_to_server(tls_hop) == [SERVER_NAME] and bool(b.reports[1].get("ok"))
+              and " 200 " in f"{b.reports[1].get('status')} ",
+              f"{tls_where}; the proxy's hop: " + (f"TLS to {server}:443, SNI {', '.join(tls_to_server(tls_hop))}; "
+                                                   f"the client got {b.reports[1].get('status')}"
+                                                   if tls_to_server(tls_hop) else "no TLS to the server")),
+        Check(CHECKS[5], " 502 " in f"{wrong_status} " and tls_to_server(wrong_hop) == ["wrong-host.lab.test"]
+              and wrong_gone,
+              f"{WRONG_NAME}: nginx asked the server for wrong-host.lab.test (SNI "
+              f"{', '.join(tls_to_server(wrong_hop)) or 'none seen'}), whose certificate there (the verify "
+              f"case) is for other.lab.test, and answered the client {wrong_status or b.reports[3].get('error')}"),
+        Check(CHECKS[6], local_gone and not local_hop and bool(b.reports[2].get("ok")),
+              f"{local_where}; the proxy's connections to the server while that request was open: "
+              f"{len(local_hop)} (of {len(back)} for {len(names)} requests)"),
     ]
     left = []
     for name, secret, report in zip(names, secrets, b.reports):
@@ -104,15 +133,15 @@ def run(lab: Lab, options: Options = Options(), fixes: tuple[str, str] = (TLS_BA
                  f"  {report.get('status') if report.get('ok') else 'failed: ' + str(report.get('error'))}"
                  f" over {report.get('version')} to {report.get('address')}"]
     right = []
-    for flow in sorted(back, key=lambda f: f.first_seen):
-        right += hop_lines(obs, flow)
-    right.append(f"{LOOPBACK}: to 127.0.0.1:8080 inside the proxy — not on any network, not on the wire"
-                 if len(back) == 2 else f"{len(back)} proxy→server connections")
+    for name, hop in zip(names, hops):
+        right.append(f"{name}:")
+        right += [f"  {line}" for flow in hop for line in hop_lines(obs, flow)] or [
+            "  nothing on the wire: 127.0.0.1:8080 inside the proxy" if name == LOOPBACK else "  nothing"]
     return attack.AttackResult(
         NAME, TITLE, checks, b.stats, obs, b.pcap, seconds=time.monotonic() - started, lanes=b.lanes,
         left=("client → proxy (TLS ends at the proxy)", left),
         right=("proxy → application, as the wire saw it", right),
-        secrets=secrets, revealed=[secrets[0]] if carrying(obs, secrets[0], clear_back) else [],
+        secrets=secrets, revealed=[secrets[0]] if carrying(obs, secrets[0], clear_hop) else [],
         notes=[f"the proxy is nginx at {proxy} (services/proxy/nginx.conf); the application is the lab's "
                f"server at {server}: a name per way of reaching it"],
         data={"reports": b.reports, "backend": [f.to_dict() for f in back]})

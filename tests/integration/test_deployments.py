@@ -37,19 +37,21 @@ def secret_of(report: dict) -> str:
 def test_offload_the_hop_behind_the_proxy_carries_the_secret_in_clear(session_lab, tmp_path):
     doc, pcap = run(session_lab, "offload", tmp_path)
     net = session_lab.lab().net()
-    clear, over_tls, local = (secret_of(r) for r in doc["reports"])
+    clear, over_tls, local, wrong = (secret_of(r) for r in doc["reports"])
     # tshark: the first secret in an HTTP Cookie from the proxy to the server's port 80, nowhere else.
     cookies = tshark.fields(pcap, f"http.cookie && ip.src == {net}.30 && tcp.dstport == 80", "http.cookie")
     assert [row[0] for row in cookies] == [f"session={clear}"]
     assert not tshark.fields(pcap, f'frame contains "{clear}" && ip.src == {net}.10', "frame.number")
-    for hidden in (over_tls, local):
+    for hidden in (over_tls, local, wrong):
         assert hidden.encode() not in pcap.read_bytes()
-    # The fixed hop: TLS from the proxy to the server, SNI server.lab.test (nginx proxy_ssl_server_name).
+    # The fixed hop: TLS from the proxy to the server, SNI server.lab.test (nginx proxy_ssl_server_name);
+    # then the wrong name's, refused by nginx: the client got nginx's 502.
     snis = tshark.fields(pcap, f"tls.handshake.type == 1 && ip.src == {net}.30", "tls.handshake.extensions_server_name")
-    assert [row[0] for row in snis] == ["server.lab.test"]
-    # Two proxy→server connections for three requests: the loopback one never reached the wire.
+    assert [row[0] for row in snis] == ["server.lab.test", "wrong-host.lab.test"]
+    assert doc["reports"][3]["status"].startswith("HTTP/1.1 502")
+    # Three proxy→server connections for four requests: the loopback one never reached the wire.
     syns = tshark.fields(pcap, f"tcp.flags.syn == 1 && tcp.flags.ack == 0 && ip.src == {net}.30", "tcp.dstport")
-    assert sorted(row[0] for row in syns) == ["443", "80"]
+    assert sorted(row[0] for row in syns) == ["443", "443", "80"]
 
 
 def test_offload_fixes_switched_off_fail_their_checks(session_lab):

@@ -158,6 +158,23 @@ def test_an_older_set_is_completed_with_the_same_ca(certs_dir, tmp_path):
     assert certs.ensure(old) == "present"
 
 
+def test_a_proxy_certificate_made_before_a_name_was_added_is_made_anew(certs_dir, tmp_path):
+    import trustme
+
+    old = copy_set(certs_dir, tmp_path / "old")
+    ca = trustme.CA.from_pem((old / "ca" / "ca.crt").read_bytes(), (old / "ca" / "ca.key").read_bytes())
+    earlier = ca.issue_cert(*certs.PROXY_NAMES[:3])             # the proxy's names before www-wrongname
+    (old / "proxy" / "www.lab.test.crt").write_bytes(b"".join(b.bytes() for b in earlier.cert_chain_pems))
+    (old / "proxy" / "www.lab.test.key").write_bytes(earlier.private_key_pem.bytes())
+    assert certs.ensure(old) == "completed"
+    from cryptography import x509
+
+    cert = x509.load_pem_x509_certificate((old / "proxy" / "www.lab.test.crt").read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert set(certs.PROXY_NAMES) <= set(sans)
+    assert certs.ensure(old) == "present"
+
+
 def test_an_interrupted_regeneration_leaves_the_old_set_whole(tmp_path, monkeypatch):
     """Ctrl-C during `certs --force`: never a new CA beside the old leaves, and no half folder left."""
     folder = tmp_path / "certs"
