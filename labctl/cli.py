@@ -779,7 +779,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, io: Output | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command == "client":
+        # The client's own options before HOST (`labctl client --browse www.lab.test`): argparse sets
+        # them aside, in order, and its REMAINDER starts at HOST; together they are the client's line.
+        args.client_args = [*unknown, *args.client_args]
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     io = io or Output(quiet=args.quiet)
     if args.command == "capture":
         if args.action != "list" and not args.name:

@@ -61,7 +61,7 @@ def sequence(result: Result, lanes: Lanes | None = None) -> list[Event]:
 
 LANE_X = {"client": 150, "wire": 470, "server": 790, "dns": 1010}
 # With the proxy's lane (drawn only where a packet went to or from it): between the wire and the server.
-PROXY_LANE_X = {"client": 150, "wire": 470, "proxy": 700, "server": 920, "dns": 1110}
+PROXY_LANE_X = {"client": 150, "wire": 470, "proxy": 790, "server": 1060, "dns": 1250}
 SEQ_WIDTH = 1090
 ROW = 30
 
@@ -179,8 +179,9 @@ LEGEND = ('<div class="legend" aria-label="legend">'
           '<text x="486" y="15" class="small">TCP control (dotted)</text></svg>'
           '<p class="small">Arrows in capture order, evenly spaced (times at left); each goes from the lane that '
           'sent the packet to the lane it reached: what the wire forwarded crosses it, what the wire sent itself '
-          'starts at the wire, what it intercepted ends there. Sizes are TLS record lengths (ciphertext) or UDP/TCP '
-          'payload bytes. Pure ACKs are not drawn. "→ X" after an encrypted record is what it carried, from the '
+          'starts at the wire, what it intercepted ends there; between two lanes on the same side of the wire '
+          '(the proxy and the server) an arrow runs to the wire and turns there, since the packet went through '
+          'it. Sizes are TLS record lengths (ciphertext) or UDP/TCP payload bytes. Pure ACKs are not drawn. "→ X" after an encrypted record is what it carried, from the '
           'lab\'s key log: an observer sees only its type and size.</p></div>')
 
 

@@ -318,7 +318,10 @@ def fetch(args: argparse.Namespace, context: ssl.SSLContext, method: str, url: s
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     step: dict = {"method": method, "url": url}
-    address = resolve(args, host, port, report)
+    try:
+        address = resolve(args, host, port, report)
+    except socket.gaierror as exc:
+        raise DnsError(f"{host}: {exc.strerror}") from None
     raw = socket.create_connection((address, port), timeout=args.timeout)
     step.update(address=address, local_port=raw.getsockname()[1])
     sock: socket.socket = context.wrap_socket(raw, server_hostname=host) if parts.scheme == "https" else raw
@@ -393,7 +396,8 @@ def browse(args: argparse.Namespace) -> dict:
         finder = FormFinder()
         finder.feed(content.decode("utf-8", "replace"))
         if finder.action is None:
-            raise ValueError(f"no login form at {url} ({report['steps'][-1].get('status')})")
+            last = report["steps"][-1]              # where it really went (after any HSTS upgrade)
+            raise ValueError(f"no login form at {last.get('url')} ({last.get('status')})")
         action = urllib.parse.urljoin(url, finder.action)
         form = urllib.parse.urlencode({"user": "student", "password": args.secret or ""}).encode()
         report["form_action"] = action
@@ -486,6 +490,10 @@ def parse(argv: list[str]) -> argparse.Namespace:
         parser.error("--hsts-from and --hsts-preload belong to --browse")
     if args.hsts_from is not None:
         where = urllib.parse.urlsplit(args.hsts_from) if not CONTROL.search(args.hsts_from) else None
+        try:
+            _ = where.port if where else None            # urllib raises on a port out of range
+        except ValueError:
+            where = None
         if where is None or where.scheme != "https" or not where.hostname or not _host_name(where.hostname):
             parser.error(f"--hsts-from {args.hsts_from[:40]!r} must be an https:// URL with a host name, and no "
                          "control characters (HSTS is only read over TLS)")

@@ -49,6 +49,11 @@ def test_offload_the_hop_behind_the_proxy_carries_the_secret_in_clear(session_la
     snis = tshark.fields(pcap, f"tls.handshake.type == 1 && ip.src == {net}.30", "tls.handshake.extensions_server_name")
     assert [row[0] for row in snis] == ["server.lab.test", "wrong-host.lab.test"]
     assert doc["reports"][3]["status"].startswith("HTTP/1.1 502")
+    # ... after a full handshake on that hop (no pre_shared_key, ext 41, in its ServerHello): the server
+    # did send the certificate nginx refused, rather than resume the session www-tls made.
+    [[stream]] = tshark.fields(pcap, 'tls.handshake.extensions_server_name == "wrong-host.lab.test"', "tcp.stream")
+    [[types]] = tshark.fields(pcap, f"tcp.stream == {stream} && tls.handshake.type == 2", "tls.handshake.extension.type")
+    assert "41" not in types.split(","), types
     # Three proxy→server connections for four requests: the loopback one never reached the wire.
     syns = tshark.fields(pcap, f"tcp.flags.syn == 1 && tcp.flags.ack == 0 && ip.src == {net}.30", "tcp.dstport")
     assert sorted(row[0] for row in syns) == ["443", "443", "80"]

@@ -287,3 +287,25 @@ def test_a_big_capture_is_read_in_bounded_memory_and_says_so(tmp_path, monkeypat
     assert a["flows"] == b["flows"]
     _, text, _ = run_cli("analyze", str(pcap))
     assert "read in bounded memory" in text
+
+
+def test_the_clients_options_may_come_before_its_host(monkeypatch):
+    """`labctl client --browse www.lab.test --secret x`: the options before HOST go to the client too,
+    in order (argparse's REMAINDER starts only at HOST); anything else unknown is still an error."""
+    seen = {}
+
+    def fake_client(args, io):
+        seen["client_args"] = args.client_args
+        return 0
+
+    import labctl.cli as cli
+
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["client"].set_defaults(func=fake_client)
+    assert main(["client", "--dns", "dot", "--browse", "www.lab.test", "--secret", "x"],
+                Output(io.StringIO(), io.StringIO())) == 0
+    assert seen["client_args"] == ["--dns", "dot", "--browse", "www.lab.test", "--secret", "x"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["status", "--browse"], Output(io.StringIO(), io.StringIO()))
+    assert exit_info.value.code == 2

@@ -77,6 +77,7 @@ def test_the_login_form_is_found_and_a_page_without_one_is_not():
     (["www.lab.test", "--browse", "--secret", "x", "--hsts-from", "https://www.lab.test/\r\nX-Injected: yes"],
      "no control characters"),
     (["www.lab.test", "--browse", "--secret", "x", "--hsts-from", "https://"], "with a host name"),
+    (["www.lab.test", "--browse", "--secret", "x", "--hsts-from", "https://www.lab.test:99999/"], "with a host name"),
     (["www.lab.test", "--browse", "--secret", "x", "--hsts-preload", ""], "is not a host name"),
     (["www.lab.test", "--browse", "--secret", "x", "--hsts-preload", "bad host!"], "is not a host name"),
     (["www.lab.test", "--browse", "--secret", "x", "--port", "8443"], "--port does not apply to --browse"),
